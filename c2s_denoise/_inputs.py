@@ -1,0 +1,147 @@
+"""Turning user input into volumes and back (the estimator's input layouts).
+
+Accepted layouts (see :class:`c2s_denoise.C2SDenoiser`):
+
+- 2-D array ``(n_samples, n_features)``: each row is one image of shape ``image_shape``
+  (default ``(1, n_features)``: a one-pixel-high image). This is what scikit-learn's tabular
+  tools pass around.
+- 3-D array ``(n, H, W)``: ``n`` independent images.
+- 4-D array ``(n, D, H, W)``: ``n`` volumes, denoised slice by slice.
+- list of arrays, each ``(H, W)`` or ``(D, H, W)``, sizes may differ.
+
+Every image or volume is one *normalisation unit*: it is scaled by its own intensity scale and
+has its own noise level, so the result for one item never depends on the other items.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import sparse
+from sklearn.utils.validation import check_array
+
+__all__ = ["Layout", "split_volumes", "join_volumes", "intensity_scale"]
+
+
+@dataclass
+class Layout:
+    """How to put denoised volumes back into the caller's layout."""
+
+    kind: str  # "rows", "array" or "list"
+    shapes: list[tuple[int, ...]]
+    dtypes: list[np.dtype]
+    array_shape: tuple[int, ...] | None = None
+
+
+def _output_dtype(dtype: np.dtype) -> np.dtype:
+    return dtype if dtype in (np.float32, np.float64) else np.dtype(np.float64)
+
+
+def _check_image_array(array: object, *, name: str, allow_nd: bool = True) -> np.ndarray:
+    """Validate one array: numeric, real, finite, non-empty (no copy unless needed)."""
+    checked = check_array(
+        array,
+        dtype=[np.float64, np.float32],
+        allow_nd=allow_nd,
+        ensure_2d=False,
+        ensure_all_finite=True,
+        ensure_min_samples=1,
+        input_name=name,
+    )
+    if checked.ndim < 2:
+        raise ValueError(f"{name} must be at least 2-D (an image (H, W)), got shape {checked.shape}")
+    if 0 in checked.shape:
+        raise ValueError(f"{name} has a zero-size dimension: shape {checked.shape}")
+    return checked
+
+
+def _reject_complex(X: object, name: str) -> None:
+    dtype = getattr(X, "dtype", None)
+    if dtype is None:
+        dtype = np.asarray(X).dtype
+    if np.dtype(dtype).kind == "c":
+        raise ValueError(
+            f"Complex data not supported: {name} is complex; C2S denoises magnitude images, pass np.abs(data)"
+        )
+
+
+def split_volumes(X: object, image_shape: tuple[int, int] | None, validate_rows) -> tuple[list[np.ndarray], Layout]:
+    """Return ``(volumes, layout)`` with each volume a float array ``(D, H, W)``.
+
+    Parameters
+    ----------
+    X : array-like or list of array-like
+        The caller's input.
+    image_shape : tuple of int or None
+        Shape of each row for 2-D input.
+    validate_rows : callable
+        ``validate_rows(X) -> ndarray``: the estimator's ``validate_data`` for 2-D input (it
+        records or checks ``n_features_in_``).
+    """
+    if isinstance(X, (list, tuple)) and len(X) > 0 and all(np.ndim(item) >= 2 for item in X):
+        volumes, shapes, dtypes = [], [], []
+        for index, item in enumerate(X):
+            _reject_complex(item, f"X[{index}]")
+            original_dtype = np.asarray(item).dtype
+            array = _check_image_array(item, name=f"X[{index}]")
+            if array.ndim == 2:
+                volume = array[None]
+            elif array.ndim == 3:
+                volume = array
+            else:
+                raise ValueError(
+                    f"X[{index}] must be an image (H, W) or a volume (D, H, W), got shape {array.shape}"
+                )
+            volumes.append(volume)
+            shapes.append(array.shape)
+            dtypes.append(_output_dtype(original_dtype))
+        return volumes, Layout("list", shapes, dtypes)
+    if isinstance(X, (list, tuple)) and len(X) == 0:
+        raise ValueError("X is empty: expected at least one image")
+    if sparse.issparse(X):
+        validate_rows(X)  # raises scikit-learn's "sparse data not supported" error
+    X = np.asarray(X)  # no copy for arrays; array-likes and nested lists of equal size become arrays
+    _reject_complex(X, "X")
+    original_dtype = X.dtype
+    ndim = X.ndim
+    if ndim < 2:
+        validate_rows(X)  # raises scikit-learn's "Expected 2D array ... Reshape your data" error
+    if ndim == 2:
+        rows = validate_rows(X)
+        if 0 in rows.shape:
+            raise ValueError(f"X has a zero-size dimension: shape {rows.shape}")
+        shape = tuple(image_shape) if image_shape is not None else (1, rows.shape[1])
+        if int(np.prod(shape)) != rows.shape[1]:
+            raise ValueError(
+                f"image_shape={tuple(shape)} holds {int(np.prod(shape))} pixels but X has {rows.shape[1]} features"
+            )
+        volumes = [row.reshape((1,) + shape) for row in rows]
+        layout = Layout("rows", [shape] * len(volumes), [_output_dtype(original_dtype)], rows.shape)
+        return volumes, layout
+    if ndim in (3, 4):
+        array = _check_image_array(X, name="X")
+        volumes = [item[None] if ndim == 3 else item for item in array]
+        layout = Layout("array", [item.shape for item in volumes], [_output_dtype(original_dtype)], array.shape)
+        return volumes, layout
+    raise ValueError(
+        "X must be a 2-D array (n_samples, n_features), a stack of images (n, H, W), volumes "
+        f"(n, D, H, W) or a list of images/volumes; got an input with {ndim} dimension(s)"
+    )
+
+
+def join_volumes(volumes: list[np.ndarray], layout: Layout) -> np.ndarray | list[np.ndarray]:
+    """Inverse of :func:`split_volumes` for the denoised volumes."""
+    if layout.kind == "list":
+        return [v.reshape(shape).astype(dtype, copy=False) for v, shape, dtype in zip(volumes, layout.shapes, layout.dtypes)]
+    stacked = np.stack(volumes).reshape(layout.array_shape)
+    return stacked.astype(layout.dtypes[0], copy=False)
+
+
+def intensity_scale(volume: np.ndarray, percentile: float = 99.5) -> float:
+    """Intensity scale of a volume: a high percentile of its magnitude (1.0 if it is all zero)."""
+    magnitude = np.abs(volume)
+    scale = float(np.percentile(magnitude, percentile))
+    if not scale > 0:
+        scale = float(magnitude.max())
+    return scale if scale > 0 else 1.0

@@ -1,0 +1,180 @@
+"""GDSM training loop: patches, corruption, loss, AdamW, learning-rate schedule and EMA."""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+from torch import Tensor, nn
+
+from .ema import ExponentialMovingAverage
+from .gdsm import GDSMLoss
+from .patches import PatchSampler
+from .schedule import NoiseSchedule, corrupt
+
+__all__ = ["TrainingConfig", "TrainingResult", "train_gdsm", "warmup_cosine"]
+
+
+@dataclass
+class TrainingConfig:
+    """Hyper-parameters of :func:`train_gdsm`.
+
+    Attributes
+    ----------
+    max_iter : int
+        Optimiser steps.
+    batch_size : int
+        Patches per step.
+    patch_size : int
+        Side of the square training patches.
+    learning_rate : float
+        Peak learning rate of AdamW.
+    weight_decay : float
+        AdamW weight decay.
+    warmup_fraction : float
+        Fraction of the steps with a linear learning-rate warm-up; a cosine decay to
+        ``final_lr_fraction * learning_rate`` follows.
+    final_lr_fraction : float
+        Learning rate at the last step, relative to the peak.
+    ema_decay : float
+        Final EMA decay (with warm-up, see :class:`ExponentialMovingAverage`).
+    refinement : float
+        ``rho = sigma_target / sigma_data`` in [0, 1).
+    grad_clip : float or None
+        Clip the gradient norm to this value.
+    augment : bool
+        Flips and rotations of the patches.
+    """
+
+    max_iter: int = 2000
+    batch_size: int = 16
+    patch_size: int = 64
+    learning_rate: float = 2e-3
+    weight_decay: float = 0.0
+    warmup_fraction: float = 0.05
+    final_lr_fraction: float = 0.02
+    ema_decay: float = 0.999
+    refinement: float = 0.0
+    grad_clip: float | None = 1.0
+    augment: bool = True
+
+
+@dataclass
+class TrainingResult:
+    """What :func:`train_gdsm` returns."""
+
+    network: nn.Module
+    loss_curve: list[float] = field(default_factory=list)
+    n_iter: int = 0
+    interrupted: bool = False
+    seconds: float = 0.0
+
+
+def warmup_cosine(step: int, total: int, warmup_fraction: float, final_fraction: float) -> float:
+    """Learning-rate multiplier: linear warm-up then cosine decay to ``final_fraction``."""
+    warmup = max(1, int(round(warmup_fraction * total)))
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return final_fraction + (1.0 - final_fraction) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def train_gdsm(
+    network: nn.Module,
+    images: list[Tensor],
+    noise_levels: Tensor,
+    *,
+    config: TrainingConfig,
+    schedule: NoiseSchedule,
+    loss_fn: GDSMLoss,
+    generator: torch.Generator,
+    device: torch.device,
+    verbose: int = 0,
+    callback: Callable[[int, float], None] | None = None,
+) -> TrainingResult:
+    """Train ``network`` on noisy images only with the GDSM loss.
+
+    Parameters
+    ----------
+    network : nn.Module
+        Called as ``network(x_t, sigma_t)``; returns an estimate of ``E[x_target | x_t]``.
+    images : list of Tensor, each (C, H, W)
+        Normalised noisy images (CPU).
+    noise_levels : Tensor, shape (n_images,)
+        ``sigma_data`` of each image in normalised units.
+    config : TrainingConfig
+    schedule : NoiseSchedule
+        Sampler of the added noise ``tau``.
+    loss_fn : GDSMLoss
+    generator : torch.Generator
+        CPU generator for every random draw (patches, ``tau``, noise): the run is deterministic
+        for a given generator state on a given machine.
+    device : torch.device
+    verbose : int, default=0
+        ``> 0`` shows a progress bar with loss and speed on stderr.
+    callback : callable, optional
+        ``callback(step, loss)`` after each step.
+
+    Returns
+    -------
+    TrainingResult
+        With the EMA network (in eval mode). A ``KeyboardInterrupt`` stops training early and
+        returns the EMA weights reached so far with ``interrupted=True``.
+    """
+    network.to(device).train()
+    sampler = PatchSampler(images, noise_levels, config.patch_size, augment=config.augment)
+    optimizer = torch.optim.AdamW(network.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer,
+        lambda step: warmup_cosine(step, config.max_iter, config.warmup_fraction, config.final_lr_fraction),
+    )
+    ema = ExponentialMovingAverage(network, config.ema_decay)
+    result = TrainingResult(network=ema.network)
+    progress = None
+    if verbose:
+        from tqdm.auto import tqdm
+
+        progress = tqdm(total=config.max_iter, file=sys.stderr, desc="C2S fit", unit="step", dynamic_ncols=True)
+    pixels_per_step = config.batch_size * sampler.patch_height * sampler.patch_width
+    start = time.perf_counter()
+    try:
+        for step in range(config.max_iter):
+            y, sigma_data = sampler.sample(config.batch_size, generator)
+            tau = schedule.sample_tau(sigma_data, generator)
+            x_t = corrupt(y, tau, generator)
+            y, x_t = y.to(device, non_blocking=True), x_t.to(device, non_blocking=True)
+            sigma_data, tau = sigma_data.to(device), tau.to(device)
+            sigma_target = config.refinement * sigma_data
+            sigma_t = torch.sqrt(sigma_data.square() + tau.square())
+            output = network(x_t, sigma_t)
+            loss = loss_fn(output, x_t, y[:, : output.shape[1]], tau, sigma_data, sigma_target)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if config.grad_clip is not None:
+                torch.nn.utils.clip_grad_norm_(network.parameters(), config.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            ema.update(network)
+            value = float(loss.detach())
+            if not math.isfinite(value):
+                raise FloatingPointError(f"training diverged at step {step}: loss is {value}")
+            result.loss_curve.append(value)
+            result.n_iter = step + 1
+            if progress is not None:
+                elapsed = time.perf_counter() - start
+                progress.update(1)
+                progress.set_postfix(loss=f"{value:.3e}", Mpx_s=f"{pixels_per_step * (step + 1) / elapsed / 1e6:.2f}")
+            if callback is not None:
+                callback(step, value)
+    except KeyboardInterrupt:
+        result.interrupted = True
+    finally:
+        if progress is not None:
+            progress.close()
+        result.seconds = time.perf_counter() - start
+    result.network = ema.network.eval()
+    return result
