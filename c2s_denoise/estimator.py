@@ -24,6 +24,7 @@ from .engine import (
     resolve_device,
     train_gdsm,
 )
+from .metrics import data_range, psnr
 from .noise import NOISE_ESTIMATORS, estimate_sigma
 
 __all__ = ["C2SDenoiser"]
@@ -209,10 +210,6 @@ class C2SDenoiser(TransformerMixin, BaseEstimator):
                 self, rows, reset=reset, dtype=[np.float64, np.float32], ensure_all_finite=True
             )
 
-        if not reset and not hasattr(self, "n_features_in_") and np.ndim(X) == 2 and not isinstance(X, list):
-            validate_rows = lambda rows: validate_data(  # noqa: E731
-                self, rows, reset=False, dtype=[np.float64, np.float32], ensure_all_finite=True
-            )
         return split_volumes(X, self.image_shape, validate_rows)
 
     def _noise_levels(self, volumes: list[np.ndarray]) -> np.ndarray:
@@ -379,10 +376,10 @@ class C2SDenoiser(TransformerMixin, BaseEstimator):
         scales = np.array([intensity_scale(volume) for volume in volumes])
         denoised = self._denoise_volumes(volumes, sigmas, scales)
         if y is not None:
-            references, reference_layout = split_volumes(y, self.image_shape, lambda rows: np.asarray(rows, float))
+            references, _ = split_volumes(y, self.image_shape, lambda rows: np.asarray(rows, float))
             if [r.shape for r in references] != [v.shape for v in volumes]:
                 raise ValueError("y must have the same layout and shapes as X")
-            return float(np.mean([_psnr(ref, den) for ref, den in zip(references, denoised)]))
+            return float(np.mean([psnr(den, ref, range_=data_range(ref) or 1.0) for ref, den in zip(references, denoised)]))
         return float(np.mean(self._sure_psnr(volumes, denoised, sigmas, scales)))
 
     def _sure_psnr(self, volumes, denoised, sigmas, scales) -> list[float]:
@@ -442,10 +439,3 @@ class C2SDenoiser(TransformerMixin, BaseEstimator):
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         tags.target_tags.required = False
         return tags
-
-
-def _psnr(reference: np.ndarray, estimate: np.ndarray) -> float:
-    """PSNR in dB with the reference's data range (1.0 if the reference is constant)."""
-    data_range = float(reference.max() - reference.min()) or 1.0
-    mse = float(np.mean((reference - estimate) ** 2))
-    return float(10.0 * np.log10(data_range**2 / max(mse, 1e-30)))

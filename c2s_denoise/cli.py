@@ -1,0 +1,396 @@
+"""The ``c2s-denoise`` command line (Typer).
+
+Each command parses its arguments and makes one call into
+:mod:`c2s_denoise.workflows`. Logs, tables and progress bars go to stderr; a
+JSON summary goes to stdout. Exit status: 0 on success, 1 on a known error
+(a one-line ``error: <file>: <problem>`` on stderr, no traceback), 2 on a
+usage error, 130 when interrupted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import signal
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from .io.errors import C2SInputError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="c2s-denoise",
+    help="Corruption2Self (C2S): self-supervised MRI denoising from noisy scans only.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+logger = logging.getLogger("c2s_denoise")
+
+
+# ----------------------------------------------------------------------------- helpers
+class _StderrHandler(logging.Handler):
+    """Writes to the *current* ``sys.stderr`` (which test runners swap per call)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stderr.write(self.format(record) + "\n")
+        except Exception:  # pragma: no cover - logging must never raise
+            self.handleError(record)
+
+
+def _setup_logging(verbose: int) -> None:
+    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("c2s-denoise: %(message)s"))
+        logger.addHandler(handler)
+        logger.propagate = False
+    logger.setLevel(logging.INFO if verbose > 0 else logging.WARNING)
+
+
+def _jsonable(value: Any) -> Any:
+    """Replace non-finite floats (not valid JSON) by None, recursively."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def _emit(summary: dict[str, Any]) -> None:
+    typer.echo(json.dumps(_jsonable(summary), indent=2))
+
+
+@contextlib.contextmanager
+def _known_errors() -> Iterator[None]:
+    """Turn known errors into a one-line message and exit status 1 (130 if interrupted)."""
+    try:
+        yield
+    except C2SInputError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        typer.echo("interrupted; finished outputs are complete, unfinished ones were not written", err=True)
+        raise typer.Exit(130) from None
+
+
+@contextlib.contextmanager
+def _progress(description: str) -> Iterator[Callable[[int, int], None]]:
+    """A progress callback drawing a tqdm bar on stderr (only when stderr is a terminal)."""
+    from tqdm.auto import tqdm
+
+    bar: Any = None
+
+    def update(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, desc=description, unit="file", file=sys.stderr, disable=None, leave=False)
+        bar.update(done - bar.n)
+
+    try:
+        yield update
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def _parse_crop(value: str | None) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    parts = value.lower().replace(",", "x").split("x")
+    try:
+        h, w = (int(p) for p in parts)
+    except ValueError:
+        raise typer.BadParameter(f"expected HxW such as 320x320, got {value!r}") from None
+    if h <= 0 or w <= 0:
+        raise typer.BadParameter(f"crop sizes must be positive, got {value!r}")
+    return h, w
+
+
+def _parse_sigma(value: str | None) -> float | str | None:
+    if value is None:
+        return None
+    if value in ("auto", "wavelet", "rayleigh"):
+        return value
+    try:
+        sigma = float(value)
+    except ValueError:
+        raise typer.BadParameter(f"expected a number or auto/wavelet/rayleigh, got {value!r}") from None
+    if not sigma > 0 or not math.isfinite(sigma):
+        raise typer.BadParameter(f"sigma must be a positive number, got {value!r}")
+    return sigma
+
+
+def _read_options(crop: str | None, slice_axis: int, npz_key: str | None, dataset: str | None) -> Any:
+    from .workflows import ReadOptions
+
+    return ReadOptions(crop=_parse_crop(crop), slice_axis=slice_axis, npz_key=npz_key, dataset=dataset)
+
+
+def _table(header: list[str], rows: list[list[str]]) -> None:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
+    for row in [header, *rows]:
+        typer.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip(), err=True)
+
+
+def _fmt(value: float | None, digits: int) -> str:
+    return "-" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
+
+
+# ----------------------------------------------------------------------------- shared options
+CropOpt = Annotated[
+    str | None,
+    typer.Option("--crop", metavar="HxW", help="Centre-crop every slice to HxW (e.g. 320x320 for fastMRI knee)."),
+]
+SliceAxisOpt = Annotated[int, typer.Option("--slice-axis", help="NIfTI: stored axis along which 2-D slices are taken.")]
+NpzKeyOpt = Annotated[
+    str | None,
+    typer.Option("--npz-key", help="NPZ: array to read (default: the only array, else 'image', else 'data')."),
+]
+DatasetOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--h5-dataset",
+        help="HDF5: dataset to read (default: reconstruction_rss, reconstruction_esc, reconstruction, then kspace).",
+    ),
+]
+OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace existing output files.")]
+VerboseOpt = Annotated[int, typer.Option("--verbose", "-v", count=True, help="Log progress on stderr.")]
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        from ._version import __version__
+
+        typer.echo(f"c2s-denoise {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version_callback, is_eager=True, help="Show the version and exit."),
+    ] = False,
+) -> None:
+    """Corruption2Self (C2S): self-supervised MRI denoising from noisy scans only.
+
+    Reads fastMRI/M4Raw HDF5 (.h5), NIfTI (.nii, .nii.gz; needs nibabel) and
+    NumPy (.npy, .npz) files. Prints a JSON summary on stdout; logs on stderr.
+    """
+
+
+# ----------------------------------------------------------------------------- commands
+@app.command()
+def fit(
+    inputs: Annotated[
+        list[Path], typer.Argument(help="Noisy training files (each is one volume).", show_default=False)
+    ],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Model file to write (joblib), e.g. model.joblib.")],
+    sigma: Annotated[
+        str | None,
+        typer.Option(help="Noise level in the input's units, or auto/wavelet/rayleigh to estimate it per file."),
+    ] = None,
+    refinement: Annotated[
+        float | None, typer.Option(help="Detail refinement rho in [0, 1); 0 = full denoising.")
+    ] = None,
+    max_iter: Annotated[int | None, typer.Option("--max-iter", help="Training steps.")] = None,
+    batch_size: Annotated[int | None, typer.Option("--batch-size", help="Patches per step.")] = None,
+    patch_size: Annotated[int | None, typer.Option("--patch-size", help="Side of the square patches.")] = None,
+    learning_rate: Annotated[float | None, typer.Option("--learning-rate", help="Peak learning rate.")] = None,
+    width: Annotated[int | None, typer.Option(help="U-Net channels at the first level.")] = None,
+    tau_max: Annotated[
+        float | None, typer.Option("--tau-max", help="Largest added training noise, in multiples of sigma.")
+    ] = None,
+    device: Annotated[str | None, typer.Option(help="Torch device: auto, cpu, cuda, cuda:1, mps.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed, for a reproducible model.")] = None,
+    overwrite: OverwriteOpt = False,
+    verbose: VerboseOpt = 0,
+    crop: CropOpt = None,
+    slice_axis: SliceAxisOpt = -1,
+    npz_key: NpzKeyOpt = None,
+    h5_dataset: DatasetOpt = None,
+) -> None:
+    """Train a C2S model on noisy files (no clean data needed) and save it.
+
+    Unset options keep the estimator's defaults. Image sizes may differ between files.
+    """
+    _setup_logging(verbose)
+    values = {
+        "sigma": _parse_sigma(sigma),
+        "refinement": refinement,
+        "max_iter": max_iter,
+        "batch_size": batch_size,
+        "patch_size": patch_size,
+        "learning_rate": learning_rate,
+        "width": width,
+        "tau_max": tau_max,
+        "device": device,
+        "random_state": seed,
+    }
+    params = {key: value for key, value in values.items() if value is not None}
+    if verbose:
+        params["verbose"] = 1
+    options = _read_options(crop, slice_axis, npz_key, h5_dataset)
+    with _known_errors(), _progress("reading") as progress:
+        from .workflows import fit_files
+
+        summary = fit_files(inputs, output, params=params, read_options=options, overwrite=overwrite, progress=progress)
+    _emit(summary)
+
+
+@app.command()
+def apply(
+    model: Annotated[Path, typer.Argument(help="Model file written by 'c2s-denoise fit'.", show_default=False)],
+    inputs: Annotated[list[Path], typer.Argument(help="Files to denoise.", show_default=False)],
+    outdir: Annotated[
+        Path, typer.Option("--outdir", "-o", help="Output folder; outputs keep the input's name and format.")
+    ],
+    n_jobs: Annotated[int, typer.Option("--n-jobs", "-j", help="Files processed in parallel (-1: all cores).")] = 1,
+    overwrite: OverwriteOpt = False,
+    verbose: VerboseOpt = 0,
+    crop: CropOpt = None,
+    slice_axis: SliceAxisOpt = -1,
+    npz_key: NpzKeyOpt = None,
+    h5_dataset: DatasetOpt = None,
+) -> None:
+    """Denoise files with a saved model, writing OUTDIR/<input name> in the input's format.
+
+    Only load model files you trust (they are Python pickles). Outputs are written
+    atomically: an interrupted run leaves finished outputs whole and no partial file.
+    """
+    _setup_logging(verbose)
+    if n_jobs == 0:
+        raise typer.BadParameter("must not be 0", param_hint="--n-jobs")
+    options = _read_options(crop, slice_axis, npz_key, h5_dataset)
+    with _known_errors(), _progress("denoising") as progress:
+        from .workflows import apply_files
+
+        summary = apply_files(
+            model, inputs, outdir, n_jobs=n_jobs, overwrite=overwrite, read_options=options, progress=progress
+        )
+    _emit(summary)
+
+
+@app.command()
+def evaluate(
+    denoised: Annotated[list[Path], typer.Argument(help="Denoised files or folders.", show_default=False)],
+    reference: Annotated[
+        list[Path],
+        typer.Option(
+            "--reference", "-r", help="Reference file or folder; repeat the option for several.", show_default=False
+        ),
+    ],
+    reference_average: Annotated[
+        bool,
+        typer.Option(
+            "--reference-average",
+            help="M4Raw: the reference is the mean of all repetitions <study>_<contrast>NN of the same study and "
+            "contrast.",
+        ),
+    ] = False,
+    verbose: VerboseOpt = 0,
+    crop: CropOpt = None,
+    slice_axis: SliceAxisOpt = -1,
+    npz_key: NpzKeyOpt = None,
+    h5_dataset: DatasetOpt = None,
+) -> None:
+    """PSNR and SSIM of denoised files against references (range = reference max - min).
+
+    Files are paired by name (a lone file with a lone reference are paired as they are).
+    """
+    _setup_logging(verbose)
+    options = _read_options(crop, slice_axis, npz_key, h5_dataset)
+    with _known_errors(), _progress("scoring") as progress:
+        from .workflows import evaluate_files
+
+        summary = evaluate_files(
+            denoised, reference, reference_average=reference_average, read_options=options, progress=progress
+        )
+    rows = [[Path(r["file"]).name, _fmt(r["psnr"], 2), _fmt(r["ssim"], 4)] for r in summary["results"]]
+    rows.append(["mean", _fmt(summary["mean_psnr"], 2), _fmt(summary["mean_ssim"], 4)])
+    _table(["file", "PSNR/dB", "SSIM"], rows)
+    _emit(summary)
+
+
+@app.command("estimate-noise")
+def estimate_noise(
+    inputs: Annotated[list[Path], typer.Argument(help="Image files.", show_default=False)],
+    verbose: VerboseOpt = 0,
+    crop: CropOpt = None,
+    slice_axis: SliceAxisOpt = -1,
+    npz_key: NpzKeyOpt = None,
+    h5_dataset: DatasetOpt = None,
+) -> None:
+    """Estimate each file's noise level (input units) with the wavelet and Rayleigh estimators."""
+    _setup_logging(verbose)
+    options = _read_options(crop, slice_axis, npz_key, h5_dataset)
+    with _known_errors(), _progress("estimating") as progress:
+        from .workflows import estimate_noise_files
+
+        summary = estimate_noise_files(inputs, read_options=options, progress=progress)
+    rows = [
+        [Path(r["file"]).name, _fmt(r["sigma_wavelet"], 6), _fmt(r["sigma_rayleigh"], 6)] for r in summary["results"]
+    ]
+    _table(["file", "sigma_wavelet", "sigma_rayleigh"], rows)
+    _emit(summary)
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option("--out", help="Folder for the figure, data and model.")] = Path("c2s-demo"),
+    max_iter: Annotated[int | None, typer.Option("--max-iter", help="Training steps (default 500).")] = None,
+    size: Annotated[int | None, typer.Option(help="Phantom image size in pixels (default 96).")] = None,
+    device: Annotated[str, typer.Option(help="Torch device: auto, cpu, cuda, mps.")] = "auto",
+    seed: Annotated[int, typer.Option(help="Seed of the phantom, the noise and the training.")] = 0,
+    overwrite: OverwriteOpt = False,
+    verbose: VerboseOpt = 0,
+) -> None:
+    """Denoise a built-in brain phantom with added noise (sigma 0.08) and write a before/after PNG.
+
+    No download or data file is needed; takes about a minute on two CPU cores.
+    """
+    _setup_logging(verbose)
+    from .workflows import DemoSettings, run_demo
+
+    changes: dict[str, Any] = {"device": device, "seed": seed}
+    if max_iter is not None:
+        changes["max_iter"] = max_iter
+    if size is not None:
+        if size < 16:
+            raise typer.BadParameter("must be at least 16", param_hint="--size")
+        changes["size"] = size
+    settings = DemoSettings(**changes)
+    with _known_errors():
+        logger.info("writing the demo to %s", out)
+        summary = run_demo(out, settings, overwrite=overwrite, verbose=1 if verbose else 0)
+    typer.echo(
+        f"PSNR noisy {summary['psnr_noisy']:.2f} dB -> denoised {summary['psnr_denoised']:.2f} dB; "
+        f"figure: {summary['files']['before_after.png']}",
+        err=True,
+    )
+    _emit(summary)
+
+
+# ----------------------------------------------------------------------------- entry point
+def _terminate(signum: int, frame: Any) -> None:
+    # Turn SIGTERM into an exception so that atomic writes remove their temporary files.
+    raise KeyboardInterrupt
+
+
+def main() -> None:
+    """Console-script entry point (``c2s-denoise``)."""
+    with contextlib.suppress(ValueError, AttributeError):  # not in the main thread / no SIGTERM
+        signal.signal(signal.SIGTERM, _terminate)
+    app(prog_name="c2s-denoise")

@@ -1,0 +1,236 @@
+"""Format-independent reading and writing: :func:`load_image` and :func:`save_image`."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .atomic import atomic_write, check_output_path
+from .errors import C2SInputError, describe_exception
+from .image import FORMATS, LoadedImage, detect_format
+
+__all__ = ["check_input_path", "load_image", "probe_image", "save_image"]
+
+_SUPPORTED = ", ".join(s for suffixes in FORMATS.values() for s in suffixes)
+
+
+def check_input_path(path: str | os.PathLike[str]) -> tuple[Path, str]:
+    """Check that ``path`` is an existing, readable file of a known format.
+
+    Parameters
+    ----------
+    path : str or path-like
+        Input file.
+
+    Returns
+    -------
+    tuple of (pathlib.Path, str)
+        The path and its format name (see :data:`~c2s_denoise.io.image.FORMATS`).
+
+    Raises
+    ------
+    C2SInputError
+        If the file is missing, a folder, unreadable, or has an unknown suffix.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise C2SInputError(p, "file not found")
+    if not p.is_file():
+        raise C2SInputError(p, "not a regular file")
+    if not os.access(p, os.R_OK):
+        raise C2SInputError(p, "file is not readable (permission denied)")
+    fmt = detect_format(p)
+    if fmt is None:
+        raise C2SInputError(p, f"unknown file type; supported: {_SUPPORTED}")
+    return p, fmt
+
+
+def load_image(
+    path: str | os.PathLike[str],
+    *,
+    crop: tuple[int, int] | None = None,
+    slice_axis: int = -1,
+    npz_key: str | None = None,
+    dataset: str | None = None,
+) -> LoadedImage:
+    """Read an image or volume from any supported file.
+
+    Parameters
+    ----------
+    path : str or path-like
+        ``.h5``/``.hdf5`` (fastMRI / M4Raw), ``.nii``/``.nii.gz`` (needs
+        nibabel), ``.npy`` or ``.npz``.
+    crop : tuple of int, optional
+        Centre crop ``(h, w)`` of every slice (all formats).
+    slice_axis : int, default -1
+        NIfTI only: the stored axis along which slices are taken.
+    npz_key : str, optional
+        ``.npz`` only: the array to read.
+    dataset : str, optional
+        HDF5 only: the dataset to read instead of the default choice.
+
+    Returns
+    -------
+    LoadedImage
+        ``data`` of shape ``(D, H, W)``.
+
+    Raises
+    ------
+    C2SInputError
+        With a one-line message naming the file and the problem.
+    """
+    from .fastmri import center_crop, load_fastmri
+
+    p, fmt = check_input_path(path)
+    if fmt == "hdf5":
+        return load_fastmri(p, crop=crop, dataset=dataset)
+    if fmt == "nifti":
+        from .nifti import load_nifti
+
+        image = load_nifti(p, slice_axis=slice_axis)
+    else:
+        from .numpy_io import load_numpy
+
+        image = load_numpy(p, key=npz_key)
+    if crop is not None:
+        image.meta["uncropped_shape"] = image.data.shape
+        image.data = np.ascontiguousarray(center_crop(image.data, crop, p))
+        image.meta["crop"] = tuple(int(c) for c in crop)
+    return image
+
+
+def probe_image(
+    path: str | os.PathLike[str],
+    *,
+    crop: tuple[int, int] | None = None,
+    slice_axis: int = -1,
+    npz_key: str | None = None,
+    dataset: str | None = None,
+) -> None:
+    """Cheaply check that a file can probably be loaded, without reading its pixels.
+
+    Used before long runs so that a bad file among many is reported before any
+    work is done. A file that passes may still fail in :func:`load_image`
+    (e.g. a truncated data block).
+
+    Parameters
+    ----------
+    path : str or path-like
+        Input file.
+    crop, slice_axis, npz_key, dataset
+        As in :func:`load_image` (only the HDF5 structure and the ``.npz``
+        key are checked).
+
+    Raises
+    ------
+    C2SInputError
+        If the file is missing, of unknown type, or (HDF5) not readable or
+        without usable datasets, or (``.npz``) without the requested array.
+    """
+    p, fmt = check_input_path(path)
+    if fmt == "hdf5":
+        from .fastmri import _h5py, _pick_source
+
+        h5py = _h5py()
+        try:
+            handle = h5py.File(p, "r")
+        except Exception as exc:
+            raise C2SInputError(p, f"not a readable HDF5 file ({describe_exception(exc)})") from None
+        with handle:
+            key = _pick_source(handle, p, dataset)
+            rank = len(handle[key].shape)
+            if key == "kspace" and rank not in (3, 4):
+                raise C2SInputError(
+                    p,
+                    f"kspace has rank {rank} (shape {handle[key].shape}); expected 3 (slices, H, W) "
+                    "single-coil or 4 (slices, coils, H, W) multi-coil",
+                )
+    elif fmt == "npz":
+        from .numpy_io import _pick_key
+
+        try:
+            with np.load(p, allow_pickle=False) as archive:
+                _pick_key(list(archive.files), npz_key, p)
+        except C2SInputError:
+            raise
+        except Exception as exc:
+            raise C2SInputError(p, f"not a readable npz archive ({describe_exception(exc)})") from None
+
+
+def save_image(
+    path: str | os.PathLike[str],
+    data: np.ndarray,
+    like: LoadedImage,
+    provenance: dict[str, Any] | None = None,
+    *,
+    overwrite: bool = False,
+    inputs: Iterable[str | os.PathLike[str]] = (),
+) -> Path:
+    """Write ``data`` atomically, in the format and layout of ``like``.
+
+    Parameters
+    ----------
+    path : str or path-like
+        Output file; its suffix must belong to ``like.format``. Its folder
+        must exist.
+    data : numpy.ndarray
+        ``(D, H, W)`` result, same shape as ``like.data``.
+    like : LoadedImage
+        The image ``data`` was computed from.
+    provenance : dict, optional
+        Stored where the format allows it (HDF5 attributes ``c2s_<key>``).
+    overwrite : bool, default False
+        Whether an existing output may be replaced.
+    inputs : iterable of path-like, optional
+        Further input paths that must not be overwritten (``like.source``
+        is always protected).
+
+    Returns
+    -------
+    pathlib.Path
+        The written path.
+
+    Raises
+    ------
+    C2SInputError
+        If the output exists (without ``overwrite``), is an input, or has a
+        suffix of another format.
+    ValueError
+        If ``data`` does not have the shape of ``like.data``.
+    """
+    out = check_output_path(path, inputs=[like.source, *inputs], overwrite=overwrite)
+    fmt = detect_format(out)
+    if fmt != like.format:
+        raise C2SInputError(out, f"output suffix does not match the input format {like.format!r}")
+    array = np.asarray(data)
+    if array.shape != like.data.shape:
+        raise ValueError(f"data shape {array.shape} differs from the source shape {like.data.shape}")
+    with atomic_write(out, overwrite=overwrite) as tmp:
+        if fmt == "hdf5":
+            from .fastmri import write_fastmri
+
+            write_fastmri(tmp, array, like, provenance)
+        elif fmt == "nifti":
+            from .nifti import write_nifti
+
+            if "uncropped_shape" in like.meta:
+                raise C2SInputError(out, "a cropped NIfTI image cannot be written in the source layout")
+            write_nifti(tmp, array, like)
+        else:
+            from .numpy_io import write_numpy
+
+            write_numpy(tmp, array, _uncropped(like))
+    return out
+
+
+def _uncropped(like: LoadedImage) -> LoadedImage:
+    """A cropped NumPy image is written in its cropped shape, not the stored one."""
+    if "uncropped_shape" not in like.meta:
+        return like
+    meta = dict(like.meta)
+    meta["shape"] = like.data.shape if len(meta["shape"]) == 3 else like.data.shape[1:]
+    return LoadedImage(like.data, like.format, meta, like.source)

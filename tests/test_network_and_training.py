@@ -1,0 +1,139 @@
+"""U-Net shapes, EMA warm-up, learning-rate schedule, determinism, interruption, inference."""
+
+import pytest
+import torch
+
+from c2s_denoise.engine import (
+    ExponentialMovingAverage,
+    GDSMLoss,
+    NoiseConditionedUNet,
+    NoiseSchedule,
+    PatchSampler,
+    TrainingConfig,
+    denoise_images,
+    multiply_adds_per_pixel,
+    resolve_device,
+    train_gdsm,
+    warmup_cosine,
+)
+
+
+@pytest.mark.parametrize("size", [(1, 1), (1, 7), (5, 3), (181, 217)])
+@pytest.mark.parametrize("attention", [False, True])
+def test_unet_takes_any_size(size, attention):
+    network = NoiseConditionedUNet(width=8, depth=3, attention=attention)
+    x = torch.randn(2, 1, *size)
+    out = network(x, torch.tensor([0.1, 0.2]))
+    assert out.shape == x.shape
+    assert torch.isfinite(out).all()
+
+
+def test_unet_output_depends_on_noise_level_only_when_conditioned():
+    torch.manual_seed(0)
+    conditioned = NoiseConditionedUNet(width=8, depth=2)
+    for module in conditioned.modules():  # FiLM layers start at zero: give them weights
+        if isinstance(module, torch.nn.Linear):
+            torch.nn.init.normal_(module.weight, std=0.5)
+    x = torch.randn(1, 1, 16, 16)
+    a, b = conditioned._backbone(x, torch.tensor([0.05])), conditioned._backbone(x, torch.tensor([0.3]))
+    assert not torch.allclose(a, b)
+    plain = NoiseConditionedUNet(width=8, depth=2, noise_conditioning=False)
+    torch.testing.assert_close(plain._backbone(x, torch.tensor([0.05])), plain._backbone(x, torch.tensor([0.3])))
+
+
+def test_multiply_adds_grow_with_width_squared():
+    small = multiply_adds_per_pixel(NoiseConditionedUNet(width=16))
+    large = multiply_adds_per_pixel(NoiseConditionedUNet(width=32))
+    assert 3.5 < large / small < 4.1
+
+
+def test_ema_warmup_then_fixed_decay():
+    network = torch.nn.Linear(1, 1, bias=False)
+    torch.nn.init.zeros_(network.weight)
+    ema = ExponentialMovingAverage(network, decay=0.999)
+    assert ema.current_decay() == pytest.approx(0.1)  # (1 + 0) / (10 + 0)
+    with torch.no_grad():
+        network.weight.fill_(1.0)
+    ema.update(network)
+    assert ema.network.weight.item() == pytest.approx(0.9)  # moved 90% of the way at the first step
+    ema.n_updates = 100_000
+    assert ema.current_decay() == 0.999
+    with pytest.raises(ValueError):
+        ExponentialMovingAverage(network, decay=1.0)
+
+
+def test_warmup_cosine_schedule():
+    values = [warmup_cosine(step, 100, 0.1, 0.02) for step in range(100)]
+    assert values[0] == pytest.approx(0.1)
+    assert values[9] == pytest.approx(1.0)
+    assert max(values) == pytest.approx(1.0)
+    assert values[-1] == pytest.approx(0.02, abs=1e-3)
+    assert all(a >= b for a, b in zip(values[9:], values[10:]))
+
+
+def test_patch_sampler_respects_small_images_and_weights_by_area():
+    images = [torch.zeros(1, 4, 40), torch.ones(1, 30, 30)]
+    sampler = PatchSampler(images, torch.tensor([0.1, 0.2]), patch_size=16)
+    patches, levels = sampler.sample(2000, torch.Generator().manual_seed(0))
+    assert patches.shape == (2000, 1, 4, 16)
+    from_second = (levels == 0.2).float().mean().item()
+    assert from_second == pytest.approx(900 / (900 + 160), abs=0.03)
+    assert torch.all(patches.flatten(1).std(dim=1) == 0)  # each patch comes from one image
+
+
+def _tiny_run(seed, callback=None, max_iter=5):
+    generator = torch.Generator().manual_seed(seed)
+    images = [torch.rand(1, 24, 24, generator=generator) for _ in range(4)]
+    torch.manual_seed(seed)
+    network = NoiseConditionedUNet(width=4, depth=2)
+    return train_gdsm(
+        network,
+        images,
+        torch.full((4,), 0.1),
+        config=TrainingConfig(max_iter=max_iter, batch_size=2, patch_size=16),
+        schedule=NoiseSchedule("added", 3.0),
+        loss_fn=GDSMLoss(),
+        generator=generator,
+        device=torch.device("cpu"),
+        callback=callback,
+    )
+
+
+def test_training_is_deterministic_for_a_seed():
+    a, b, c = _tiny_run(0), _tiny_run(0), _tiny_run(1)
+    for (name, pa), pb in zip(a.network.state_dict().items(), b.network.state_dict().values()):
+        assert torch.equal(pa, pb), name
+    assert a.loss_curve == b.loss_curve
+    assert a.loss_curve != c.loss_curve
+
+
+def test_interrupted_training_keeps_the_averaged_weights():
+    def interrupt(step, loss):
+        if step == 2:
+            raise KeyboardInterrupt
+
+    result = _tiny_run(0, callback=interrupt, max_iter=50)
+    assert result.interrupted
+    assert result.n_iter == 3
+    assert not result.network.training
+
+
+def test_self_ensemble_is_exact_for_an_equivariant_map():
+    class Identity(torch.nn.Module):
+        def forward(self, x, sigma):
+            return x * 2.0
+
+    images = [torch.rand(1, 5, 7), torch.rand(1, 5, 7), torch.rand(1, 3, 3)]
+    outputs = denoise_images(Identity(), images, torch.full((3,), 0.1), device=torch.device("cpu"), batch_size=2, self_ensemble=True)
+    for image, output in zip(images, outputs):
+        torch.testing.assert_close(output, image * 2.0)
+
+
+def test_resolve_device():
+    assert resolve_device("cpu").type == "cpu"
+    assert resolve_device("auto").type in {"cpu", "cuda", "mps"}
+    with pytest.raises(ValueError, match="unknown device"):
+        resolve_device("tpu-9000")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            resolve_device("cuda")
