@@ -668,8 +668,8 @@ class DemoSettings:
     n_slices: int = 4
     sigma: float = 0.08
     seed: int = 0
-    max_iter: int = 500
-    width: int = 32
+    max_iter: int = 1500
+    width: int = 16
     batch_size: int = 8
     patch_size: int = 48
     device: str = "auto"

@@ -1,7 +1,12 @@
 """Shared synthetic data: piecewise-smooth "anatomy" in [0, 1] with seed-fixed noise."""
 
-import numpy as np
-import pytest
+import os
+
+# scikit-learn gates its array-API input check on this variable, which must be set before scipy loads.
+os.environ.setdefault("SCIPY_ARRAY_API", "1")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 
 
 def make_phantoms(n: int, size: int = 64, seed: int = 0) -> np.ndarray:

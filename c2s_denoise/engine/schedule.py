@@ -39,7 +39,7 @@ class NoiseSchedule:
         Largest added noise as a multiple of ``sigma_data`` (the fixed value for ``"fixed"``).
     """
 
-    def __init__(self, kind: str = "added", tau_max: float = 5.0) -> None:
+    def __init__(self, kind: str = "added", tau_max: float = 1.5) -> None:
         if kind not in NOISE_SCHEDULES:
             raise ValueError(f"noise_schedule must be one of {NOISE_SCHEDULES}, got {kind!r}")
         if not tau_max > 0:

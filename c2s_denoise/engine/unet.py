@@ -91,7 +91,7 @@ class NoiseConditionedUNet(nn.Module):
         Channels of the image being denoised.
     out_channels : int, default=1
         Channels of the output (the denoised target channels, the first ``out_channels`` of the input).
-    width : int, default=32
+    width : int, default=16
         Channels at full resolution; doubled at each lower level.
     depth : int, default=3
         Number of resolution levels (``depth - 1`` down-samplings by 2).
@@ -109,7 +109,7 @@ class NoiseConditionedUNet(nn.Module):
         self,
         in_channels: int = 1,
         out_channels: int = 1,
-        width: int = 32,
+        width: int = 16,
         depth: int = 3,
         attention: bool = False,
         noise_conditioning: bool = True,
