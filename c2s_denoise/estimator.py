@@ -120,7 +120,7 @@ class C2SDenoiser(TransformerMixin, BaseEstimator):
     scale and has its own noise level; pass a volume as ``(1, D, H, W)`` or ``[volume]`` so that
     its slices share one scale. Outputs come back in the input's units, shape and float dtype.
 
-    ``score(X)`` without clean references returns a Stein's-unbiased-risk-estimate (SURE) PSNR,
+    ``score(X)`` without clean references returns a SURE-based estimate (no clean data needed),
     see :meth:`score`.
 
     Examples
@@ -361,16 +361,19 @@ class C2SDenoiser(TransformerMixin, BaseEstimator):
         float
             With ``y``: the mean PSNR of the denoised images against ``y``, each with
             ``data_range = y.max() - y.min()`` of its image/volume.
-            Without ``y``: the mean *estimated* PSNR from Monte-Carlo SURE (Stein's unbiased risk
-            estimate, Ramani et al. 2008) of each image/volume,
-            ``10 log10(scale**2 / SURE)`` with ``SURE = |f(y)-y|^2/N - sigma^2 + 2 sigma^2 div f/N``
-            and the divergence from one random probe. SURE is an unbiased estimate of the MSE
-            against the (unknown) clean image under Gaussian noise of level ``sigma``, so it does
-            not reward the identity map (whose SURE is exactly ``sigma**2``) and lets
-            ``GridSearchCV`` compare models without clean data. ``scale`` is the 99.5th
-            percentile of the noisy magnitude; ``sigma`` follows the ``sigma`` parameter
-            (estimated on ``X`` when it is a method name). The estimate is biased where the
-            noise is far from Gaussian (e.g. Rician background at low SNR).
+            Without ``y``: a self-supervised estimate, in dB, of how well the denoised image
+            predicts an independent repetition of the scan, ``10 log10(scale**2 / R)`` averaged
+            over images/volumes, with ``R = |f(y) - y|^2 / N + 2 sigma^2 div f / N`` and the
+            divergence from one Monte-Carlo probe (Ramani et al. 2008). ``R - sigma**2`` is
+            Stein's unbiased risk estimate (SURE) of the MSE against the clean image, so ``R``
+            estimates the MSE against a second noisy scan, ``MSE(f, x) + sigma**2``: it ranks
+            denoisers like the true MSE, gives the identity map exactly ``2 sigma**2`` (no reward
+            for doing nothing), and, unlike SURE itself, stays positive when ``sigma`` is
+            somewhat over-estimated (SURE goes negative for good denoisers once the ``sigma**2``
+            error exceeds their MSE). ``scale`` is the 99.5th percentile of the noisy magnitude;
+            ``sigma`` follows the ``sigma`` parameter (estimated on ``X`` for a method name). The
+            estimate assumes Gaussian noise; it is biased at very low SNR in Rician background.
+            This is the score ``GridSearchCV`` uses without clean data.
         """
         check_is_fitted(self)
         volumes, layout = self._split(X, reset=False)
@@ -394,8 +397,9 @@ class C2SDenoiser(TransformerMixin, BaseEstimator):
             perturbed = self._denoise_volumes([volume + epsilon * probe], np.array([sigma]), np.array([scale]))[0]
             divergence = float(np.sum(probe * (perturbed - output))) / epsilon
             n = volume.size
-            sure = float(np.sum((output - volume) ** 2)) / n - sigma**2 + 2.0 * sigma**2 * divergence / n
-            psnrs.append(10.0 * np.log10(scale**2 / max(sure, 1e-12 * scale**2)))
+            # SURE + sigma^2: estimated MSE against an independent noisy repetition
+            risk = float(np.sum((output - volume) ** 2)) / n + 2.0 * sigma**2 * divergence / n
+            psnrs.append(10.0 * np.log10(scale**2 / max(risk, 1e-12 * scale**2)))
         return psnrs
 
     # ------------------------------------------------------------------ persistence

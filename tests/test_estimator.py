@@ -40,13 +40,29 @@ def test_score_with_references_is_psnr_and_self_supervised_score_tracks_it(fitte
     denoised = fitted.transform(X)
     expected = np.mean([10 * np.log10((c.max() - c.min()) ** 2 / np.mean((c - d) ** 2)) for c, d in zip(clean, denoised)])
     assert fitted.score(X, clean) == pytest.approx(expected, abs=1e-6)
-    # SURE estimate: close to the true PSNR measured with the same peak (99.5th pct of |noisy|) ...
+    # self-supervised score: SURE + sigma^2 estimates the MSE against an independent noisy repeat,
+    # MSE(f, x) + sigma^2, with the 99.5th percentile of |noisy| as the peak
     peaks = np.array([np.percentile(np.abs(x), 99.5) for x in X])
-    true_psnr = np.mean([10 * np.log10(p**2 / np.mean((c - d) ** 2)) for p, c, d in zip(peaks, clean, denoised)])
-    assert fitted.score(X) == pytest.approx(true_psnr, abs=1.0)
-    # ... and well above the identity map's value (SURE of the identity is exactly sigma^2)
-    identity_psnr = np.mean(10 * np.log10(peaks**2 / 0.1**2))
-    assert fitted.score(X) > identity_psnr + 3.0
+    sigma = noisy_dataset["sigma"]
+    truth = np.mean([10 * np.log10(p**2 / (np.mean((c - d) ** 2) + sigma**2)) for p, c, d in zip(peaks, clean, denoised)])
+    assert fitted.score(X) == pytest.approx(truth, abs=0.3)
+    # the identity map scores exactly 2 sigma^2: the fitted model must do clearly better
+    identity = np.mean(10 * np.log10(peaks**2 / (2 * sigma**2)))
+    assert fitted.score(X) > identity + 1.5
+
+
+def test_self_supervised_score_survives_an_overestimated_sigma(fitted, noisy_dataset):
+    """With sigma 10% too high, plain SURE goes negative for a good denoiser; the score must not."""
+    X, clean = noisy_dataset["test_noisy"], noisy_dataset["test_clean"]
+    biased = fitted.set_params(sigma=0.11)
+    try:
+        score = biased.score(X)
+    finally:
+        fitted.set_params(sigma=noisy_dataset["sigma"])
+    true_with_repeat = np.mean(
+        [10 * np.log10(np.percentile(np.abs(x), 99.5) ** 2 / (np.mean((c - d) ** 2) + 0.1**2)) for x, c, d in zip(X, clean, fitted.transform(X))]
+    )
+    assert np.isfinite(score) and abs(score - true_with_repeat) < 1.5
 
 
 def test_same_random_state_gives_identical_weights(noisy_dataset):

@@ -54,7 +54,7 @@ def denoise_images(
     -------
     list of Tensor, each (out_channels, H, W), on the CPU.
     """
-    network = network.to(device).eval()
+    network = network.to(device=device, memory_format=torch.channels_last).eval()
     by_shape: dict[tuple[int, ...], list[int]] = defaultdict(list)
     for index, image in enumerate(images):
         by_shape[tuple(image.shape)].append(index)

@@ -125,7 +125,8 @@ def train_gdsm(
         With the EMA network (in eval mode). A ``KeyboardInterrupt`` stops training early and
         returns the EMA weights reached so far with ``interrupted=True``.
     """
-    network.to(device).train()
+    # channels-last convolutions are ~20% faster on CPU (oneDNN) and on recent GPUs
+    network.to(device=device, memory_format=torch.channels_last).train()
     sampler = PatchSampler(images, noise_levels, config.patch_size, augment=config.augment)
     optimizer = torch.optim.AdamW(network.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
