@@ -80,9 +80,6 @@ The peers are single-contrast (one input channel, as in their papers).
 
 from __future__ import annotations
 
-import math
-import sys
-import time
 from collections.abc import Callable, Sequence
 from typing import ClassVar
 
@@ -92,14 +89,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from c2s_denoise.engine import (
-    ExponentialMovingAverage,
     NoiseConditionedUNet,
-    PatchSampler,
     TrainingConfig,
     TrainingResult,
     denoise_images,
     resolve_device,
-    warmup_cosine,
+    train_network,
 )
 
 __all__ = [
@@ -847,57 +842,35 @@ final_lr_fraction, ema_decay, grad_clip, augment
         sampled = [torch.cat([n, c]) for n, c in zip(noisy_images, clean_images)]
     else:
         sampled = noisy_images
-    generator = torch.Generator().manual_seed(int(seed))
-    network.to(device=device, memory_format=torch.channels_last).train()
-    sampler = PatchSampler(sampled, levels, patch_size, augment=augment)
-    optimizer = torch.optim.AdamW(network.parameters(), lr=learning_rate, weight_decay=weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: warmup_cosine(step, max_iter, warmup_fraction, final_lr_fraction)
+    config = TrainingConfig(
+        max_iter=max_iter,
+        batch_size=batch_size,
+        patch_size=patch_size,
+        learning_rate=learning_rate,
+        weight_decay=weight_decay,
+        warmup_fraction=warmup_fraction,
+        final_lr_fraction=final_lr_fraction,
+        ema_decay=ema_decay,
+        grad_clip=grad_clip,
+        augment=augment,
     )
-    ema = ExponentialMovingAverage(network, ema_decay)
-    result = TrainingResult(network=ema.network)
-    progress_bar = None
-    if verbose:
-        from tqdm.auto import tqdm
 
-        progress_bar = tqdm(total=max_iter, file=sys.stderr, desc=f"{loss.name} fit", unit="step", dynamic_ncols=True)
-    flushed = device.type == "cpu" and torch.set_flush_denormal(True)
-    start = time.perf_counter()
-    try:
-        for step in range(max_iter):
-            patches, sigma = sampler.sample(batch_size, generator)
-            patches, sigma = patches.to(device, non_blocking=True), sigma.to(device)
-            noisy, clean_patches = patches[:, :channels], (patches[:, channels:] if loss.needs_clean else None)
-            value_tensor = loss(
-                network, noisy, sigma, generator=generator, clean=clean_patches, progress=(step + 1) / max_iter
-            )
-            optimizer.zero_grad(set_to_none=True)
-            value_tensor.backward()
-            if grad_clip is not None:
-                torch.nn.utils.clip_grad_norm_(network.parameters(), grad_clip)
-            optimizer.step()
-            scheduler.step()
-            ema.update(network)
-            value = float(value_tensor.detach())
-            if not math.isfinite(value):
-                raise FloatingPointError(f"{loss.name} training diverged at step {step}: loss is {value}")
-            result.loss_curve.append(value)
-            result.n_iter = step + 1
-            if progress_bar is not None:
-                progress_bar.update(1)
-                progress_bar.set_postfix(loss=f"{value:.3e}")
-            if callback is not None:
-                callback(step, value)
-    except KeyboardInterrupt:
-        result.interrupted = True
-    finally:
-        if flushed:
-            torch.set_flush_denormal(False)
-        if progress_bar is not None:
-            progress_bar.close()
-        result.seconds = time.perf_counter() - start
-    result.network = ema.network.eval()
-    return result
+    def loss_step(net: nn.Module, patches: Tensor, sigma: Tensor, generator: torch.Generator, progress: float) -> Tensor:
+        clean_patches = patches[:, channels:] if loss.needs_clean else None
+        return loss(net, patches[:, :channels], sigma, generator=generator, clean=clean_patches, progress=progress)
+
+    return train_network(
+        network,
+        sampled,
+        levels,
+        loss_step=loss_step,
+        config=config,
+        generator=torch.Generator().manual_seed(int(seed)),
+        device=device,
+        verbose=verbose,
+        callback=callback,
+        description=f"{loss.name} fit",
+    )
 
 
 # ---------------------------------------------------------------------------------------- inference

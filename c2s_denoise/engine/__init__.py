@@ -10,16 +10,18 @@ from .gdsm import GDSMLoss, gdsm_coefficients
 from .inference import denoise_images
 from .patches import PatchSampler
 from .schedule import NOISE_SCHEDULES, NoiseSchedule, corrupt
-from .trainer import TrainingConfig, TrainingResult, train_gdsm, warmup_cosine
+from .trainer import GDSMStep, StepLoss, TrainingConfig, TrainingResult, train_gdsm, train_network, warmup_cosine
 from .unet import NoiseConditionedUNet, multiply_adds_per_pixel
 
 __all__ = [
     "NOISE_SCHEDULES",
     "ExponentialMovingAverage",
+    "GDSMStep",
     "GDSMLoss",
     "NoiseConditionedUNet",
     "NoiseSchedule",
     "PatchSampler",
+    "StepLoss",
     "TrainingConfig",
     "TrainingResult",
     "corrupt",
@@ -28,5 +30,6 @@ __all__ = [
     "multiply_adds_per_pixel",
     "resolve_device",
     "train_gdsm",
+    "train_network",
     "warmup_cosine",
 ]

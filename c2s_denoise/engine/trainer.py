@@ -1,4 +1,4 @@
-"""GDSM training loop: patches, corruption, loss, AdamW, learning-rate schedule and EMA."""
+"""Training loop (patches, AdamW, learning-rate schedule, EMA) and the GDSM training step."""
 
 from __future__ import annotations
 
@@ -16,7 +16,10 @@ from .gdsm import GDSMLoss
 from .patches import PatchSampler
 from .schedule import NoiseSchedule, corrupt
 
-__all__ = ["TrainingConfig", "TrainingResult", "train_gdsm", "warmup_cosine"]
+__all__ = ["GDSMStep", "StepLoss", "TrainingConfig", "TrainingResult", "train_gdsm", "train_network", "warmup_cosine"]
+
+# loss_step(network, patches (B, C, h, w) on the device, sigma_data (B,), generator, progress in (0, 1]) -> scalar loss
+StepLoss = Callable[[nn.Module, Tensor, Tensor, torch.Generator, float], Tensor]
 
 
 @dataclass
@@ -83,41 +86,72 @@ def warmup_cosine(step: int, total: int, warmup_fraction: float, final_fraction:
     return final_fraction + (1.0 - final_fraction) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-def train_gdsm(
+class GDSMStep:
+    """One GDSM training step's loss: draw ``tau``, corrupt, evaluate :class:`GDSMLoss`.
+
+    Parameters
+    ----------
+    schedule : NoiseSchedule
+        Sampler of the added noise ``tau``.
+    loss_fn : GDSMLoss
+    refinement : float, default=0.0
+        ``rho = sigma_target / sigma_data``.
+    """
+
+    def __init__(self, schedule: NoiseSchedule, loss_fn: GDSMLoss, refinement: float = 0.0) -> None:
+        self.schedule = schedule
+        self.loss_fn = loss_fn
+        self.refinement = float(refinement)
+
+    def __call__(self, network: nn.Module, y: Tensor, sigma_data: Tensor, generator: torch.Generator, progress: float) -> Tensor:
+        tau = self.schedule.sample_tau(sigma_data, generator)
+        x_t = corrupt(y, tau, generator)
+        sigma_t = torch.sqrt(sigma_data.square() + tau.square())
+        output = network(x_t, sigma_t)
+        return self.loss_fn(output, x_t, y[:, : output.shape[1]], tau, sigma_data, self.refinement * sigma_data)
+
+
+def train_network(
     network: nn.Module,
     images: list[Tensor],
     noise_levels: Tensor,
     *,
+    loss_step: StepLoss,
     config: TrainingConfig,
-    schedule: NoiseSchedule,
-    loss_fn: GDSMLoss,
     generator: torch.Generator,
     device: torch.device,
     verbose: int = 0,
     callback: Callable[[int, float], None] | None = None,
+    description: str = "C2S fit",
 ) -> TrainingResult:
-    """Train ``network`` on noisy images only with the GDSM loss.
+    """Train ``network`` on random patches with any per-batch loss (GDSM or a peer's).
+
+    Each step draws ``config.batch_size`` patches (with flips/transposes) and their noise levels,
+    evaluates ``loss_step(network, patches, sigma_data, generator, progress)``, and takes an
+    AdamW step with the warm-up/cosine learning rate, gradient-norm clipping and an EMA update.
+    The network and patches use the channels-last memory format; denormals are flushed on CPU.
 
     Parameters
     ----------
     network : nn.Module
-        Called as ``network(x_t, sigma_t)``; returns an estimate of ``E[x_target | x_t]``.
+        Trained in place; the returned network is its EMA copy.
     images : list of Tensor, each (C, H, W)
-        Normalised noisy images (CPU).
+        Normalised training images (CPU).
     noise_levels : Tensor, shape (n_images,)
         ``sigma_data`` of each image in normalised units.
+    loss_step : callable
+        Scalar loss of one batch, see :data:`StepLoss`.
     config : TrainingConfig
-    schedule : NoiseSchedule
-        Sampler of the added noise ``tau``.
-    loss_fn : GDSMLoss
     generator : torch.Generator
-        CPU generator for every random draw (patches, ``tau``, noise): the run is deterministic
-        for a given generator state on a given machine.
+        CPU generator for every random draw: the run is deterministic for a given generator
+        state on a given machine.
     device : torch.device
     verbose : int, default=0
         ``> 0`` shows a progress bar with loss and speed on stderr.
     callback : callable, optional
         ``callback(step, loss)`` after each step.
+    description : str, default="C2S fit"
+        Label of the progress bar.
 
     Returns
     -------
@@ -139,7 +173,7 @@ def train_gdsm(
     if verbose:
         from tqdm.auto import tqdm
 
-        progress = tqdm(total=config.max_iter, file=sys.stderr, desc="C2S fit", unit="step", dynamic_ncols=True)
+        progress = tqdm(total=config.max_iter, file=sys.stderr, desc=description, unit="step", dynamic_ncols=True)
     pixels_per_step = config.batch_size * sampler.patch_height * sampler.patch_width
     # Denormal floats (tiny activations or moments) make CPU arithmetic up to ~100x slower;
     # flushing them to zero changes nothing measurable in the result.
@@ -147,15 +181,9 @@ def train_gdsm(
     start = time.perf_counter()
     try:
         for step in range(config.max_iter):
-            y, sigma_data = sampler.sample(config.batch_size, generator)
-            tau = schedule.sample_tau(sigma_data, generator)
-            x_t = corrupt(y, tau, generator)
-            y, x_t = y.to(device, non_blocking=True), x_t.to(device, non_blocking=True)
-            sigma_data, tau = sigma_data.to(device), tau.to(device)
-            sigma_target = config.refinement * sigma_data
-            sigma_t = torch.sqrt(sigma_data.square() + tau.square())
-            output = network(x_t, sigma_t)
-            loss = loss_fn(output, x_t, y[:, : output.shape[1]], tau, sigma_data, sigma_target)
+            patches, sigma_data = sampler.sample(config.batch_size, generator)
+            patches, sigma_data = patches.to(device, non_blocking=True), sigma_data.to(device)
+            loss = loss_step(network, patches, sigma_data, generator, (step + 1) / config.max_iter)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if config.grad_clip is not None:
@@ -184,3 +212,34 @@ def train_gdsm(
         result.seconds = time.perf_counter() - start
     result.network = ema.network.eval()
     return result
+
+
+def train_gdsm(
+    network: nn.Module,
+    images: list[Tensor],
+    noise_levels: Tensor,
+    *,
+    config: TrainingConfig,
+    schedule: NoiseSchedule,
+    loss_fn: GDSMLoss,
+    generator: torch.Generator,
+    device: torch.device,
+    verbose: int = 0,
+    callback: Callable[[int, float], None] | None = None,
+) -> TrainingResult:
+    """Train ``network`` on noisy images only with the GDSM loss (:func:`train_network` + :class:`GDSMStep`).
+
+    ``network(x_t, sigma_t)`` must return an estimate of ``E[x_target | x_t]``; the target level is
+    ``config.refinement * sigma_data``. See :func:`train_network` for the other parameters.
+    """
+    return train_network(
+        network,
+        images,
+        noise_levels,
+        loss_step=GDSMStep(schedule, loss_fn, config.refinement),
+        config=config,
+        generator=generator,
+        device=device,
+        verbose=verbose,
+        callback=callback,
+    )
