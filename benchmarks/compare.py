@@ -36,7 +36,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 
 from bench_data import add_noise, load_mni152_axial  # noqa: E402
-from peers import PEERS, denoise_peer, make_peer, make_peer_network, train_peer  # noqa: E402
+from peers import denoise_peer, make_peer, make_peer_network, train_peer  # noqa: E402
 
 from c2s_denoise import C2SDenoiser, __version__  # noqa: E402
 
@@ -162,8 +162,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mode", choices=sorted(MODES), default="quick")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    parser.add_argument("--steps", type=int, default=None, help="override the mode's steps of every deep method")
     args = parser.parse_args()
-    mode = MODES[args.mode]
+    mode = dict(MODES[args.mode])
+    if args.steps is not None:
+        mode["steps"] = args.steps
     args.out.mkdir(parents=True, exist_ok=True)
     split = load_mni152_axial(crop_margin=4)
     started = datetime.datetime.now(datetime.timezone.utc)
@@ -180,14 +183,14 @@ def main() -> None:
                 for name, (out, fit_s, per_slice) in outputs.items()
             ]
             header = [
-                f"- date: {started:%Y-%m-%d %H:%M UTC}; command: `python benchmarks/compare.py --mode {args.mode}`",
+                f"- date: {started:%Y-%m-%d %H:%M UTC}; command: `python {' '.join([Path(sys.argv[0]).as_posix()] + sys.argv[1:])}`",
                 f"- machine: {machine()}; c2s-denoise {__version__}",
                 f"- data: {split.source}; {len(split.train)} training / {len(split.test)} held-out axial slices "
                 f"{split.test.shape[1]}x{split.test.shape[2]}; {noise} noise sigma = {k}/255 (train seed 1, test seed 2)",
                 f"- deep methods: same U-Net class (width 16, depth 3), {mode['steps']} steps of 8 patches 48x48 each, "
                 "AdamW + warm-up/cosine, EMA; peers without noise conditioning",
             ]
-            name = f"compare_{args.mode}_{noise}_sigma{k}"
+            name = f"compare_{args.mode}_{noise}_sigma{k}" + (f"_{args.steps}steps" if args.steps is not None else "")
             text = write_table(args.out / f"{name}.md", f"MNI152 T1, {noise} noise sigma = {k}/255 ({args.mode} mode)", header, rows, metrics(noisy_test, split.test, split.test_mask))
             print(text, flush=True)
             summary[name] = rows
@@ -196,7 +199,7 @@ def main() -> None:
                 best_peer = max(peers_only, key=lambda r: r["psnr_brain"])["method"]
                 shown = {m: outputs[m][0] for m in ("BM3D (sigma known)", best_peer, "C2S")}
                 figure(args.out / f"{name}.png", split.test, noisy_test, shown, index=len(split.test) // 2)
-    (args.out / f"compare_{args.mode}.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (args.out / (f"compare_{args.mode}" + (f"_{args.steps}steps" if args.steps is not None else "") + ".json")).write_text(json.dumps(summary, indent=2) + "\n")
 
 
 if __name__ == "__main__":
