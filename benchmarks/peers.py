@@ -205,6 +205,37 @@ class PeerLoss(nn.Module):
         return ", ".join(f"{key}={value!r}" for key, value in public.items())
 
 
+class _PairedLoss(PeerLoss):
+    """``||f(input) - target||^2`` for an ``(input, target)`` pair drawn by :meth:`pair`."""
+
+    def pair(self, noisy: Tensor, sigma: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+        """Return the network input and the regression target of a batch."""
+        raise NotImplementedError
+
+    def forward(
+        self,
+        network: Network,
+        noisy: Tensor,
+        sigma: Tensor,
+        *,
+        generator: torch.Generator,
+        clean: Tensor | None = None,
+        progress: float = 1.0,
+    ) -> Tensor:
+        """Mean squared error of ``f(input)`` against ``target`` (see :meth:`pair`)."""
+        network_input, target = self.pair(noisy, sigma, generator)
+        output = network(network_input, sigma)
+        return _mse(output, target[:, : output.shape[1]])
+
+
+def _mean_of_draws(n: int, draw: Callable[[], Tensor]) -> Tensor:
+    """Mean of ``n >= 1`` calls of ``draw()`` (stochastic inference averaged over draws)."""
+    total = draw()
+    for _ in range(n - 1):
+        total = total + draw()
+    return total / n
+
+
 # ---------------------------------------------------------------------------------------- blind spot
 def blind_spot_mask(
     shape: tuple[int, int, int],
@@ -444,7 +475,7 @@ class Noise2VoidLoss(BlindSpotLoss):
 
 
 # ---------------------------------------------------------------------------------------- R2R
-class R2RLoss(PeerLoss):
+class R2RLoss(_PairedLoss):
     """Recorrupted-to-Recorrupted (Pang et al., CVPR 2021) for Gaussian noise of known level.
 
     Parameters
@@ -484,31 +515,12 @@ class R2RLoss(PeerLoss):
         z = _randn_like(noisy, generator) * _per_sample(sigma, noisy)
         return noisy + self.alpha * z, noisy - z / self.alpha
 
-    def forward(
-        self,
-        network: Network,
-        noisy: Tensor,
-        sigma: Tensor,
-        *,
-        generator: torch.Generator,
-        clean: Tensor | None = None,
-        progress: float = 1.0,
-    ) -> Tensor:
-        """``||f(y_hat) - y_bar||^2`` averaged over pixels."""
-        y_hat, y_bar = self.pair(noisy, sigma, generator)
-        output = network(y_hat, sigma)
-        return _mse(output, y_bar[:, : output.shape[1]])
-
     def estimate(self, network: Network, noisy: Tensor, sigma: Tensor, generator: torch.Generator) -> Tensor:
         """Mean of ``f(y + alpha sigma z_k)`` over ``n_samples`` draws, or ``f(y)``."""
         if self.n_samples == 0:
             return network(noisy, sigma)
         scale = self.alpha * _per_sample(sigma, noisy)
-        total = None
-        for _ in range(self.n_samples):
-            output = network(noisy + scale * _randn_like(noisy, generator), sigma)
-            total = output if total is None else total + output
-        return total / self.n_samples
+        return _mean_of_draws(self.n_samples, lambda: network(noisy + scale * _randn_like(noisy, generator), sigma))
 
 
 # ---------------------------------------------------------------------------------------- Nb2Nb
@@ -605,7 +617,7 @@ class Neighbor2NeighborLoss(PeerLoss):
 
 
 # ---------------------------------------------------------------------------------------- Noisier2Noise
-class Noisier2NoiseLoss(PeerLoss):
+class Noisier2NoiseLoss(_PairedLoss):
     """Noisier2Noise (Moran et al., CVPR 2020): learn ``E[y | y + alpha sigma n]``.
 
     Parameters
@@ -645,29 +657,14 @@ class Noisier2NoiseLoss(PeerLoss):
         a2 = self.alpha**2
         return ((1.0 + a2) * output - z[:, : output.shape[1]]) / a2
 
-    def forward(
-        self,
-        network: Network,
-        noisy: Tensor,
-        sigma: Tensor,
-        *,
-        generator: torch.Generator,
-        clean: Tensor | None = None,
-        progress: float = 1.0,
-    ) -> Tensor:
-        """``||f(z) - y||^2`` averaged over pixels."""
-        z, target = self.pair(noisy, sigma, generator)
-        output = network(z, sigma)
-        return _mse(output, target[:, : output.shape[1]])
-
     def estimate(self, network: Network, noisy: Tensor, sigma: Tensor, generator: torch.Generator) -> Tensor:
         """Mean over ``n_samples`` draws of ``z`` of :meth:`combine`."""
-        total = None
-        for _ in range(self.n_samples):
+
+        def draw() -> Tensor:
             z, _ = self.pair(noisy, sigma, generator)
-            estimate = self.combine(network(z, sigma), z)
-            total = estimate if total is None else total + estimate
-        return total / self.n_samples
+            return self.combine(network(z, sigma), z)
+
+        return _mean_of_draws(self.n_samples, draw)
 
 
 # ---------------------------------------------------------------------------------------- Noise2Clean
