@@ -11,27 +11,38 @@ Accepted layouts (see :class:`c2s_denoise.C2SDenoiser`):
 
 Every image or volume is one *normalisation unit*: it is scaled by its own intensity scale and
 has its own noise level, so the result for one item never depends on the other items.
+
+With named contrasts (:func:`split_contrast_items`), X carries a contrast axis at position 1:
+
+- array ``(n, n_contrasts, H, W)`` or ``(n, n_contrasts, D, H, W)``;
+- list of arrays, each ``(n_contrasts, H, W)`` or ``(n_contrasts, D, H, W)``;
+- dict ``{contrast name: single-contrast input}`` (any layout above except 2-D rows), the
+  same shapes for every contrast. Key order does not matter; names do.
+
+Each contrast of each item is its own normalisation unit.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import sparse
 from sklearn.utils.validation import check_array
 
-__all__ = ["Layout", "split_volumes", "join_volumes", "intensity_scale"]
+__all__ = ["Layout", "intensity_scale", "join_contrast_items", "join_volumes", "split_contrast_items", "split_volumes"]
 
 
 @dataclass
 class Layout:
     """How to put denoised volumes back into the caller's layout."""
 
-    kind: str  # "rows", "array" or "list"
+    kind: str  # "rows", "array", "list" or (named contrasts only) "dict"
     shapes: list[tuple[int, ...]]
     dtypes: list[np.dtype]
     array_shape: tuple[int, ...] | None = None
+    parts: dict[str, "Layout"] = field(default_factory=dict)  # "dict": each contrast's layout
 
 
 def _output_dtype(dtype: np.dtype) -> np.dtype:
@@ -145,3 +156,106 @@ def intensity_scale(volume: np.ndarray, percentile: float = 99.5) -> float:
     if not scale > 0:
         scale = float(magnitude.max())
     return scale if scale > 0 else 1.0
+
+
+def _no_rows(name: str):
+    def reject(X: object) -> None:
+        raise ValueError(
+            f"contrast {name!r}: 2-D rows are not supported with named contrasts; pass images (n, H, W) "
+            "or volumes (n, D, H, W)"
+        )
+
+    return reject
+
+
+def split_contrast_items(X: object, contrasts: tuple[str, ...]) -> tuple[list[np.ndarray], Layout]:
+    """Return ``(items, layout)`` with each item a float array ``(n_contrasts, D, H, W)``.
+
+    Parameters
+    ----------
+    X : array-like, list of array-like, or dict
+        The caller's multi-contrast input (layouts in the module docstring).
+    contrasts : tuple of str
+        The contrast names, in the order of the contrast axis.
+
+    Raises
+    ------
+    ValueError
+        Naming the contrast for a missing or unknown contrast, or shapes that differ between
+        contrasts; for a contrast axis of the wrong size; for NaN, complex or empty input.
+    """
+    n_contrasts = len(contrasts)
+    if isinstance(X, Mapping):
+        for name in X:
+            if name not in contrasts:
+                raise ValueError(f"X has contrast {name!r}, which is not one of the model's contrasts {contrasts}")
+        for name in contrasts:
+            if name not in X:
+                raise ValueError(f"contrast {name!r} is missing from X (the model's contrasts are {contrasts})")
+        parts = {name: split_volumes(X[name], None, _no_rows(name)) for name in contrasts}
+        first = contrasts[0]
+        reference = parts[first][0]
+        for name in contrasts[1:]:
+            volumes = parts[name][0]
+            if len(volumes) != len(reference):
+                raise ValueError(
+                    f"contrast {name!r} has {len(volumes)} images/volumes but contrast {first!r} has {len(reference)}"
+                )
+            for index, (a, b) in enumerate(zip(reference, volumes)):
+                if a.shape != b.shape:
+                    raise ValueError(
+                        f"contrast {name!r} item {index} has shape {b.shape} but contrast {first!r} has shape "
+                        f"{a.shape}: contrasts must be co-registered on the same grid"
+                    )
+        items = [np.stack([parts[name][0][i] for name in contrasts]) for i in range(len(reference))]
+        layout = Layout("dict", [], [], parts={name: parts[name][1] for name in contrasts})
+        return items, layout
+
+    axis_hint = "put the contrasts on axis 1: (n, n_contrasts, H, W) or (n, n_contrasts, D, H, W)"
+
+    def check_contrast_axis(size: int, name: str) -> None:
+        if size != n_contrasts:
+            raise ValueError(
+                f"{name} has {size} contrast(s) on its contrast axis but the model's contrasts are {contrasts} "
+                f"({n_contrasts}); {axis_hint}"
+            )
+
+    if isinstance(X, (list, tuple)):
+        if len(X) == 0:
+            raise ValueError("X is empty: expected at least one image")
+        items, shapes, dtypes = [], [], []
+        for index, element in enumerate(X):
+            _reject_complex(element, f"X[{index}]")
+            original_dtype = np.asarray(element).dtype
+            array = _check_image_array(element, name=f"X[{index}]")
+            if array.ndim not in (3, 4):
+                raise ValueError(
+                    f"X[{index}] must be (n_contrasts, H, W) or (n_contrasts, D, H, W), got shape {array.shape}"
+                )
+            check_contrast_axis(array.shape[0], f"X[{index}]")
+            items.append(array[:, None] if array.ndim == 3 else array)
+            shapes.append(array.shape)
+            dtypes.append(_output_dtype(original_dtype))
+        return items, Layout("list", shapes, dtypes)
+    if sparse.issparse(X):
+        raise TypeError("sparse input is not supported: pass dense images")
+    X = np.asarray(X)
+    _reject_complex(X, "X")
+    original_dtype = X.dtype
+    if X.ndim not in (4, 5):
+        raise ValueError(f"with named contrasts X must be 4-D or 5-D ({axis_hint}); got shape {X.shape}")
+    array = _check_image_array(X, name="X")
+    check_contrast_axis(array.shape[1], "X")
+    items = [item[:, None] if array.ndim == 4 else item for item in array]
+    return items, Layout("array", [item.shape for item in items], [_output_dtype(original_dtype)], array.shape)
+
+
+def join_contrast_items(items: list[np.ndarray], layout: Layout, contrasts: tuple[str, ...]):
+    """Inverse of :func:`split_contrast_items` for the denoised items ``(n_contrasts, D, H, W)``."""
+    if layout.kind == "dict":
+        return {
+            name: join_volumes([item[c] for item in items], layout.parts[name]) for c, name in enumerate(contrasts)
+        }
+    if layout.kind == "list":
+        return [i.reshape(shape).astype(dtype, copy=False) for i, shape, dtype in zip(items, layout.shapes, layout.dtypes)]
+    return np.stack(items).reshape(layout.array_shape).astype(layout.dtypes[0], copy=False)

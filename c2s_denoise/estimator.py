@@ -11,7 +11,8 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, check_random_state, validate_data
 
-from ._inputs import intensity_scale, join_volumes, split_volumes
+from ._channels import channel_plan, min_depth, slice_stacks
+from ._inputs import intensity_scale, join_contrast_items, join_volumes, split_contrast_items, split_volumes
 from ._version import __version__
 from .engine import (
     NOISE_SCHEDULES,
@@ -42,10 +43,12 @@ class C2SDenoiser(TransformerMixin, BaseEstimator):
 
     Parameters
     ----------
-    sigma : float or {"auto", "wavelet", "rayleigh"}, default="auto"
+    sigma : float, {"auto", "wavelet", "rayleigh"} or dict, default="auto"
         Noise standard deviation in the input's units, or how to estimate it per image/volume:
         ``"auto"`` and ``"wavelet"`` use the wavelet MAD estimator (the paper's),
-        ``"rayleigh"`` the signal-free background of magnitude images.
+        ``"rayleigh"`` the signal-free background of magnitude images. With ``contrasts``, a
+        dict ``{contrast: float or method}`` sets it per contrast; a single value applies to
+        every contrast (a method is then applied to each contrast separately).
     refinement : float, default=0.0
         Detail refinement ``rho = sigma_target / sigma_data`` in ``[0, 1)``. 0 gives the MMSE
         denoiser; larger values keep a fraction ``rho**2`` of the noisy image's fine texture.
@@ -84,8 +87,21 @@ class C2SDenoiser(TransformerMixin, BaseEstimator):
     image_shape : tuple of int, default=None
         For 2-D input ``(n_samples, n_features)`` only: the shape of the image stored in each
         row. None reads each row as a one-pixel-high image ``(1, n_features)``.
-    contrasts : None
-        Reserved for multi-contrast denoising; must be None in this version.
+    contrasts : tuple of str, default=None
+        Names of co-registered contrasts (e.g. ``("T1", "T2", "FLAIR")``). X then carries a
+        contrast axis at position 1, ``(n, n_contrasts, H, W)`` or ``(n, n_contrasts, D, H, W)``
+        (or a list of such items, or a dict ``{name: images}``), and ``transform`` returns the
+        same layout. Each target contrast gets its own network whose input is its slice (the
+        only channel that is corrupted and regressed on) plus the other contrasts' slices as
+        conditioning (METHOD.md section 6); training time grows with the number of targets.
+    target_contrasts : tuple of str, default=None
+        The contrasts to denoise (None: all); the others are only conditioning inputs and are
+        returned unchanged.
+    context_slices : int, default=0
+        ``k > 0`` gives the network slices ``z - k .. z + k`` of every contrast as conditioning
+        channels when it denoises slice ``z`` of a volume (2.5-D context; the loss acts on slice
+        ``z`` only). Needs volumes of at least ``2k`` slices; a neighbour beyond the volume's
+        end is replaced by its mirror about ``z``.
     device : str, default="auto"
         Torch device; ``"auto"`` picks CUDA, then MPS, then the CPU.
     random_state : int, RandomState instance or None, default=None
@@ -97,15 +113,23 @@ class C2SDenoiser(TransformerMixin, BaseEstimator):
     Attributes
     ----------
     network_ : torch.nn.Module
-        The trained network (EMA weights), in evaluation mode.
-    sigma_ : ndarray of shape (n_volumes,)
-        Noise level of each training image/volume in input units.
-    scales_ : ndarray of shape (n_volumes,)
-        Intensity scale (99.5th percentile of the magnitude) of each training image/volume.
+        The trained network (EMA weights), in evaluation mode. Only without ``contrasts``.
+    networks_ : dict of str to torch.nn.Module
+        With ``contrasts``: the network of each target contrast.
+    contrasts_ : tuple of str
+        With ``contrasts``: the contrasts the model was fitted on, in order.
+    target_contrasts_ : tuple of str
+        With ``contrasts``: the contrasts that have a network.
+    sigma_ : ndarray of shape (n_volumes,) or (n_volumes, n_contrasts)
+        Noise level of each training image/volume (and contrast) in input units.
+    scales_ : ndarray of shape (n_volumes,) or (n_volumes, n_contrasts)
+        Intensity scale (99.5th percentile of the magnitude) of each training image/volume
+        (and contrast).
     n_iter_ : int
-        Optimiser steps done (fewer than ``max_iter`` if the fit was interrupted).
+        Optimiser steps done, summed over the target contrasts' networks (fewer than
+        ``max_iter`` per network if the fit was interrupted).
     loss_curve_ : list of float
-        GDSM loss at each step.
+        GDSM loss at each step (the networks' curves one after the other).
     fit_time_ : float
         Seconds spent in the training loop.
     device_ : str
@@ -134,7 +158,7 @@ class C2SDenoiser(TransformerMixin, BaseEstimator):
     """
 
     _parameter_constraints: dict = {
-        "sigma": [Interval(Real, 0, None, closed="right"), StrOptions({"auto", *NOISE_ESTIMATORS})],
+        "sigma": [Interval(Real, 0, None, closed="right"), StrOptions({"auto", *NOISE_ESTIMATORS}), dict],
         "refinement": [Interval(Real, 0, 1, closed="left")],
         "tau_max": [Interval(Real, 0, None, closed="neither")],
         "noise_schedule": [StrOptions(set(NOISE_SCHEDULES))],
@@ -151,7 +175,9 @@ class C2SDenoiser(TransformerMixin, BaseEstimator):
         "self_ensemble": ["boolean"],
         "inference_batch_size": [Interval(Integral, 1, None, closed="left")],
         "image_shape": [tuple, list, None],
-        "contrasts": [None],
+        "contrasts": [tuple, list, None],
+        "target_contrasts": [tuple, list, None],
+        "context_slices": [Interval(Integral, 0, None, closed="left")],
         "device": [str],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
@@ -178,6 +204,8 @@ class C2SDenoiser(TransformerMixin, BaseEstimator):
         inference_batch_size=8,
         image_shape=None,
         contrasts=None,
+        target_contrasts=None,
+        context_slices=0,
         device="auto",
         random_state=None,
         verbose=0,
@@ -200,37 +228,118 @@ class C2SDenoiser(TransformerMixin, BaseEstimator):
         self.inference_batch_size = inference_batch_size
         self.image_shape = image_shape
         self.contrasts = contrasts
+        self.target_contrasts = target_contrasts
+        self.context_slices = context_slices
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
 
     # ------------------------------------------------------------------ input handling
-    def _split(self, X, *, reset: bool):
-        def validate_rows(rows):
-            return validate_data(
-                self, rows, reset=reset, dtype=[np.float64, np.float32], ensure_all_finite=True
-            )
+    def _contrast_names(self) -> tuple[str, ...] | None:
+        """Validated ``contrasts`` (None for single-contrast input)."""
+        if self.contrasts is None:
+            if self.target_contrasts is not None:
+                raise ValueError("target_contrasts needs contrasts (the names of the contrasts in X)")
+            if isinstance(self.sigma, dict):
+                raise ValueError("sigma can be a dict of per-contrast values only with contrasts")
+            return None
+        names = tuple(self.contrasts)
+        if not names or not all(isinstance(name, str) and name for name in names):
+            raise ValueError(f"contrasts must be a non-empty sequence of non-empty names, got {self.contrasts!r}")
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"contrast {duplicates[0]!r} appears more than once in contrasts={names}")
+        for name in self.target_contrasts or ():
+            if name not in names:
+                raise ValueError(f"target contrast {name!r} is not one of contrasts={names}")
+        if isinstance(self.sigma, dict):
+            for name in self.sigma:
+                if name not in names:
+                    raise ValueError(f"sigma has an entry for contrast {name!r}, which is not one of contrasts={names}")
+            for name in names:
+                if name not in self.sigma:
+                    raise ValueError(f"sigma has no entry for contrast {name!r}")
+        return names
 
-        return split_volumes(X, self.image_shape, validate_rows)
+    def _check_fitted_contrasts(self) -> tuple[str, ...] | None:
+        """The fitted contrasts, after checking that the ``contrasts`` parameter still matches them."""
+        names = self._contrast_names()
+        fitted = getattr(self, "contrasts_", None)
+        if names != fitted:
+            if fitted is None or names is None:
+                raise ValueError(f"contrasts={names} but the model was fitted with contrasts={fitted}")
+            for position, (given, expected) in enumerate(zip(names, fitted)):
+                if given != expected:
+                    raise ValueError(
+                        f"contrast {given!r} is at position {position} but the model was fitted with {expected!r} "
+                        f"there (fitted order {fitted})"
+                    )
+            extra = set(names) ^ set(fitted)
+            raise ValueError(f"contrast {sorted(extra)[0]!r} differs from the fitted contrasts {fitted}")
+        return names
 
-    def _noise_levels(self, volumes: list[np.ndarray]) -> np.ndarray:
-        """Noise level of each volume in input units."""
-        if isinstance(self.sigma, str):
-            method = "wavelet" if self.sigma == "auto" else self.sigma
-            return np.array([estimate_sigma(volume, method) for volume in volumes], dtype=np.float64)
-        return np.full(len(volumes), float(self.sigma))
+    def _split(self, X, names: tuple[str, ...] | None, *, reset: bool):
+        """Items ``(n_contrasts, D, H, W)`` (``n_contrasts = 1`` without contrasts) and the layout."""
+        if names is not None:
+            items, layout = split_contrast_items(X, names)
+        else:
+
+            def validate_rows(rows):
+                return validate_data(
+                    self, rows, reset=reset, dtype=[np.float64, np.float32], ensure_all_finite=True
+                )
+
+            volumes, layout = split_volumes(X, self.image_shape, validate_rows)
+            items = [volume[None] for volume in volumes]
+        needed = min_depth(self.context_slices)
+        for index, item in enumerate(items):
+            if item.shape[1] < needed:
+                raise ValueError(
+                    f"context_slices={self.context_slices} needs volumes of at least {needed} slices; item {index} "
+                    f"has {item.shape[1]} (pass volumes (n, D, H, W), or context_slices=0 for single images)"
+                )
+        return items, layout
 
     @staticmethod
-    def _to_slices(volumes: list[np.ndarray], scales: np.ndarray, sigmas: np.ndarray):
-        """Normalised slices (1, H, W) as tensors and their normalised noise levels."""
-        slices, levels = [], []
-        for volume, scale, sigma in zip(volumes, scales, sigmas):
-            relative = max(float(sigma) / scale, _MIN_RELATIVE_SIGMA)
-            normalised = torch.from_numpy(np.ascontiguousarray(volume / scale, dtype=np.float32))
-            for index in range(normalised.shape[0]):
-                slices.append(normalised[index : index + 1])
-                levels.append(relative)
-        return slices, torch.tensor(levels, dtype=torch.float32)
+    def _join(items: list[np.ndarray], layout, names: tuple[str, ...] | None):
+        if names is None:
+            return join_volumes([item[0] for item in items], layout)
+        return join_contrast_items(items, layout, names)
+
+    def _noise_levels(self, items: list[np.ndarray], names: tuple[str, ...] | None) -> np.ndarray:
+        """Noise level of each item and contrast ``(n_items, n_contrasts)`` in input units."""
+        levels = np.empty((len(items), items[0].shape[0]), dtype=np.float64)
+        for c in range(levels.shape[1]):
+            rule = self.sigma[names[c]] if isinstance(self.sigma, dict) else self.sigma
+            for i, item in enumerate(items):
+                if isinstance(rule, str):
+                    levels[i, c] = estimate_sigma(item[c], "wavelet" if rule == "auto" else rule)
+                elif isinstance(rule, Real) and rule > 0:
+                    levels[i, c] = float(rule)
+                else:
+                    raise ValueError(f"sigma for contrast {names[c]!r} must be a positive number or a method name, got {rule!r}")
+        return levels
+
+    @staticmethod
+    def _scales(items: list[np.ndarray]) -> np.ndarray:
+        return np.array([[intensity_scale(volume) for volume in item] for item in items])
+
+    def _network_inputs(self, items, sigmas, scales, target: int):
+        """Input channels ``(n_channels, H, W)`` of every slice, and the target's normalised noise levels."""
+        plan = channel_plan(items[0].shape[0], target, self.context_slices)
+        inputs, levels = [], []
+        for item, sigma, scale in zip(items, sigmas, scales):
+            normalised = (item / scale[:, None, None, None]).astype(np.float32)
+            stacks = slice_stacks(normalised, plan)
+            inputs += [torch.from_numpy(np.ascontiguousarray(stack)) for stack in stacks]
+            levels += [max(float(sigma[target]) / scale[target], _MIN_RELATIVE_SIGMA)] * len(stacks)
+        return inputs, torch.tensor(levels, dtype=torch.float32), len(plan)
+
+    def _fitted_networks(self) -> dict[int, torch.nn.Module]:
+        """Network of each target contrast, by contrast index."""
+        if getattr(self, "contrasts_", None) is None:
+            return {0: self.network_}
+        return {self.contrasts_.index(name): network for name, network in self.networks_.items()}
 
     # ------------------------------------------------------------------ fit
     def fit(self, X, y=None):
@@ -238,9 +347,11 @@ class C2SDenoiser(TransformerMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like or list of array-like
+        X : array-like, list of array-like, or dict
             Noisy magnitude images: ``(n, H, W)``, volumes ``(n, D, H, W)``, a list of
-            ``(H, W)``/``(D, H, W)`` arrays, or 2-D rows (see ``image_shape``).
+            ``(H, W)``/``(D, H, W)`` arrays, or 2-D rows (see ``image_shape``). With
+            ``contrasts``: ``(n, n_contrasts, H, W)``, ``(n, n_contrasts, D, H, W)``, a list of
+            ``(n_contrasts, ...)`` arrays, or a dict ``{contrast: images}``.
         y : None
             Ignored; there for the scikit-learn API.
 
@@ -249,27 +360,18 @@ class C2SDenoiser(TransformerMixin, BaseEstimator):
         self : C2SDenoiser
         """
         self._validate_params()
-        if self.contrasts is not None:
-            raise ValueError("contrasts is reserved for multi-contrast denoising and must be None in this version")
-        volumes, _ = self._split(X, reset=True)
-        sigmas = self._noise_levels(volumes)
-        scales = np.array([intensity_scale(volume) for volume in volumes])
-        slices, levels = self._to_slices(volumes, scales, sigmas)
+        names = self._contrast_names()
+        items, _ = self._split(X, names, reset=True)
+        sigmas = self._noise_levels(items, names)
+        scales = self._scales(items)
+        if names is None:
+            targets = [0]
+        else:
+            wanted = names if self.target_contrasts is None else tuple(self.target_contrasts)
+            targets = [index for index, name in enumerate(names) if name in wanted]
 
         random_state = check_random_state(self.random_state)
-        seed = int(random_state.randint(np.iinfo(np.int32).max))
-        generator = torch.Generator().manual_seed(seed)
         device = resolve_device(self.device)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            network = NoiseConditionedUNet(
-                in_channels=1,
-                out_channels=1,
-                width=self.width,
-                depth=self.depth,
-                attention=self.attention,
-                noise_conditioning=self.noise_conditioning,
-            )
         config = TrainingConfig(
             max_iter=self.max_iter,
             batch_size=self.batch_size,
@@ -278,71 +380,105 @@ class C2SDenoiser(TransformerMixin, BaseEstimator):
             ema_decay=self.ema_decay,
             refinement=float(self.refinement),
         )
-        result = train_gdsm(
-            network,
-            slices,
-            levels,
-            config=config,
-            schedule=NoiseSchedule(self.noise_schedule, self.tau_max),
-            loss_fn=GDSMLoss(alpha=self.loss_alpha),
-            generator=generator,
-            device=device,
-            verbose=self.verbose,
-        )
-        if result.interrupted:
-            warnings.warn(
-                f"fit interrupted after {result.n_iter} of {self.max_iter} steps; keeping the "
-                "averaged (EMA) weights reached so far",
-                UserWarning,
-                stacklevel=2,
+        networks, n_iter, loss_curve, seconds = {}, 0, [], 0.0
+        for target in targets:
+            seed = int(random_state.randint(np.iinfo(np.int32).max))
+            inputs, levels, n_channels = self._network_inputs(items, sigmas, scales, target)
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                network = NoiseConditionedUNet(
+                    in_channels=n_channels,
+                    out_channels=1,
+                    width=self.width,
+                    depth=self.depth,
+                    attention=self.attention,
+                    noise_conditioning=self.noise_conditioning,
+                )
+            result = train_gdsm(
+                network,
+                inputs,
+                levels,
+                config=config,
+                schedule=NoiseSchedule(self.noise_schedule, self.tau_max),
+                loss_fn=GDSMLoss(alpha=self.loss_alpha),
+                generator=torch.Generator().manual_seed(seed),
+                device=device,
+                verbose=self.verbose,
             )
-        self.network_ = result.network
-        self.sigma_ = sigmas
-        self.scales_ = scales
-        self.n_iter_ = result.n_iter
-        self.loss_curve_ = result.loss_curve
-        self.fit_time_ = result.seconds
+            networks[target] = result.network
+            n_iter += result.n_iter
+            loss_curve += result.loss_curve
+            seconds += result.seconds
+            if result.interrupted:
+                left = [names[t] for t in targets if t not in networks] if names else []
+                warnings.warn(
+                    f"fit interrupted after {result.n_iter} of {self.max_iter} steps; keeping the averaged (EMA) "
+                    "weights reached so far" + (f"; contrasts {left} were not trained and are returned unchanged" if left else ""),
+                    UserWarning,
+                    stacklevel=2,
+                )
+                break
+        if names is None:
+            self.network_ = networks[0]
+            self.sigma_, self.scales_ = sigmas[:, 0], scales[:, 0]
+        else:
+            self.networks_ = {names[t]: network for t, network in networks.items()}
+            self.contrasts_ = names
+            self.target_contrasts_ = tuple(self.networks_)
+            self.sigma_, self.scales_ = sigmas, scales
+        self.n_iter_ = n_iter
+        self.loss_curve_ = loss_curve
+        self.fit_time_ = seconds
         self.device_ = str(device)
         return self
 
     # ------------------------------------------------------------------ transform
-    def _denoise_volumes(self, volumes: list[np.ndarray], sigmas: np.ndarray, scales: np.ndarray) -> list[np.ndarray]:
-        slices, levels = self._to_slices(volumes, scales, sigmas)
-        outputs = denoise_images(
-            self.network_,
-            slices,
-            levels,
-            device=resolve_device(self.device),
-            batch_size=self.inference_batch_size,
-            self_ensemble=self.self_ensemble,
-        )
-        denoised, position = [], 0
-        for volume, scale in zip(volumes, scales):
-            depth = volume.shape[0]
-            stack = torch.cat(outputs[position : position + depth]).numpy().astype(np.float64)
-            denoised.append(stack * scale)
-            position += depth
-        return denoised
+    def _denoise_items(self, items, sigmas, scales, targets: list[int] | None = None) -> list[np.ndarray]:
+        """Denoised copies of ``items`` (float64, input units); contrasts without a network are copied."""
+        networks = self._fitted_networks()
+        outputs = [item.astype(np.float64, copy=True) for item in items]
+        for target, network in networks.items():
+            if targets is not None and target not in targets:
+                continue
+            inputs, levels, _ = self._network_inputs(items, sigmas, scales, target)
+            denoised = denoise_images(
+                network,
+                inputs,
+                levels,
+                device=resolve_device(self.device),
+                batch_size=self.inference_batch_size,
+                self_ensemble=self.self_ensemble,
+            )
+            position = 0
+            for output, scale in zip(outputs, scales):
+                depth = output.shape[1]
+                stack = torch.cat(denoised[position : position + depth]).numpy()
+                output[target] = stack * scale[target]
+                position += depth
+        return outputs
 
     def transform(self, X):
         """Denoise images with one forward pass at their noise level.
 
         Parameters
         ----------
-        X : array-like or list of array-like
+        X : array-like, list of array-like, or dict
             Same layouts as in :meth:`fit`; image sizes may differ from the training images.
+            With ``contrasts``, the same contrasts in the same order as in :meth:`fit`.
 
         Returns
         -------
-        ndarray or list of ndarray
+        ndarray, list of ndarray or dict
             Denoised images, same layout, shape and float dtype as ``X`` (float64 for integer
-            input), in the input's units. ``X`` is not modified.
+            input), in the input's units; contrasts that are not targets come back unchanged.
+            ``X`` is not modified.
         """
         check_is_fitted(self)
-        volumes, layout = self._split(X, reset=False)
-        sigmas = self._noise_levels(volumes)
-        scales = np.array([intensity_scale(volume) for volume in volumes])
-        return join_volumes(self._denoise_volumes(volumes, sigmas, scales), layout)
+        names = self._check_fitted_contrasts()
+        items, layout = self._split(X, names, reset=False)
+        sigmas = self._noise_levels(items, names)
+        scales = self._scales(items)
+        return self._join(self._denoise_items(items, sigmas, scales), layout, names)
 
     # ------------------------------------------------------------------ score
     def score(self, X, y=None):
@@ -350,14 +486,15 @@ class C2SDenoiser(TransformerMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like or list of array-like
+        X : array-like, list of array-like, or dict
             Noisy images.
-        y : array-like or list of array-like, optional
+        y : array-like, list of array-like or dict, optional
             Clean references in the layout of ``X``.
 
         Returns
         -------
         float
+            Averaged over images/volumes (and target contrasts).
             With ``y``: the mean PSNR of the denoised images against ``y``, each with
             ``data_range = y.max() - y.min()`` of its image/volume.
             Without ``y``: a self-supervised estimate, in dB, of how well the denoised image
@@ -375,30 +512,40 @@ class C2SDenoiser(TransformerMixin, BaseEstimator):
             This is the score ``GridSearchCV`` uses without clean data.
         """
         check_is_fitted(self)
-        volumes, layout = self._split(X, reset=False)
-        sigmas = self._noise_levels(volumes)
-        scales = np.array([intensity_scale(volume) for volume in volumes])
-        denoised = self._denoise_volumes(volumes, sigmas, scales)
+        names = self._check_fitted_contrasts()
+        items, _ = self._split(X, names, reset=False)
+        sigmas = self._noise_levels(items, names)
+        scales = self._scales(items)
+        denoised = self._denoise_items(items, sigmas, scales)
+        targets = list(self._fitted_networks())
         if y is not None:
-            references, _ = split_volumes(y, self.image_shape, lambda rows: np.asarray(rows, float))
-            if [r.shape for r in references] != [v.shape for v in volumes]:
+            if names is None:
+                references = [r[None] for r in split_volumes(y, self.image_shape, lambda rows: np.asarray(rows, float))[0]]
+            else:
+                references = split_contrast_items(y, names)[0]
+            if [r.shape for r in references] != [i.shape for i in items]:
                 raise ValueError("y must have the same layout and shapes as X")
-            return float(np.mean([psnr(den, ref, range_=data_range(ref) or 1.0) for ref, den in zip(references, denoised)]))
-        return float(np.mean(self._sure_psnr(volumes, denoised, sigmas, scales)))
+            return float(
+                np.mean([psnr(den[t], ref[t], range_=data_range(ref[t]) or 1.0) for ref, den in zip(references, denoised) for t in targets])
+            )
+        return float(np.mean(self._sure_psnr(items, denoised, sigmas, scales, targets)))
 
-    def _sure_psnr(self, volumes, denoised, sigmas, scales) -> list[float]:
+    def _sure_psnr(self, items, denoised, sigmas, scales, targets) -> list[float]:
         probe_rng = np.random.default_rng(0)
         psnrs = []
-        for volume, output, sigma, scale in zip(volumes, denoised, sigmas, scales):
-            sigma = max(float(sigma), _MIN_RELATIVE_SIGMA * scale)
-            epsilon = 1e-2 * sigma
-            probe = probe_rng.standard_normal(volume.shape)
-            perturbed = self._denoise_volumes([volume + epsilon * probe], np.array([sigma]), np.array([scale]))[0]
-            divergence = float(np.sum(probe * (perturbed - output))) / epsilon
-            n = volume.size
-            # SURE + sigma^2: estimated MSE against an independent noisy repetition
-            risk = float(np.sum((output - volume) ** 2)) / n + 2.0 * sigma**2 * divergence / n
-            psnrs.append(10.0 * np.log10(scale**2 / max(risk, 1e-12 * scale**2)))
+        for item, output, sigma_row, scale_row in zip(items, denoised, sigmas, scales):
+            for target in targets:
+                sigma = max(float(sigma_row[target]), _MIN_RELATIVE_SIGMA * scale_row[target])
+                epsilon = 1e-2 * sigma
+                probe = probe_rng.standard_normal(item.shape[1:])
+                perturbed_item = item.astype(np.float64, copy=True)
+                perturbed_item[target] += epsilon * probe
+                perturbed = self._denoise_items([perturbed_item], sigma_row[None], scale_row[None], [target])[0][target]
+                divergence = float(np.sum(probe * (perturbed - output[target]))) / epsilon
+                n = probe.size
+                # SURE + sigma^2: estimated MSE against an independent noisy repetition
+                risk = float(np.sum((output[target] - item[target]) ** 2)) / n + 2.0 * sigma**2 * divergence / n
+                psnrs.append(10.0 * np.log10(scale_row[target] ** 2 / max(risk, 1e-12 * scale_row[target] ** 2)))
         return psnrs
 
     # ------------------------------------------------------------------ persistence
@@ -406,10 +553,10 @@ class C2SDenoiser(TransformerMixin, BaseEstimator):
         state = dict(super().__getstate__())  # a copy: the live estimator keeps its network
         network = state.pop("network_", None)
         if network is not None:
-            state["_network_state"] = {
-                "config": dict(network.config),
-                "weights": {name: tensor.detach().cpu().clone() for name, tensor in network.state_dict().items()},
-            }
+            state["_network_state"] = _network_state(network)
+        networks = state.pop("networks_", None)
+        if networks is not None:
+            state["_networks_state"] = {name: _network_state(net) for name, net in networks.items()}
         state["_c2s_version"] = __version__
         state["_torch_version"] = torch.__version__
         return state
@@ -431,11 +578,12 @@ class C2SDenoiser(TransformerMixin, BaseEstimator):
                 stacklevel=2,
             )
         network_state = state.pop("_network_state", None)
+        networks_state = state.pop("_networks_state", None)
         super().__setstate__(state)
         if network_state is not None:
-            network = NoiseConditionedUNet(**network_state["config"])
-            network.load_state_dict(network_state["weights"])
-            self.network_ = network.eval()
+            self.network_ = _network_from_state(network_state)
+        if networks_state is not None:
+            self.networks_ = {name: _network_from_state(saved) for name, saved in networks_state.items()}
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -444,3 +592,17 @@ class C2SDenoiser(TransformerMixin, BaseEstimator):
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         tags.target_tags.required = False
         return tags
+
+
+def _network_state(network: torch.nn.Module) -> dict:
+    """A network's constructor arguments and weights as CPU tensors (what pickling stores)."""
+    return {
+        "config": dict(network.config),
+        "weights": {name: tensor.detach().cpu().clone() for name, tensor in network.state_dict().items()},
+    }
+
+
+def _network_from_state(saved: dict) -> NoiseConditionedUNet:
+    network = NoiseConditionedUNet(**saved["config"])
+    network.load_state_dict(saved["weights"])
+    return network.eval()

@@ -96,19 +96,30 @@ class GDSMStep:
     loss_fn : GDSMLoss
     refinement : float, default=0.0
         ``rho = sigma_target / sigma_data``.
+    n_target_channels : int, default=1
+        The first ``n_target_channels`` channels of a batch are the target (corrupted, and the
+        loss's regression target); the remaining channels are conditioning inputs passed to the
+        network unchanged (METHOD.md section 6: other contrasts, neighbouring slices).
     """
 
-    def __init__(self, schedule: NoiseSchedule, loss_fn: GDSMLoss, refinement: float = 0.0) -> None:
+    def __init__(
+        self, schedule: NoiseSchedule, loss_fn: GDSMLoss, refinement: float = 0.0, n_target_channels: int = 1
+    ) -> None:
         self.schedule = schedule
         self.loss_fn = loss_fn
         self.refinement = float(refinement)
+        self.n_target_channels = int(n_target_channels)
 
     def __call__(self, network: nn.Module, y: Tensor, sigma_data: Tensor, generator: torch.Generator, progress: float) -> Tensor:
+        n_target = self.n_target_channels
+        target = y[:, :n_target]
         tau = self.schedule.sample_tau(sigma_data, generator)
-        x_t = corrupt(y, tau, generator)
+        x_t = corrupt(target, tau, generator)
         sigma_t = torch.sqrt(sigma_data.square() + tau.square())
-        output = network(x_t, sigma_t)
-        return self.loss_fn(output, x_t, y[:, : output.shape[1]], tau, sigma_data, self.refinement * sigma_data)
+        # conditioning channels (after the target) enter as they are: no corruption, no loss
+        inputs = torch.cat([x_t, y[:, n_target:]], dim=1) if y.shape[1] > n_target else x_t
+        output = network(inputs, sigma_t)
+        return self.loss_fn(output, x_t, target, tau, sigma_data, self.refinement * sigma_data)
 
 
 def train_network(
@@ -230,13 +241,14 @@ def train_gdsm(
     """Train ``network`` on noisy images only with the GDSM loss (:func:`train_network` + :class:`GDSMStep`).
 
     ``network(x_t, sigma_t)`` must return an estimate of ``E[x_target | x_t]``; the target level is
-    ``config.refinement * sigma_data``. See :func:`train_network` for the other parameters.
+    ``config.refinement * sigma_data``. The first ``network.out_channels`` image channels are the
+    target; any further channels are conditioning inputs (see :class:`GDSMStep`). See :func:`train_network` for the other parameters.
     """
     return train_network(
         network,
         images,
         noise_levels,
-        loss_step=GDSMStep(schedule, loss_fn, config.refinement),
+        loss_step=GDSMStep(schedule, loss_fn, config.refinement, getattr(network, "out_channels", 1)),
         config=config,
         generator=generator,
         device=device,

@@ -88,7 +88,8 @@ class NoiseConditionedUNet(nn.Module):
     Parameters
     ----------
     in_channels : int, default=1
-        Channels of the image being denoised.
+        Input channels: the ``out_channels`` target channels first, then any conditioning
+        channels (other contrasts of the same slice, neighbouring slices).
     out_channels : int, default=1
         Channels of the output (the denoised target channels, the first ``out_channels`` of the input).
     width : int, default=16
@@ -153,7 +154,12 @@ class NoiseConditionedUNet(nn.Module):
         self.head = nn.Sequential(nn.SiLU(), nn.Conv2d(channels[0], out_channels, 3, padding=1))
 
     def forward(self, x: Tensor, sigma: Tensor) -> Tensor:
-        """Denoise ``x`` (B, C, H, W) whose first ``out_channels`` carry noise level ``sigma`` (B,)."""
+        """Denoise ``x`` (B, C, H, W) whose first ``out_channels`` carry noise level ``sigma`` (B,).
+
+        Channels after the first ``out_channels`` are conditioning inputs (other contrasts,
+        neighbouring slices): they enter the backbone scaled by ``1 / signal_std`` and are not
+        part of the output.
+        """
         sigma = sigma.to(x.dtype).reshape(-1)
         if sigma.numel() == 1 and x.shape[0] != 1:
             sigma = sigma.expand(x.shape[0])
@@ -161,8 +167,15 @@ class NoiseConditionedUNet(nn.Module):
         c_in = var_total.rsqrt().view(-1, 1, 1, 1)
         c_skip = (self.signal_std**2 / var_total).view(-1, 1, 1, 1)
         c_out = (sigma * self.signal_std * var_total.rsqrt()).view(-1, 1, 1, 1)
-        residual = self._backbone(c_in * x, sigma)
-        return c_skip * x[:, : self.out_channels] + c_out * residual
+        target = x[:, : self.out_channels]
+        if x.shape[1] > self.out_channels:
+            # conditioning channels (other contrasts, neighbouring slices) keep their own noise
+            # level, not sigma: they get a fixed unit-variance scaling instead of c_in(sigma)
+            scaled = torch.cat([c_in * target, x[:, self.out_channels :] / self.signal_std], dim=1)
+        else:
+            scaled = c_in * x
+        residual = self._backbone(scaled, sigma)
+        return c_skip * target + c_out * residual
 
     def _backbone(self, x: Tensor, sigma: Tensor) -> Tensor:
         height, width = x.shape[-2:]
