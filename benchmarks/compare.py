@@ -5,6 +5,7 @@ Usage::
     pip install -e ".[bench]"
     python benchmarks/compare.py --mode quick     # <= 15 minutes on 2 CPU cores
     python benchmarks/compare.py --mode full      # 10-minute trainings, Gaussian and Rician noise
+    python benchmarks/compare.py --steps 8000 --sigmas 25 --noises gaussian   # one setting, longer budget
 
 Data: axial slices of the MNI152 T1 template shipped in nilearn (30 training / 6 held-out
 slices, split with a gap, cropped to the brain's bounding box + 4 px; see ``bench_data.py``),
@@ -12,6 +13,8 @@ noise of sigma in {13/255, 25/255} on [0, 1] images with fixed seeds. Every deep
 the same network class (the C2S U-Net, default width/depth), the same number of optimiser
 steps, batch and patch size, learning-rate schedule and EMA; wall time is reported beside the
 quality because a step's cost differs between methods. Classical methods get the true sigma.
+The deep models trained on MNI152 are also applied, without retraining, to dipy's real
+single-subject T1 slice with noise of the same level (``compare_<mode>_dipy_<noise>_sigma<k>.md``).
 
 Metrics on outputs clipped to [0, 1]: PSNR over the whole slice, PSNR inside the brain mask,
 SSIM (scikit-image, data_range=1), averaged over the held-out slices. Tables go to
@@ -35,7 +38,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from bench_data import add_noise, load_mni152_axial  # noqa: E402
+from bench_data import add_noise, load_dipy_t1_slice, load_mni152_axial  # noqa: E402
 from peers import denoise_peer, make_peer, make_peer_network, train_peer  # noqa: E402
 
 from c2s_denoise import C2SDenoiser, __version__  # noqa: E402
@@ -86,24 +89,27 @@ def classical_methods(noisy: np.ndarray, sigma: float) -> dict[str, tuple[np.nda
     return results
 
 
-def deep_methods(noisy_train, clean_train, noisy_test, sigma: float, steps: int, seed: int = 0):
-    """Peers, Noise2Clean and C2S with the same network and steps: name -> (output, fit s, s/slice)."""
-    results = {}
+def deep_methods(noisy_train, clean_train, tests: dict[str, np.ndarray], sigma: float, steps: int, seed: int = 0):
+    """Peers, Noise2Clean and C2S with the same network and steps, trained once on the MNI
+    training slices and applied to every test set: ``{test set: {name: (output, fit s, s/slice)}}``."""
+    results: dict[str, dict] = {key: {} for key in tests}
     for name in (*SELF_SUPERVISED_PEERS, "noise2clean"):
         loss = make_peer(name)
         network = make_peer_network(seed=seed)
         clean = clean_train if loss.needs_clean else None
         trained = train_peer(loss, network, noisy_train, sigma, clean=clean, max_iter=steps, seed=seed)
-        start = time.perf_counter()
-        out = np.asarray(denoise_peer(loss, trained.network, noisy_test, sigma, seed=seed))
         label = f"{name} (supervised upper bound)" if loss.needs_clean else name
-        results[label] = (out, trained.seconds, (time.perf_counter() - start) / len(noisy_test))
+        for key, noisy_test in tests.items():
+            start = time.perf_counter()
+            out = np.asarray(denoise_peer(loss, trained.network, noisy_test, sigma, seed=seed))
+            results[key][label] = (out, trained.seconds, (time.perf_counter() - start) / len(noisy_test))
         print(f"  {label}: {trained.seconds:.0f} s", file=sys.stderr, flush=True)
     for label, refinement in (("C2S", 0.0), ("C2S + refinement rho=0.2", 0.2)):
         model = C2SDenoiser(sigma=sigma, refinement=refinement, max_iter=steps, random_state=seed).fit([noisy_train])
-        start = time.perf_counter()
-        out = model.transform([noisy_test])[0]
-        results[label] = (out, model.fit_time_, (time.perf_counter() - start) / len(noisy_test))
+        for key, noisy_test in tests.items():
+            start = time.perf_counter()
+            out = model.transform([noisy_test])[0]
+            results[key][label] = (out, model.fit_time_, (time.perf_counter() - start) / len(noisy_test))
         print(f"  {label}: {model.fit_time_:.0f} s", file=sys.stderr, flush=True)
     return results
 
@@ -163,43 +169,65 @@ def main() -> None:
     parser.add_argument("--mode", choices=sorted(MODES), default="quick")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     parser.add_argument("--steps", type=int, default=None, help="override the mode's steps of every deep method")
+    parser.add_argument("--sigmas", nargs="+", type=int, choices=(13, 25), default=[13, 25], help="noise levels k of sigma = k/255")
+    parser.add_argument("--noises", nargs="+", choices=("gaussian", "rician"), default=None, help="override the mode's noise models")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     args = parser.parse_args()
     mode = dict(MODES[args.mode])
     if args.steps is not None:
         mode["steps"] = args.steps
+    if args.noises is not None:
+        mode["noises"] = tuple(args.noises)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    suffix = f"_{args.steps}steps" if args.steps is not None else ""
     args.out.mkdir(parents=True, exist_ok=True)
     split = load_mni152_axial(crop_margin=4)
+    dipy_clean, dipy_mask = load_dipy_t1_slice()
     started = datetime.datetime.now(datetime.timezone.utc)
-    summary = {}
+    json_path = args.out / f"compare_{args.mode}{suffix}.json"
+    summary = json.loads(json_path.read_text()) if json_path.exists() else {}
     for noise in mode["noises"]:
-        for k in (13, 25):
+        for k in args.sigmas:
             sigma = k / 255
             noisy_train = add_noise(split.train, sigma, noise, seed=1)
-            noisy_test = add_noise(split.test, sigma, noise, seed=2)
+            tests = {
+                "mni": (split.test, split.test_mask, add_noise(split.test, sigma, noise, seed=2)),
+                "dipy": (dipy_clean[None], dipy_mask[None], add_noise(dipy_clean[None], sigma, noise, seed=2)),
+            }
             print(f"{noise} sigma={k}/255", file=sys.stderr, flush=True)
-            outputs = {**classical_methods(noisy_test, sigma), **deep_methods(noisy_train, split.train, noisy_test, sigma, mode["steps"])}
-            rows = [
-                {"method": name, **metrics(out, split.test, split.test_mask), "train_s": fit_s, "s_per_slice": per_slice}
-                for name, (out, fit_s, per_slice) in outputs.items()
-            ]
-            header = [
-                f"- date: {started:%Y-%m-%d %H:%M UTC}; command: `python {' '.join([Path(sys.argv[0]).as_posix()] + sys.argv[1:])}`",
-                f"- machine: {machine()}; c2s-denoise {__version__}",
-                f"- data: {split.source}; {len(split.train)} training / {len(split.test)} held-out axial slices "
-                f"{split.test.shape[1]}x{split.test.shape[2]}; {noise} noise sigma = {k}/255 (train seed 1, test seed 2)",
-                f"- deep methods: same U-Net class (width 16, depth 3), {mode['steps']} steps of 8 patches 48x48 each, "
-                "AdamW + warm-up/cosine, EMA; peers without noise conditioning",
-            ]
-            name = f"compare_{args.mode}_{noise}_sigma{k}" + (f"_{args.steps}steps" if args.steps is not None else "")
-            text = write_table(args.out / f"{name}.md", f"MNI152 T1, {noise} noise sigma = {k}/255 ({args.mode} mode)", header, rows, metrics(noisy_test, split.test, split.test_mask))
-            print(text, flush=True)
-            summary[name] = rows
-            if k == 25 and noise == "gaussian":
-                peers_only = [r for r in rows if r["method"] in SELF_SUPERVISED_PEERS]
-                best_peer = max(peers_only, key=lambda r: r["psnr_brain"])["method"]
-                shown = {m: outputs[m][0] for m in ("BM3D (sigma known)", best_peer, "C2S")}
-                figure(args.out / f"{name}.png", split.test, noisy_test, shown, index=len(split.test) // 2)
-    (args.out / (f"compare_{args.mode}" + (f"_{args.steps}steps" if args.steps is not None else "") + ".json")).write_text(json.dumps(summary, indent=2) + "\n")
+            deep = deep_methods(noisy_train, split.train, {key: t[2] for key, t in tests.items()}, sigma, mode["steps"])
+            for key, (clean, mask, noisy_test) in tests.items():
+                outputs = {**classical_methods(noisy_test, sigma), **deep[key]}
+                rows = [
+                    {"method": name, **metrics(out, clean, mask), "train_s": fit_s, "s_per_slice": per_slice}
+                    for name, (out, fit_s, per_slice) in outputs.items()
+                ]
+                if key == "mni":
+                    data = (f"{split.source}; {len(split.train)} training / {len(split.test)} held-out axial slices "
+                            f"{split.test.shape[1]}x{split.test.shape[2]}")
+                    title = f"MNI152 T1, {noise} noise sigma = {k}/255 ({args.mode} mode)"
+                else:
+                    data = ("test image: dipy's real single-subject T1 coronal slice 256x256 (mask: non-zero pixels); "
+                            f"deep methods trained on the {len(split.train)} noisy MNI152 training slices (no retraining)")
+                    title = f"dipy T1 slice, {noise} noise sigma = {k}/255 ({args.mode} mode)"
+                header = [
+                    f"- date: {started:%Y-%m-%d %H:%M UTC}; command: `python {' '.join([Path(sys.argv[0]).as_posix()] + sys.argv[1:])}`",
+                    f"- machine: {machine()}; c2s-denoise {__version__}",
+                    f"- data: {data}; {noise} noise sigma = {k}/255 (train seed 1, test seed 2)",
+                    f"- deep methods: same U-Net class (width 16, depth 3), {mode['steps']} steps of 8 patches 48x48 each, "
+                    "AdamW + warm-up/cosine, EMA; peers without noise conditioning",
+                ]
+                name = f"compare_{args.mode}{'_dipy' if key == 'dipy' else ''}_{noise}_sigma{k}{suffix}"
+                text = write_table(args.out / f"{name}.md", title, header, rows, metrics(noisy_test, clean, mask))
+                print(text, flush=True)
+                summary[name] = rows
+                if k == 25 and key == "mni":
+                    peers_only = [r for r in rows if r["method"] in SELF_SUPERVISED_PEERS]
+                    best_peer = max(peers_only, key=lambda r: r["psnr_brain"])["method"]
+                    shown = {m: outputs[m][0] for m in ("BM3D (sigma known)", best_peer, "C2S")}
+                    figure(args.out / f"{name}.png", clean, noisy_test, shown, index=len(clean) // 2)
+            json_path.write_text(json.dumps(summary, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@ Each command parses its arguments and makes one call into
 :mod:`c2s_denoise.workflows`. Logs, tables and progress bars go to stderr; a
 JSON summary goes to stdout. Exit status: 0 on success, 1 on a known error
 (a one-line ``error: <file>: <problem>`` on stderr, no traceback), 2 on a
-usage error, 130 when interrupted.
+usage error (multi-contrast files that do not fit together or with the model
+included, also reported in one ``error:`` line), 130 when interrupted.
 """
 
 from __future__ import annotations
@@ -78,8 +79,10 @@ def _known_errors() -> Iterator[None]:
     try:
         yield
     except C2SInputError as exc:
+        from .workflows import ContrastError
+
         typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
+        raise typer.Exit(2 if isinstance(exc, ContrastError) else 1) from None
     except KeyboardInterrupt:
         typer.echo("interrupted; finished outputs are complete, unfinished ones were not written", err=True)
         raise typer.Exit(130) from None
@@ -132,6 +135,82 @@ def _parse_sigma(value: str | None) -> float | str | None:
     return sigma
 
 
+def _parse_sigmas(values: list[str] | None) -> float | str | dict[str, float | str] | None:
+    """One ``--sigma VALUE`` for every contrast, or ``--sigma NAME=VALUE`` once per contrast."""
+    if not values:
+        return None
+    named = [value for value in values if "=" in value]
+    if not named:
+        if len(values) > 1:
+            raise typer.BadParameter(
+                "give one value for all contrasts, or NAME=VALUE per contrast", param_hint="--sigma"
+            )
+        return _parse_sigma(values[0])
+    if len(named) != len(values):
+        raise typer.BadParameter(
+            "give either one value for all contrasts or NAME=VALUE per contrast, not both", param_hint="--sigma"
+        )
+    sigmas: dict[str, float | str] = {}
+    for value in values:
+        name, _, level = (part.strip() for part in value.partition("="))
+        if not name:
+            raise typer.BadParameter(f"expected NAME=VALUE such as T1=0.05, got {value!r}", param_hint="--sigma")
+        if name in sigmas:
+            raise typer.BadParameter(f"contrast {name!r} is given twice", param_hint="--sigma")
+        sigmas[name] = _parse_sigma(level)  # type: ignore[assignment]
+    return sigmas
+
+
+def _parse_names(value: str | None, option: str) -> tuple[str, ...] | None:
+    """A comma-separated list of contrast names, such as ``T1,T2,FLAIR``."""
+    if value is None:
+        return None
+    names = tuple(name.strip() for name in value.split(",") if name.strip())
+    if not names:
+        raise typer.BadParameter(f"expected contrast names such as T1,T2, got {value!r}", param_hint=option)
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise typer.BadParameter(f"contrast {duplicates[0]!r} is given twice", param_hint=option)
+    return names
+
+
+def _parse_contrast_files(values: list[str]) -> dict[str, list[Path]]:
+    """``--contrast NAME=PATH`` options as ``{name: paths}``, names in order of first appearance."""
+    files: dict[str, list[Path]] = {}
+    for value in values:
+        name, _, path = value.partition("=")
+        name = name.strip()
+        if not name or not path:
+            raise typer.BadParameter(
+                f"expected NAME=PATH such as T1=sub1_t1.nii.gz, got {value!r}", param_hint="--contrast"
+            )
+        files.setdefault(name, []).append(Path(path))
+    return files
+
+
+def _inputs(
+    inputs: list[Path] | None, contrast: list[str] | None, group_by_study: bool, order: tuple[str, ...] | None = None
+) -> list[Path] | dict[str, list[Path]]:
+    """The input files: positional ones, ``{contrast: files}`` from --contrast, or M4Raw files grouped by study."""
+    if inputs and contrast:
+        raise typer.BadParameter("give the files either as arguments or with --contrast, not both", param_hint="INPUTS")
+    if group_by_study:
+        if not inputs:
+            raise typer.BadParameter("--group-by-study needs the files as arguments", param_hint="INPUTS")
+        from .workflows import group_m4raw_files
+
+        return group_m4raw_files(inputs, order)
+    if order is not None:
+        raise typer.BadParameter(
+            "only with --group-by-study (with --contrast, the order is that of the options)", param_hint="--contrasts"
+        )
+    if contrast:
+        return _parse_contrast_files(contrast)
+    if not inputs:
+        raise typer.BadParameter("give the files as arguments, or with --contrast NAME=PATH", param_hint="INPUTS")
+    return inputs
+
+
 def _read_options(crop: str | None, slice_axis: int, npz_key: str | None, dataset: str | None) -> Any:
     from .workflows import ReadOptions
 
@@ -165,6 +244,24 @@ DatasetOpt = Annotated[
         help="HDF5: dataset to read (default: reconstruction_rss, reconstruction_esc, reconstruction, then kspace).",
     ),
 ]
+ContrastOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--contrast",
+        metavar="NAME=PATH",
+        help="A file of one contrast, e.g. T1=sub1_t1.nii.gz; repeat for every contrast and subject (the i-th "
+        "file of each contrast belongs to subject i). Use instead of INPUTS.",
+        show_default=False,
+    ),
+]
+GroupOpt = Annotated[
+    bool,
+    typer.Option(
+        "--group-by-study",
+        help="INPUTS are M4Raw files <study>_<T1|T2|FLAIR><NN>: those of one study and repetition form one "
+        "multi-contrast subject.",
+    ),
+]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace existing output files.")]
 VerboseOpt = Annotated[int, typer.Option("--verbose", "-v", count=True, help="Log progress on stderr.")]
 
@@ -194,13 +291,46 @@ def _root(
 # ----------------------------------------------------------------------------- commands
 @app.command()
 def fit(
-    inputs: Annotated[
-        list[Path], typer.Argument(help="Noisy training files (each is one volume).", show_default=False)
-    ],
     output: Annotated[Path, typer.Option("--output", "-o", help="Model file to write (joblib), e.g. model.joblib.")],
-    sigma: Annotated[
+    inputs: Annotated[
+        list[Path] | None,
+        typer.Argument(help="Noisy training files (each is one volume).", show_default=False),
+    ] = None,
+    contrast: ContrastOpt = None,
+    group_by_study: GroupOpt = False,
+    contrasts: Annotated[
         str | None,
-        typer.Option(help="Noise level in the input's units, or auto/wavelet/rayleigh to estimate it per file."),
+        typer.Option(
+            "--contrasts",
+            metavar="A,B,...",
+            help="With --group-by-study: the contrasts and their order, e.g. T1,T2,FLAIR (default: those found, "
+            "sorted).",
+        ),
+    ] = None,
+    target_contrasts: Annotated[
+        str | None,
+        typer.Option(
+            "--target-contrasts",
+            metavar="A,B,...",
+            help="Contrasts to denoise (default: all); the others only condition the networks.",
+        ),
+    ] = None,
+    context_slices: Annotated[
+        int | None,
+        typer.Option(
+            "--context-slices",
+            min=0,
+            help="K > 0: slices z-K..z+K condition the denoising of slice z (volumes need at least 2K slices).",
+        ),
+    ] = None,
+    sigma: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="VALUE",
+            help="Noise level in the input's units, or auto/wavelet/rayleigh to estimate it per file; with contrasts "
+            "also NAME=VALUE, repeated for every contrast.",
+            show_default=False,
+        ),
     ] = None,
     refinement: Annotated[
         float | None, typer.Option(help="Detail refinement rho in [0, 1); 0 = full denoising.")
@@ -225,10 +355,14 @@ def fit(
     """Train a C2S model on noisy files (no clean data needed) and save it.
 
     Unset options keep the estimator's defaults. Image sizes may differ between files.
+    Co-registered contrasts of each subject are given with --contrast or --group-by-study.
     """
     _setup_logging(verbose)
+    order = _parse_names(contrasts, "--contrasts")
     values = {
-        "sigma": _parse_sigma(sigma),
+        "sigma": _parse_sigmas(sigma),
+        "target_contrasts": _parse_names(target_contrasts, "--target-contrasts"),
+        "context_slices": context_slices,
         "refinement": refinement,
         "max_iter": max_iter,
         "batch_size": batch_size,
@@ -246,17 +380,20 @@ def fit(
     with _known_errors(), _progress("reading") as progress:
         from .workflows import fit_files
 
-        summary = fit_files(inputs, output, params=params, read_options=options, overwrite=overwrite, progress=progress)
+        files = _inputs(inputs, contrast, group_by_study, order)
+        summary = fit_files(files, output, params=params, read_options=options, overwrite=overwrite, progress=progress)
     _emit(summary)
 
 
 @app.command()
 def apply(
     model: Annotated[Path, typer.Argument(help="Model file written by 'c2s-denoise fit'.", show_default=False)],
-    inputs: Annotated[list[Path], typer.Argument(help="Files to denoise.", show_default=False)],
     outdir: Annotated[
         Path, typer.Option("--outdir", "-o", help="Output folder; outputs keep the input's name and format.")
     ],
+    inputs: Annotated[list[Path] | None, typer.Argument(help="Files to denoise.", show_default=False)] = None,
+    contrast: ContrastOpt = None,
+    group_by_study: GroupOpt = False,
     n_jobs: Annotated[int, typer.Option("--n-jobs", "-j", help="Files processed in parallel (-1: all cores).")] = 1,
     overwrite: OverwriteOpt = False,
     verbose: VerboseOpt = 0,
@@ -269,6 +406,8 @@ def apply(
 
     Only load model files you trust (they are Python pickles). Outputs are written
     atomically: an interrupted run leaves finished outputs whole and no partial file.
+    A multi-contrast model needs its contrasts (any order) for every subject, given
+    with --contrast or --group-by-study; the outputs of its target contrasts are written.
     """
     _setup_logging(verbose)
     if n_jobs == 0:
@@ -277,8 +416,9 @@ def apply(
     with _known_errors(), _progress("denoising") as progress:
         from .workflows import apply_files
 
+        files = _inputs(inputs, contrast, group_by_study)
         summary = apply_files(
-            model, inputs, outdir, n_jobs=n_jobs, overwrite=overwrite, read_options=options, progress=progress
+            model, files, outdir, n_jobs=n_jobs, overwrite=overwrite, read_options=options, progress=progress
         )
     _emit(summary)
 

@@ -9,6 +9,13 @@ Every problem with a file raises :class:`~c2s_denoise.io.C2SInputError`
 *before* any output is written where it can be detected up front (missing or
 unreadable inputs, existing outputs, an output that is an input, a bad model
 file); all writes are atomic.
+
+:func:`fit_files` and :func:`apply_files` also take multi-contrast inputs: a
+mapping ``{contrast: [file of subject 0, file of subject 1, ...]}`` (the i-th
+file of every contrast belongs to subject i), for which the model is a
+multi-contrast :class:`~c2s_denoise.C2SDenoiser`; :func:`group_m4raw_files`
+builds such a mapping from M4Raw file names. Inputs that do not form valid
+subjects, or do not match the model's contrasts, raise :class:`ContrastError`.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ import hashlib
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -40,12 +47,14 @@ from .io import (
 from .io.errors import describe_exception
 
 __all__ = [
+    "ContrastError",
     "ReadOptions",
     "apply_files",
     "estimate_noise_files",
     "evaluate_files",
     "file_sha256",
     "fit_files",
+    "group_m4raw_files",
     "load_model",
     "run_demo",
     "save_model",
@@ -55,6 +64,25 @@ logger = logging.getLogger("c2s_denoise")
 
 #: Called after each finished item with (done, total); the CLI passes a progress bar's update.
 Progress = Callable[[int, int], None]
+
+PathLike = str | os.PathLike[str]
+
+#: Input files: a sequence (one volume each), or ``{contrast: files}`` with one file per subject and contrast.
+Inputs = Sequence[PathLike] | Mapping[str, Sequence[PathLike]]
+
+
+class ContrastError(C2SInputError):
+    """Multi-contrast inputs that do not fit together or do not fit the model.
+
+    Raised for a contrast given a different number of files than the others,
+    contrasts of one subject whose images differ in shape, a contrast the model
+    was not fitted on or one it needs but is not given, target contrasts or
+    per-contrast noise levels naming no input contrast, and files that
+    :func:`group_m4raw_files` cannot group; the message names the contrast
+    concerned where there is one. A subclass of
+    :class:`~c2s_denoise.io.C2SInputError` with the same one-line message;
+    the command line exits with status 2 on it (a usage problem) instead of 1.
+    """
 
 
 @dataclass(frozen=True)
@@ -201,14 +229,185 @@ def _cached_model(path: str, sha256: str) -> Any:
     return model
 
 
-def _sigma_used(model: Any, volume: np.ndarray) -> float:
-    """The noise level the estimator uses for ``volume`` (its rule, via the public estimator)."""
-    if isinstance(model.sigma, str):
+def _sigma_used(model: Any, volume: np.ndarray, contrast: str | None = None) -> float:
+    """The noise level the estimator uses for ``volume`` (of ``contrast``): its rule, via the public estimator."""
+    rule = model.sigma[contrast] if isinstance(model.sigma, dict) else model.sigma
+    if isinstance(rule, str):
         from .noise import estimate_sigma
 
-        method = "wavelet" if model.sigma == "auto" else model.sigma
+        method = "wavelet" if rule == "auto" else rule
         return float(estimate_sigma(volume, method))
-    return float(model.sigma)
+    return float(rule)
+
+
+# ----------------------------------------------------------------------------- contrasts
+def _names(names: Iterable[str]) -> str:
+    return ", ".join(names)
+
+
+def _contrast_subjects(contrasts: Mapping[str, Sequence[PathLike]]) -> tuple[tuple[str, ...], list[dict[str, Path]]]:
+    """The contrast names (in the mapping's order) and one ``{contrast: file}`` per subject."""
+    names = tuple(contrasts)
+    if not names:
+        raise ContrastError(None, "no contrasts given")
+    for name in names:
+        if not isinstance(name, str) or not name.strip() or name != name.strip():
+            raise ContrastError(None, f"invalid contrast name {name!r}")
+    first = names[0]
+    files = {name: list(contrasts[name]) for name in names}
+    count = len(files[first])
+    if count == 0:
+        raise ContrastError(None, f"contrast {first!r} has no files")
+    for name in names[1:]:
+        if len(files[name]) != count:
+            raise ContrastError(
+                None,
+                f"contrast {name!r} has {len(files[name])} file(s) but contrast {first!r} has {count}; every contrast "
+                "needs one file per subject (the i-th file of each contrast belongs to subject i)",
+            )
+    return names, [{name: Path(files[name][index]) for name in names} for index in range(count)]
+
+
+def _check_contrast_params(params: dict[str, Any], names: tuple[str, ...] | None) -> None:
+    """Check the contrast-related estimator parameters against the input contrasts (None: single-contrast)."""
+    targets = params.get("target_contrasts")
+    sigma = params.get("sigma")
+    if names is None:
+        if targets is not None or isinstance(sigma, dict):
+            what = "target contrasts" if targets is not None else "per-contrast noise levels"
+            raise ContrastError(
+                None, f"{what} need multi-contrast inputs (files given by contrast, e.g. --contrast NAME=PATH)"
+            )
+        return
+    given = params.get("contrasts")
+    if given is not None and tuple(given) != names:
+        raise ContrastError(None, f"params contrasts={tuple(given)} differ from the input contrasts {names}")
+    for name in targets or ():
+        if name not in names:
+            raise ContrastError(None, f"target contrast {name!r} is not one of the input contrasts ({_names(names)})")
+    if isinstance(sigma, dict):
+        for name in sigma:
+            if name not in names:
+                raise ContrastError(
+                    None, f"sigma given for contrast {name!r}, not one of the input contrasts ({_names(names)})"
+                )
+        for name in names:
+            if name not in sigma:
+                raise ContrastError(
+                    None, f"no sigma for contrast {name!r} (give one value for all contrasts or one per contrast)"
+                )
+
+
+def _check_depth(image: LoadedImage, context_slices: int) -> None:
+    """A volume must have enough slices for ``context_slices`` (the estimator's rule)."""
+    from ._channels import min_depth
+
+    needed = min_depth(int(context_slices))
+    if image.data.shape[0] < needed:
+        raise C2SInputError(
+            image.source,
+            f"has {image.data.shape[0]} slice(s) but context_slices={context_slices} needs volumes of at least "
+            f"{needed} slices",
+        )
+
+
+def _check_subject(images: Mapping[str, LoadedImage]) -> None:
+    """The contrasts of one subject must have the same shape (co-registered on one grid)."""
+    (first, reference), *others = images.items()
+    for name, image in others:
+        if image.data.shape != reference.data.shape:
+            raise ContrastError(
+                image.source,
+                f"contrast {name!r} has shape {image.data.shape} but contrast {first!r} of the same subject "
+                f"({reference.source.name}) has shape {reference.data.shape}; the contrasts of a subject must be "
+                "on the same grid",
+            )
+
+
+def _load_subject(subject: Mapping[str, Path], options: ReadOptions, context_slices: int) -> dict[str, LoadedImage]:
+    images = {}
+    for name, path in subject.items():
+        logger.info("reading %s (%s)", path, name)
+        images[name] = options.load(path)
+        _check_depth(images[name], context_slices)
+    _check_subject(images)
+    return images
+
+
+def group_m4raw_files(
+    paths: Sequence[PathLike], contrasts: Sequence[str] | None = None
+) -> dict[str, list[Path]]:
+    """Group M4Raw files into multi-contrast subjects, one per study and repetition.
+
+    Files named ``<study>_<T1|T2|FLAIR><NN>`` (any supported suffix, see
+    :func:`~c2s_denoise.io.parse_m4raw_name`) of the same study and
+    repetition ``NN`` form one subject. The result is the input of
+    :func:`fit_files` and :func:`apply_files` for multi-contrast models.
+
+    Parameters
+    ----------
+    paths : sequence of path-like
+        M4Raw files, in any order.
+    contrasts : sequence of str, optional
+        The contrasts and their order (e.g. ``("T1", "T2", "FLAIR")``).
+        Default: the contrasts found, sorted by name.
+
+    Returns
+    -------
+    dict of str to list of pathlib.Path
+        ``{contrast: files}`` in contrast order; the i-th file of every
+        contrast belongs to the i-th subject (sorted by study, then repetition).
+
+    Raises
+    ------
+    C2SInputError
+        If no file is given.
+    ContrastError
+        For a name that is not M4Raw-style, a study and repetition given twice
+        for one contrast, a file whose contrast is not in ``contrasts``, or a
+        study and repetition without a file of every contrast.
+    """
+    if not paths:
+        raise C2SInputError(None, "no input files given")
+    groups: dict[tuple[str, int], dict[str, Path]] = {}
+    for item in paths:
+        path = Path(item)
+        parts = parse_m4raw_name(path)
+        if parts is None:
+            raise ContrastError(path, "grouping by study needs M4Raw-style names <study>_<T1|T2|FLAIR><NN>")
+        group = groups.setdefault((parts.study, parts.repetition), {})
+        if parts.contrast in group:
+            raise ContrastError(
+                path, f"contrast {parts.contrast!r} of study {parts.study} repetition {parts.repetition:02d} is also "
+                f"given as {group[parts.contrast]}"
+            )
+        group[parts.contrast] = path
+    found = sorted({name for group in groups.values() for name in group})
+    if contrasts is None:
+        order = tuple(found)
+    else:
+        order = tuple(contrasts)
+        if not order:
+            raise ContrastError(None, "no contrasts given")
+        duplicates = sorted({name for name in order if order.count(name) > 1})
+        if duplicates:
+            raise ContrastError(None, f"contrast {duplicates[0]!r} is listed more than once")
+        for group in groups.values():
+            for name, path in group.items():
+                if name not in order:
+                    raise ContrastError(
+                        path, f"contrast {name!r} is not one of the contrasts asked for ({_names(order)})"
+                    )
+    keys = sorted(groups)
+    for study, repetition in keys:
+        for name in order:
+            if name not in groups[study, repetition]:
+                raise ContrastError(
+                    None,
+                    f"contrast {name!r} is missing for study {study} repetition {repetition:02d} (every study and "
+                    f"repetition needs a file of each contrast: {_names(order)})",
+                )
+    return {name: [groups[key][name] for key in keys] for name in order}
 
 
 # ----------------------------------------------------------------------------- fit
@@ -229,8 +428,8 @@ def _check_inputs(paths: Sequence[str | os.PathLike[str]], options: ReadOptions)
 
 
 def fit_files(
-    inputs: Sequence[str | os.PathLike[str]],
-    model_path: str | os.PathLike[str],
+    inputs: Inputs,
+    model_path: PathLike,
     *,
     params: dict[str, Any] | None = None,
     read_options: ReadOptions | None = None,
@@ -240,17 +439,25 @@ def fit_files(
     """Fit a C2S model on image files and save it.
 
     Each file is one training volume (its own intensity scale and noise
-    level); files may have different image sizes.
+    level); files may have different image sizes. Given by contrast, the
+    files of one subject (the i-th file of every contrast) are co-registered
+    contrasts of one volume and the model is a multi-contrast
+    :class:`~c2s_denoise.C2SDenoiser` whose ``contrasts`` are the mapping's
+    keys, in order.
 
     Parameters
     ----------
-    inputs : sequence of path-like
-        Noisy training files (any supported format).
+    inputs : sequence of path-like, or mapping of str to sequence of path-like
+        Noisy training files (any supported format), or ``{contrast: files}``
+        with the same number of files for every contrast and, subject by
+        subject, the same image shape (see :func:`group_m4raw_files`).
     model_path : path-like
         Where to save the fitted model (joblib). Checked before training; its
         folder is created if missing.
     params : dict, optional
-        Keyword arguments for :class:`~c2s_denoise.C2SDenoiser`.
+        Keyword arguments for :class:`~c2s_denoise.C2SDenoiser` (e.g.
+        ``context_slices``; with contrasts also ``target_contrasts`` and a
+        per-contrast ``sigma`` dict). ``contrasts`` is set from ``inputs``.
     read_options : ReadOptions, optional
         How the inputs are read.
     overwrite : bool, default False
@@ -262,44 +469,88 @@ def fit_files(
     -------
     dict
         Summary: model path, inputs with their shapes, the per-volume noise
-        levels ``sigma_``, the estimator parameters, steps and time.
+        levels ``sigma`` (one per input, in input order), the estimator
+        parameters, steps and time. With contrasts, each input also has its
+        ``contrast``, ``subject`` (index) and ``sigma``, and the summary lists
+        ``contrasts``, ``target_contrasts`` and ``n_subjects``; inputs are
+        listed subject by subject, and ``n_slices`` counts each subject's
+        slices once.
 
     Raises
     ------
     C2SInputError
-        For a bad input, an existing or colliding model path, or estimator
-        parameters the estimator rejects.
+        For a bad input, a volume with fewer slices than ``context_slices``
+        needs, an existing or colliding model path, or estimator parameters
+        the estimator rejects.
+    ContrastError
+        For contrasts with different numbers of files or shapes, or target
+        contrasts / per-contrast noise levels naming no input contrast.
     """
     options = read_options or ReadOptions()
-    paths = _check_inputs(inputs, options)
+    params = dict(params or {})
+    if isinstance(inputs, Mapping):
+        names, subjects = _contrast_subjects(inputs)
+        _check_contrast_params(params, names)
+        params["contrasts"] = names
+        sources = [path for subject in subjects for path in subject.values()]
+    else:
+        names, subjects = None, []
+        _check_contrast_params(params, None)
+        sources = list(inputs)
+    paths = _check_inputs(sources, options)
     out = check_output_path(model_path, inputs=paths, overwrite=overwrite)
     _check_folder(out.parent)
-    volumes = []
+    context_slices = params.get("context_slices", 0)
+    images: list[LoadedImage] = []
     for index, path in enumerate(paths):
         logger.info("reading %s", path)
-        volumes.append(options.load(path).data)
+        images.append(options.load(path))
+        _check_depth(images[-1], context_slices)
         if progress:
             progress(index + 1, len(paths))
+    volumes = [image.data for image in images]
+    if names is None:
+        X: Any = volumes
+    else:
+        n = len(names)
+        for start in range(0, len(images), n):
+            _check_subject(dict(zip(names, images[start : start + n], strict=True)))
+        X = {name: volumes[position::n] for position, name in enumerate(names)}
     try:
-        model = _estimator_class()(**(params or {}))
+        model = _estimator_class()(**params)
     except TypeError as exc:
         raise C2SInputError(None, f"invalid estimator parameter ({exc})") from None
-    start = time.perf_counter()
+    start_time = time.perf_counter()
     try:
-        model.fit(volumes)
+        model.fit(X)
     except ValueError as exc:  # includes scikit-learn's InvalidParameterError
         raise C2SInputError(None, f"cannot fit: {describe_exception(exc)}") from None
-    seconds = time.perf_counter() - start
+    seconds = time.perf_counter() - start_time
     out.parent.mkdir(parents=True, exist_ok=True)
     save_model(model, out, overwrite=overwrite)
     logger.info("saved model to %s", out)
+    sigmas = [float(s) for s in np.asarray(model.sigma_).ravel()]  # subject-major, like paths
+    entries: list[dict[str, Any]] = [
+        {"file": str(p), "shape": list(v.shape)} for p, v in zip(paths, volumes, strict=True)
+    ]
+    contrast_info: dict[str, Any] = {}
+    if names is not None:
+        for index, entry in enumerate(entries):
+            entry.update(contrast=names[index % len(names)], subject=index // len(names), sigma=sigmas[index])
+        contrast_info = {
+            "contrasts": list(model.contrasts_),
+            "target_contrasts": list(model.target_contrasts_),
+            "n_subjects": len(subjects),
+        }
+        volumes = volumes[:: len(names)]  # one volume per subject for n_slices
     return {
         "command": "fit",
         "model": str(out),
         "model_sha256": file_sha256(out),
-        "inputs": [{"file": str(p), "shape": list(v.shape)} for p, v in zip(paths, volumes, strict=True)],
+        **contrast_info,
+        "inputs": entries,
         "n_slices": int(sum(v.shape[0] for v in volumes)),
-        "sigma": [float(s) for s in np.asarray(model.sigma_).ravel()],
+        "sigma": sigmas,
         "n_iter": int(getattr(model, "n_iter_", -1)),
         "fit_seconds": round(seconds, 3),
         "device": str(getattr(model, "device_", "")),
@@ -314,13 +565,18 @@ def _jsonable_params(params: dict[str, Any]) -> dict[str, Any]:
             out[key] = value
         elif isinstance(value, (list, tuple)):
             out[key] = list(value)
+        elif isinstance(value, dict):  # per-contrast sigma
+            out[key] = _jsonable_params({str(k): v for k, v in value.items()})
         else:
             out[key] = repr(value)
     return out
 
 
 # ----------------------------------------------------------------------------- apply
-def _plan_outputs(paths: Sequence[Path], outdir: Path, model_path: Path, overwrite: bool) -> list[Path]:
+def _plan_outputs(
+    paths: Sequence[Path], outdir: Path, model_path: Path, overwrite: bool, protect: Sequence[Path] = ()
+) -> list[Path]:
+    """``<outdir>/<name>`` of each path, checked; ``protect``: further inputs that must not be overwritten."""
     outputs: list[Path] = []
     seen: dict[Path, Path] = {}
     for path in paths:
@@ -329,7 +585,7 @@ def _plan_outputs(paths: Sequence[Path], outdir: Path, model_path: Path, overwri
         if key in seen:
             raise C2SInputError(out, f"inputs {seen[key]} and {path} would both be written here")
         seen[key] = path
-        check_output_path(out, inputs=[*paths, model_path], overwrite=overwrite)
+        check_output_path(out, inputs=[*paths, *protect, model_path], overwrite=overwrite)
         outputs.append(out)
     return outputs
 
@@ -372,10 +628,93 @@ def _apply_worker(
     return _apply_one(model, model_info, source, target, options, overwrite)
 
 
+def _apply_subject(
+    model: Any,
+    model_info: dict[str, Any],
+    sources: dict[str, Path],
+    targets: dict[str, Path],
+    options: ReadOptions,
+    overwrite: bool,
+    images: dict[str, LoadedImage] | None = None,
+) -> list[dict[str, Any]]:
+    """Denoise one multi-contrast subject; write the output of each target contrast (``targets``)."""
+    start = time.perf_counter()
+    if images is None:
+        images = _load_subject(sources, options, model.context_slices)
+    try:
+        denoised = model.transform({name: [image.data] for name, image in images.items()})
+    except ValueError as exc:
+        raise C2SInputError(next(iter(sources.values())), f"cannot denoise: {describe_exception(exc)}") from None
+    results = []
+    for name, target in targets.items():
+        image = images[name]
+        provenance = {
+            **model_info,
+            "sigma": _sigma_used(model, image.data, name),
+            "refinement": float(model.refinement),
+            "source_file": image.source.name,
+            "source_dataset": image.meta.get("dataset"),
+            "contrast": name,
+        }
+        data = denoised[name][0].astype(image.data.dtype, copy=False)
+        save_image(target, data, image, provenance, overwrite=overwrite, inputs=sources.values())
+        results.append(
+            {
+                "input": str(sources[name]),
+                "output": str(target),
+                "contrast": name,
+                "shape": list(image.data.shape),
+                "sigma": provenance["sigma"],
+            }
+        )
+    seconds = round(time.perf_counter() - start, 3)
+    return [{**result, "seconds": seconds} for result in results]
+
+
+def _apply_subject_worker(
+    index: int,
+    model_path: str,
+    model_info: dict[str, Any],
+    sources: dict[str, Path],
+    targets: dict[str, Path],
+    options: ReadOptions,
+    overwrite: bool,
+) -> tuple[int, list[dict[str, Any]]]:
+    model = _cached_model(model_path, model_info["model_sha256"])
+    return index, _apply_subject(model, model_info, sources, targets, options, overwrite)
+
+
+def _apply_subjects(model: Any, model_file: Path, inputs: Inputs) -> list[dict[str, Path]] | None:
+    """The subjects ``{contrast: file}`` in the model's contrast order (None for a single-contrast model)."""
+    fitted = getattr(model, "contrasts_", None)
+    if not isinstance(inputs, Mapping):
+        if fitted is not None:
+            raise ContrastError(
+                model_file,
+                f"the model was fitted on contrasts {_names(fitted)}; give the files by contrast "
+                "(e.g. --contrast NAME=PATH, or --group-by-study)",
+            )
+        return None
+    if fitted is None:
+        raise ContrastError(
+            model_file, "the model was fitted on single-contrast files; give the files without contrast names"
+        )
+    for name in inputs:
+        if name not in fitted:
+            raise ContrastError(None, f"contrast {name!r} is not one of the model's contrasts ({_names(fitted)})")
+    for name in fitted:
+        if name not in inputs:
+            raise ContrastError(
+                None, f"contrast {name!r} is missing: the model needs a file of each of its contrasts "
+                f"({_names(fitted)}) for every subject"
+            )
+    return _contrast_subjects({name: inputs[name] for name in fitted})[1]
+
+
 def apply_files(
-    model_path: str | os.PathLike[str],
-    inputs: Sequence[str | os.PathLike[str]],
-    outdir: str | os.PathLike[str],
+    model_path: PathLike,
+    inputs: Inputs,
+    outdir: PathLike,
     *,
     n_jobs: int = 1,
     overwrite: bool = False,
@@ -386,50 +725,80 @@ def apply_files(
 
     Everything that can be checked up front is checked before any output is
     written: the model, every input's type and structure, and every output
-    path. Each output is written atomically, so an interrupted run leaves the
-    finished outputs whole and no partial file.
+    path (with contrasts also the contrasts against the model's and the
+    shapes of each subject's contrasts). Each output is written atomically,
+    so an interrupted run leaves the finished outputs whole and no partial
+    file.
 
     Parameters
     ----------
     model_path : path-like
         Model saved by :func:`fit_files` / :func:`save_model`.
-    inputs : sequence of path-like
-        Files to denoise. Their names must be distinct.
+    inputs : sequence of path-like, or mapping of str to sequence of path-like
+        Files to denoise; for a multi-contrast model ``{contrast: files}``
+        with exactly the model's contrasts (in any order) and one file per
+        subject for each (see :func:`fit_files`). File names must be distinct.
+        Only the model's target contrasts are written; the others are
+        conditioning inputs.
     outdir : path-like
         Output folder, created if missing. It must not hold the inputs
         themselves (an input is never overwritten).
     n_jobs : int, default 1
-        Files denoised in parallel (separate processes, each loading the
-        model once); ``-1`` for one per CPU core.
+        Files (with contrasts: subjects) denoised in parallel (separate
+        processes, each loading the model once); ``-1`` for one per CPU core.
     overwrite : bool, default False
         Whether existing outputs may be replaced.
     read_options : ReadOptions, optional
         How the inputs are read (the outputs keep the cropped size).
     progress : callable, optional
-        Called as ``progress(done, total)`` after each file.
+        Called as ``progress(done, total)`` after each file (with contrasts:
+        after each subject, counting its files).
 
     Returns
     -------
     dict
         Summary with one entry per output (input, output, shape, noise level
-        used, seconds), in input order.
+        used, seconds), in input order. With contrasts, each entry also has
+        its ``contrast`` (``seconds`` is then the time of the whole subject),
+        entries are listed subject by subject, and the summary lists
+        ``contrasts``, ``target_contrasts`` and ``n_subjects``.
 
     Raises
     ------
     C2SInputError
         For a bad model, a bad input, or an output that exists or is an input.
+    ContrastError
+        For files given by contrast to a single-contrast model or the reverse,
+        a contrast the model lacks or needs, contrasts with different numbers
+        of files, or a subject whose contrasts differ in shape.
+
+    Notes
+    -----
+    With contrasts and more than one subject, every file is read twice: once
+    to check all subjects before anything is written, once to denoise it.
     """
     options = read_options or ReadOptions()
     model_file = Path(model_path)
     model = load_model(model_file)
-    paths = _check_inputs(inputs, options)
+    subjects = _apply_subjects(model, model_file, inputs)
+    if subjects is None:
+        paths = _check_inputs(list(inputs), options)  # type: ignore[arg-type]
+    else:
+        paths = _check_inputs([path for subject in subjects for path in subject.values()], options)
     if options.crop is not None:
         for path in paths:
             if detect_format(path) == "nifti":
                 raise C2SInputError(path, "--crop is not supported when writing NIfTI outputs")
     folder = Path(outdir)
     _check_folder(folder)
-    outputs = _plan_outputs(paths, folder, model_file, overwrite)
+    if subjects is not None:
+        targets = tuple(model.target_contrasts_)
+        written = [subject[name] for subject in subjects for name in targets]
+        outputs = iter(_plan_outputs(written, folder, model_file, overwrite, protect=paths))
+        plans = [(subject, {name: next(outputs) for name in targets}) for subject in subjects]
+        preloaded = _check_subjects(subjects, options, model.context_slices)
+    else:
+        outputs_list = _plan_outputs(paths, folder, model_file, overwrite)
     folder.mkdir(parents=True, exist_ok=True)
     model_info = {
         "package_version": _version(),
@@ -438,8 +807,10 @@ def apply_files(
     }
     total = len(paths)
     results: list[dict[str, Any]] = []
-    if n_jobs == 1 or total == 1:
-        for index, (source, target) in enumerate(zip(paths, outputs, strict=True)):
+    if subjects is not None:
+        results = _run_subjects(model, model_file, model_info, plans, preloaded, options, n_jobs, overwrite, progress)
+    elif n_jobs == 1 or total == 1:
+        for index, (source, target) in enumerate(zip(paths, outputs_list, strict=True)):
             logger.info("denoising %s -> %s", source, target)
             results.append(_apply_one(model, model_info, source, target, options, overwrite))
             if progress:
@@ -449,7 +820,7 @@ def apply_files(
 
         jobs = (
             delayed(_apply_worker)(str(model_file), model_info, source, target, options, overwrite)
-            for source, target in zip(paths, outputs, strict=True)
+            for source, target in zip(paths, outputs_list, strict=True)
         )
         runner = Parallel(n_jobs=n_jobs, backend="loky", return_as="generator_unordered")
         for index, result in enumerate(runner(jobs)):
@@ -459,14 +830,73 @@ def apply_files(
                 progress(index + 1, total)
         order = {str(p): i for i, p in enumerate(paths)}
         results.sort(key=lambda r: order[r["input"]])
+    contrast_info: dict[str, Any] = {}
+    if subjects is not None:
+        contrast_info = {
+            "contrasts": list(model.contrasts_),
+            "target_contrasts": list(model.target_contrasts_),
+            "n_subjects": len(subjects),
+        }
     return {
         "command": "apply",
         "model": str(model_file),
         **{k: v for k, v in model_info.items() if k != "model_file"},
         "outdir": str(folder),
-        "n_files": total,
+        **contrast_info,
+        "n_files": len(results),
         "outputs": results,
     }
+
+
+def _check_subjects(
+    subjects: list[dict[str, Path]], options: ReadOptions, context_slices: int
+) -> dict[str, LoadedImage] | None:
+    """Read every subject to check its shapes and depths; return the images of a lone subject for reuse."""
+    if len(subjects) == 1:
+        return _load_subject(subjects[0], options, context_slices)
+    for subject in subjects:
+        _load_subject(subject, options, context_slices)
+    return None
+
+
+def _run_subjects(
+    model: Any,
+    model_file: Path,
+    model_info: dict[str, Any],
+    plans: list[tuple[dict[str, Path], dict[str, Path]]],
+    preloaded: dict[str, LoadedImage] | None,
+    options: ReadOptions,
+    n_jobs: int,
+    overwrite: bool,
+    progress: Progress | None,
+) -> list[dict[str, Any]]:
+    """Denoise the subjects ``(sources, targets)`` of a multi-contrast apply, in order or in parallel."""
+    total = sum(len(sources) for sources, _ in plans)
+    done = 0
+    by_subject: dict[int, list[dict[str, Any]]] = {}
+    if n_jobs == 1 or len(plans) == 1:
+        for index, (sources, targets) in enumerate(plans):
+            logger.info("denoising subject %d: %s", index, ", ".join(str(p) for p in sources.values()))
+            by_subject[index] = _apply_subject(model, model_info, sources, targets, options, overwrite, preloaded)
+            done += len(sources)
+            if progress:
+                progress(done, total)
+    else:
+        from joblib import Parallel, delayed
+
+        jobs = (
+            delayed(_apply_subject_worker)(index, str(model_file), model_info, sources, targets, options, overwrite)
+            for index, (sources, targets) in enumerate(plans)
+        )
+        runner = Parallel(n_jobs=n_jobs, backend="loky", return_as="generator_unordered")
+        for index, results in runner(jobs):
+            for result in results:
+                logger.info("wrote %s", result["output"])
+            by_subject[index] = results
+            done += len(plans[index][0])
+            if progress:
+                progress(done, total)
+    return [result for index in sorted(by_subject) for result in by_subject[index]]
 
 
 # ----------------------------------------------------------------------------- evaluate
