@@ -3,14 +3,19 @@
 Usage::
 
     python benchmarks/c2s_budget_mni.py '[{}, {"max_iter": 3000}, {"self_ensemble": true}]'
+    python benchmarks/c2s_budget_mni.py --level 13 --bm3d '[{"max_iter": 8000}]'
 
-Same data, noise (Gaussian, sigma = 25/255, seeds 1/2) and metrics as ``compare.py``; each JSON
-object overrides ``C2SDenoiser(sigma=25/255, max_iter=1000, random_state=0)``.
+Same data, noise (Gaussian, sigma = level/255 with level 25 by default, seeds 1/2) and metrics as
+``compare.py``; each JSON object overrides ``C2SDenoiser(sigma=level/255, max_iter=1000,
+random_state=0)``. ``--bm3d`` adds BM3D with the true sigma as the line to beat.
 """
 
+import argparse
 import json
 import sys
 from pathlib import Path
+
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -21,15 +26,25 @@ from c2s_denoise import C2SDenoiser  # noqa: E402
 
 
 def main() -> None:
-    configs = json.loads(sys.argv[1]) if len(sys.argv) > 1 else [{}]
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("configs", nargs="?", default="[{}]", help="JSON list of C2SDenoiser overrides")
+    parser.add_argument("--level", type=int, default=25, help="noise sigma = level / 255 (default 25)")
+    parser.add_argument("--bm3d", action="store_true", help="also report BM3D with the true sigma")
+    args = parser.parse_args()
     split = load_mni152_axial(crop_margin=4)
-    sigma = 25 / 255
+    sigma = args.level / 255
     noisy_train = add_noise(split.train, sigma, "gaussian", seed=1)
     noisy_test = add_noise(split.test, sigma, "gaussian", seed=2)
-    for config in configs:
+    if args.bm3d:
+        import bm3d
+
+        result = metrics(np.stack([bm3d.bm3d(image, sigma) for image in noisy_test]), split.test, split.test_mask)
+        print(json.dumps({"method": "BM3D (sigma known)", "level": args.level, **{k: round(v, 3) for k, v in result.items()}}), flush=True)
+    for config in json.loads(args.configs):
         model = C2SDenoiser(**{"sigma": sigma, "max_iter": 1000, "random_state": 0, **config}).fit([noisy_train])
         result = metrics(model.transform([noisy_test])[0], split.test, split.test_mask)
-        print(json.dumps(config), {k: round(v, 3) for k, v in result.items()}, f"fit {model.fit_time_:.1f} s", flush=True)
+        record = {"method": "C2S", "level": args.level, "config": config, **{k: round(v, 3) for k, v in result.items()}}
+        print(json.dumps({**record, "fit_s": round(model.fit_time_, 1)}), flush=True)
 
 
 if __name__ == "__main__":
