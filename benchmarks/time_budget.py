@@ -93,7 +93,8 @@ def report(out: Path) -> str:
         "- budget: minutes of training on 2 cores, converted to steps with the measured 2-core rate "
         + ", ".join(f"{names[m]} {r:.1f} steps/s" for m, r in sorted(header["rates"].items()))
         + "; each budget is its own fit (warm-up/cosine schedule over its steps). The fits ran with "
-        "the thread count shown: quality depends on the steps only, the measured wall time on the threads.",
+        "the thread count shown, two fits side by side: quality depends on the steps only; the measured wall "
+        "time depends on the threads and on what else shared the cores (tests ran beside some fits).",
         f"- line to beat: BM3D (sigma known) {bm3d['psnr_brain']:.2f} dB brain PSNR, SSIM {bm3d['ssim']:.3f}; "
         f"noisy input {header['noisy']['psnr_brain']:.2f} dB",
         "",
