@@ -148,6 +148,12 @@ class PeerLoss(nn.Module):
     #: True for losses that need the clean patches (supervised).
     needs_clean: ClassVar[bool] = False
 
+    @property
+    def stationary(self) -> bool:
+        """Whether the loss's scale stays put during training, so that the trainer's divergence
+        guard (a rise of the windowed mean loss) applies to it."""
+        return True
+
     def forward(
         self,
         network: Network,
@@ -590,6 +596,11 @@ class Neighbor2NeighborLoss(PeerLoss):
         self.gamma = float(gamma)
         self.ramp = bool(ramp)
 
+    @property
+    def stationary(self) -> bool:
+        """The ramped regulariser makes the loss grow on purpose: no divergence guard."""
+        return not self.ramp
+
     def forward(
         self,
         network: Network,
@@ -850,6 +861,7 @@ final_lr_fraction, ema_decay, grad_clip, augment
         ema_decay=ema_decay,
         grad_clip=grad_clip,
         augment=augment,
+        divergence_guard=loss.stationary,
     )
 
     def loss_step(net: nn.Module, patches: Tensor, sigma: Tensor, generator: torch.Generator, progress: float) -> Tensor:

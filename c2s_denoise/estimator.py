@@ -405,6 +405,15 @@ class C2SDenoiser(TransformerMixin, BaseEstimator):
                 device=device,
                 verbose=self.verbose,
             )
+            if result.rollbacks:
+                warnings.warn(
+                    f"training diverged {result.rollbacks} time(s)"
+                    + (f" for contrast {names[target]!r}" if names else "")
+                    + "; each time the last healthy weights were restored and the learning rate halved "
+                    "(a lower learning_rate avoids this)",
+                    UserWarning,
+                    stacklevel=2,
+                )
             networks[target] = result.network
             n_iter += result.n_iter
             loss_curve += result.loss_curve

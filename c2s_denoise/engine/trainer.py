@@ -13,6 +13,7 @@ from torch import Tensor, nn
 
 from .ema import ExponentialMovingAverage
 from .gdsm import GDSMLoss
+from .guard import DivergenceGuard
 from .patches import PatchSampler
 from .schedule import NoiseSchedule, corrupt
 
@@ -51,6 +52,9 @@ class TrainingConfig:
         Clip the gradient norm to this value.
     augment : bool
         Flips and rotations of the patches.
+    divergence_guard : bool
+        Roll back to the last healthy state and halve the learning rate when the loss diverges
+        (see :class:`~c2s_denoise.engine.guard.DivergenceGuard`).
     """
 
     max_iter: int = 4000
@@ -64,6 +68,7 @@ class TrainingConfig:
     refinement: float = 0.0
     grad_clip: float | None = 1.0
     augment: bool = True
+    divergence_guard: bool = True
 
 
 @dataclass
@@ -74,6 +79,7 @@ class TrainingResult:
     loss_curve: list[float] = field(default_factory=list)
     n_iter: int = 0
     interrupted: bool = False
+    rollbacks: int = 0
     seconds: float = 0.0
 
 
@@ -174,11 +180,15 @@ def train_network(
     network.to(device=device, memory_format=torch.channels_last).train()
     sampler = PatchSampler(images, noise_levels, config.patch_size, augment=config.augment)
     optimizer = torch.optim.AdamW(network.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    ema = ExponentialMovingAverage(network, config.ema_decay)
+    warmup_steps = max(1, int(round(config.warmup_fraction * config.max_iter)))
+    guard = DivergenceGuard(window=min(500, max(50, config.max_iter // 20)), start=warmup_steps)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer,
-        lambda step: warmup_cosine(step, config.max_iter, config.warmup_fraction, config.final_lr_fraction),
+        lambda step: guard.lr_scale
+        * warmup_cosine(step, config.max_iter, config.warmup_fraction, config.final_lr_fraction),
     )
-    ema = ExponentialMovingAverage(network, config.ema_decay)
+    guarded = {"network": network, "optimizer": optimizer, "ema": ema.network}
     result = TrainingResult(network=ema.network)
     progress = None
     if verbose:
@@ -203,7 +213,15 @@ def train_network(
             scheduler.step()
             ema.update(network)
             value = float(loss.detach())
-            if not math.isfinite(value):
+            if config.divergence_guard and guard.check(step, value, guarded):
+                result.rollbacks = guard.rollbacks
+                if verbose:
+                    print(
+                        f"step {step}: the loss diverged ({value:.3e}); restored the last healthy weights, "
+                        f"learning rate x{guard.lr_scale:g}",
+                        file=sys.stderr,
+                    )
+            elif not math.isfinite(value):
                 raise FloatingPointError(f"training diverged at step {step}: loss is {value}")
             result.loss_curve.append(value)
             result.n_iter = step + 1

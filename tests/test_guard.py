@@ -1,0 +1,76 @@
+"""Divergence guard: a training run that blows up is rolled back to its last healthy state."""
+
+import torch
+from torch import nn
+
+from c2s_denoise.engine import GDSMLoss, GDSMStep, NoiseConditionedUNet, NoiseSchedule, TrainingConfig, train_network
+from c2s_denoise.engine.guard import DivergenceGuard
+
+
+class Holder(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(torch.zeros(()))
+
+
+def test_guard_snapshots_healthy_windows_and_restores_on_a_spike():
+    module = Holder()
+    guard = DivergenceGuard(window=10, start=5)
+    for step in range(30):  # nothing before step 5; then windows 5-14 and 15-24 end healthy (loss 1.0)
+        module.w.data.fill_(step)
+        assert not guard.check(step, 1.0, {"m": module})
+    module.w.data.fill_(1000.0)
+    assert guard.check(30, 50.0, {"m": module})  # one step at 50x the best window mean
+    assert module.w.item() == 24.0  # the state at the end of the last complete healthy window
+    assert guard.rollbacks == 1 and guard.lr_scale == 0.5
+
+
+def test_guard_catches_a_slow_rise_to_a_dead_network_but_not_noise():
+    module = Holder()
+    guard = DivergenceGuard(window=10, start=0)
+    losses = [1.0, 1.1, 0.95, 1.05] * 10  # noisy but healthy
+    for step, loss in enumerate(losses):
+        assert not guard.check(step, loss, {"m": module})
+    module.w.data.fill_(7.0)
+    rolled = [guard.check(len(losses) + i, 1.9, {"m": module}) for i in range(10)]  # a dead network: 1.9x
+    assert rolled[-1] and not any(rolled[:-1])
+    assert module.w.item() == 0.0
+
+
+def _images():
+    g = torch.Generator().manual_seed(0)
+    base = torch.rand((6, 1, 24, 24), generator=g)
+    return [image + 0.1 * torch.randn(image.shape, generator=g) for image in base], torch.full((6,), 0.1)
+
+
+def _train(sabotage_at=None):
+    torch.manual_seed(0)
+    network = NoiseConditionedUNet(width=4, depth=2)
+    gdsm = GDSMStep(NoiseSchedule("added", 1.5), GDSMLoss())
+
+    def loss_step(net, patches, sigma, generator, progress):
+        if sabotage_at is not None and round(progress * 300) == sabotage_at:
+            with torch.no_grad():  # a blow-up: every weight multiplied by 50
+                for parameter in net.parameters():
+                    parameter.mul_(50.0)
+        return gdsm(net, patches, sigma, generator, progress)
+
+    images, levels = _images()
+    config = TrainingConfig(max_iter=300, batch_size=4, patch_size=16)
+    return train_network(
+        network, images, levels, loss_step=loss_step, config=config, generator=torch.Generator().manual_seed(1),
+        device=torch.device("cpu"),
+    )
+
+
+def test_a_blown_up_run_is_rolled_back_and_a_healthy_one_untouched():
+    healthy = _train()
+    assert healthy.rollbacks == 0
+    sabotaged = _train(sabotage_at=200)
+    assert sabotaged.rollbacks >= 1
+    assert max(sabotaged.loss_curve[195:205]) > 100 * max(healthy.loss_curve[195:205])  # it did blow up
+    # after the rollback the run ends near the healthy run's loss, with finite weights
+    tail_healthy = sum(healthy.loss_curve[-50:]) / 50
+    tail_sabotaged = sum(sabotaged.loss_curve[-50:]) / 50
+    assert tail_sabotaged < 1.5 * tail_healthy, (tail_healthy, tail_sabotaged)
+    assert all(torch.isfinite(p).all() for p in sabotaged.network.parameters())
