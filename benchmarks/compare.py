@@ -89,11 +89,15 @@ def classical_methods(noisy: np.ndarray, sigma: float) -> dict[str, tuple[np.nda
     return results
 
 
-def deep_methods(noisy_train, clean_train, tests: dict[str, np.ndarray], sigma: float, steps: int, seed: int = 0):
+def deep_methods(
+    noisy_train, clean_train, tests: dict[str, np.ndarray], sigma: float, steps: int, seed: int = 0, only: tuple[str, ...] | None = None
+):
     """Peers, Noise2Clean and C2S with the same network and steps, trained once on the MNI
     training slices and applied to every test set: ``{test set: {name: (output, fit s, s/slice)}}``."""
     results: dict[str, dict] = {key: {} for key in tests}
     for name in (*SELF_SUPERVISED_PEERS, "noise2clean"):
+        if only is not None and name not in only:
+            continue
         loss = make_peer(name)
         network = make_peer_network(seed=seed)
         clean = clean_train if loss.needs_clean else None
@@ -105,6 +109,8 @@ def deep_methods(noisy_train, clean_train, tests: dict[str, np.ndarray], sigma: 
             results[key][label] = (out, trained.seconds, (time.perf_counter() - start) / len(noisy_test))
         print(f"  {label}: {trained.seconds:.0f} s", file=sys.stderr, flush=True)
     for label, refinement in (("C2S", 0.0), ("C2S + refinement rho=0.2", 0.2)):
+        if only is not None and "c2s" not in only:
+            continue
         model = C2SDenoiser(sigma=sigma, refinement=refinement, max_iter=steps, random_state=seed).fit([noisy_train])
         for key, noisy_test in tests.items():
             start = time.perf_counter()
@@ -172,6 +178,10 @@ def main() -> None:
     parser.add_argument("--sigmas", nargs="+", type=int, choices=(13, 25), default=[13, 25], help="noise levels k of sigma = k/255")
     parser.add_argument("--noises", nargs="+", choices=("gaussian", "rician"), default=None, help="override the mode's noise models")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument(
+        "--methods", nargs="+", choices=(*SELF_SUPERVISED_PEERS, "noise2clean", "c2s"), default=None,
+        help="train only these deep methods (tables then get the suffix _only-<names>)",
+    )
     args = parser.parse_args()
     mode = dict(MODES[args.mode])
     if args.steps is not None:
@@ -180,7 +190,9 @@ def main() -> None:
         mode["noises"] = tuple(args.noises)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    suffix = f"_{args.steps}steps" if args.steps is not None else ""
+    suffix = (f"_{args.steps}steps" if args.steps is not None else "") + (
+        f"_only-{'-'.join(args.methods)}" if args.methods else ""
+    )
     args.out.mkdir(parents=True, exist_ok=True)
     split = load_mni152_axial(crop_margin=4)
     dipy_clean, dipy_mask = load_dipy_t1_slice()
@@ -196,7 +208,10 @@ def main() -> None:
                 "dipy": (dipy_clean[None], dipy_mask[None], add_noise(dipy_clean[None], sigma, noise, seed=2)),
             }
             print(f"{noise} sigma={k}/255", file=sys.stderr, flush=True)
-            deep = deep_methods(noisy_train, split.train, {key: t[2] for key, t in tests.items()}, sigma, mode["steps"])
+            deep = deep_methods(
+                noisy_train, split.train, {key: t[2] for key, t in tests.items()}, sigma, mode["steps"],
+                only=tuple(args.methods) if args.methods else None,
+            )
             for key, (clean, mask, noisy_test) in tests.items():
                 outputs = {**classical_methods(noisy_test, sigma), **deep[key]}
                 rows = [
@@ -222,7 +237,7 @@ def main() -> None:
                 text = write_table(args.out / f"{name}.md", title, header, rows, metrics(noisy_test, clean, mask))
                 print(text, flush=True)
                 summary[name] = rows
-                if k == 25 and key == "mni":
+                if k == 25 and key == "mni" and not args.methods:
                     peers_only = [r for r in rows if r["method"] in SELF_SUPERVISED_PEERS]
                     best_peer = max(peers_only, key=lambda r: r["psnr_brain"])["method"]
                     shown = {m: outputs[m][0] for m in ("BM3D (sigma known)", best_peer, "C2S")}
