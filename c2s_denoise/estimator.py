@@ -310,15 +310,31 @@ class C2SDenoiser(TransformerMixin, BaseEstimator):
         """Noise level of each item and contrast ``(n_items, n_contrasts)`` in input units."""
         levels = np.empty((len(items), items[0].shape[0]), dtype=np.float64)
         for c in range(levels.shape[1]):
-            rule = self.sigma[names[c]] if isinstance(self.sigma, dict) else self.sigma
             for i, item in enumerate(items):
-                if isinstance(rule, str):
-                    levels[i, c] = estimate_sigma(item[c], "wavelet" if rule == "auto" else rule)
-                elif isinstance(rule, Real) and rule > 0:
-                    levels[i, c] = float(rule)
-                else:
-                    raise ValueError(f"sigma for contrast {names[c]!r} must be a positive number or a method name, got {rule!r}")
+                levels[i, c] = self.noise_level(item[c], names[c] if names else None)
         return levels
+
+    def noise_level(self, volume, contrast: str | None = None) -> float:
+        """Noise level, in input units, that the ``sigma`` rule gives one image or volume.
+
+        Parameters
+        ----------
+        volume : ndarray of shape (H, W) or (D, H, W)
+            One image or volume (of ``contrast``, with named contrasts).
+        contrast : str, optional
+            Its contrast, when ``sigma`` is a per-contrast dict.
+
+        Returns
+        -------
+        float
+            ``sigma`` itself, or its estimate on ``volume`` for a method name.
+        """
+        rule = self.sigma[contrast] if isinstance(self.sigma, dict) else self.sigma
+        if isinstance(rule, str):
+            return float(estimate_sigma(np.asarray(volume), "wavelet" if rule == "auto" else rule))
+        if isinstance(rule, Real) and rule > 0:
+            return float(rule)
+        raise ValueError(f"sigma for contrast {contrast!r} must be a positive number or a method name, got {rule!r}")
 
     @staticmethod
     def _scales(items: list[np.ndarray]) -> np.ndarray:

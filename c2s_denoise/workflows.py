@@ -230,14 +230,8 @@ def _cached_model(path: str, sha256: str) -> Any:
 
 
 def _sigma_used(model: Any, volume: np.ndarray, contrast: str | None = None) -> float:
-    """The noise level the estimator uses for ``volume`` (of ``contrast``): its rule, via the public estimator."""
-    rule = model.sigma[contrast] if isinstance(model.sigma, dict) else model.sigma
-    if isinstance(rule, str):
-        from .noise import estimate_sigma
-
-        method = "wavelet" if rule == "auto" else rule
-        return float(estimate_sigma(volume, method))
-    return float(rule)
+    """The noise level the estimator uses for ``volume`` (of ``contrast``)."""
+    return model.noise_level(volume, contrast)
 
 
 # ----------------------------------------------------------------------------- contrasts
