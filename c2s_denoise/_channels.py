@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["channel_plan", "min_depth", "neighbour_index", "slice_stacks"]
+__all__ = ["channel_plan", "complex_channel_plan", "min_depth", "neighbour_index", "slice_stacks"]
 
 
 def channel_plan(n_contrasts: int, target: int, context_slices: int) -> list[tuple[int, int]]:
@@ -40,6 +40,16 @@ def channel_plan(n_contrasts: int, target: int, context_slices: int) -> list[tup
     offsets = range(-context_slices, context_slices + 1)
     others = [(c, o) for c in range(n_contrasts) for o in offsets if (c, o) != (target, 0)]
     return [(target, 0), *others]
+
+
+def complex_channel_plan(context_slices: int) -> list[tuple[int, int]]:
+    """Channels of a complex image stored as parts ``(real, imaginary)``: both parts of slice ``z`` first.
+
+    Both parts are the target (corrupted and regressed on, with one noise level); the parts of
+    the neighbouring slices ``z - k .. z + k`` follow as conditioning.
+    """
+    offsets = [o for o in range(-context_slices, context_slices + 1) if o != 0]
+    return [(0, 0), (1, 0), *[(part, o) for part in (0, 1) for o in offsets]]
 
 
 def min_depth(context_slices: int) -> int:

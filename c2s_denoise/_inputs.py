@@ -46,11 +46,27 @@ class Layout:
 
 
 def _output_dtype(dtype: np.dtype) -> np.dtype:
+    if np.dtype(dtype).kind == "c":
+        return dtype if dtype in (np.complex64, np.complex128) else np.dtype(np.complex128)
     return dtype if dtype in (np.float32, np.float64) else np.dtype(np.float64)
 
 
+def _check_complex_array(array: np.ndarray, name: str) -> np.ndarray:
+    """Validate a complex image array: finite, non-empty, at least 2-D (no copy unless needed)."""
+    checked = array if array.dtype in (np.complex64, np.complex128) else array.astype(np.complex128)
+    if checked.ndim < 2:
+        raise ValueError(f"{name} must be at least 2-D (an image (H, W)), got shape {checked.shape}")
+    if 0 in checked.shape:
+        raise ValueError(f"{name} has a zero-size dimension: shape {checked.shape}")
+    if not np.isfinite(checked).all():
+        raise ValueError(f"Input {name} contains NaN or infinity.")
+    return checked
+
+
 def _check_image_array(array: object, *, name: str, allow_nd: bool = True) -> np.ndarray:
-    """Validate one array: numeric, real, finite, non-empty (no copy unless needed)."""
+    """Validate one array: numeric, finite, non-empty (no copy unless needed); complex stays complex."""
+    if np.asarray(array).dtype.kind == "c":
+        return _check_complex_array(np.asarray(array), name)
     checked = check_array(
         array,
         dtype=[np.float64, np.float32],
@@ -67,13 +83,22 @@ def _check_image_array(array: object, *, name: str, allow_nd: bool = True) -> np
     return checked
 
 
-def _reject_complex(X: object, name: str) -> None:
+_CONTRASTS_COMPLEX = (
+    "Complex data not supported with named contrasts: {name} is complex; denoise complex images without "
+    "contrasts, or pass magnitudes np.abs(data)"
+)
+
+
+def _reject_complex(X: object, name: str, message: str | None = None) -> None:
     dtype = getattr(X, "dtype", None)
     if dtype is None:
         dtype = np.asarray(X).dtype
     if np.dtype(dtype).kind == "c":
+        if message is not None:
+            raise ValueError(message.format(name=name))
         raise ValueError(
-            f"Complex data not supported: {name} is complex; C2S denoises magnitude images, pass np.abs(data)"
+            f"Complex data not supported: {name} is complex 2-D rows; pass complex images as (n, H, W) or "
+            "(n, D, H, W) arrays or a list of (H, W) / (D, H, W) arrays"
         )
 
 
@@ -93,7 +118,6 @@ def split_volumes(X: object, image_shape: tuple[int, int] | None, validate_rows)
     if isinstance(X, (list, tuple)) and len(X) > 0 and all(np.ndim(item) >= 2 for item in X):
         volumes, shapes, dtypes = [], [], []
         for index, item in enumerate(X):
-            _reject_complex(item, f"X[{index}]")
             original_dtype = np.asarray(item).dtype
             array = _check_image_array(item, name=f"X[{index}]")
             if array.ndim == 2:
@@ -113,7 +137,8 @@ def split_volumes(X: object, image_shape: tuple[int, int] | None, validate_rows)
     if sparse.issparse(X):
         validate_rows(X)  # raises scikit-learn's "sparse data not supported" error
     X = np.asarray(X)  # no copy for arrays; array-likes and nested lists of equal size become arrays
-    _reject_complex(X, "X")
+    if X.ndim <= 2:  # tabular rows (scikit-learn's 2-D convention) are real; complex is for images
+        _reject_complex(X, "X")
     original_dtype = X.dtype
     ndim = X.ndim
     if ndim < 2:
@@ -193,6 +218,9 @@ def split_contrast_items(X: object, contrasts: tuple[str, ...]) -> tuple[list[np
             if name not in X:
                 raise ValueError(f"contrast {name!r} is missing from X (the model's contrasts are {contrasts})")
         parts = {name: split_volumes(X[name], None, _no_rows(name)) for name in contrasts}
+        for name, (volumes, _) in parts.items():
+            if any(volume.dtype.kind == "c" for volume in volumes):
+                raise ValueError(_CONTRASTS_COMPLEX.format(name=f"contrast {name!r}"))
         first = contrasts[0]
         reference = parts[first][0]
         for name in contrasts[1:]:
@@ -225,7 +253,7 @@ def split_contrast_items(X: object, contrasts: tuple[str, ...]) -> tuple[list[np
             raise ValueError("X is empty: expected at least one image")
         items, shapes, dtypes = [], [], []
         for index, element in enumerate(X):
-            _reject_complex(element, f"X[{index}]")
+            _reject_complex(element, f"X[{index}]", _CONTRASTS_COMPLEX)
             original_dtype = np.asarray(element).dtype
             array = _check_image_array(element, name=f"X[{index}]")
             if array.ndim not in (3, 4):
@@ -240,7 +268,7 @@ def split_contrast_items(X: object, contrasts: tuple[str, ...]) -> tuple[list[np
     if sparse.issparse(X):
         raise TypeError("sparse input is not supported: pass dense images")
     X = np.asarray(X)
-    _reject_complex(X, "X")
+    _reject_complex(X, "X", _CONTRASTS_COMPLEX)
     original_dtype = X.dtype
     if X.ndim not in (4, 5):
         raise ValueError(f"with named contrasts X must be 4-D or 5-D ({axis_hint}); got shape {X.shape}")

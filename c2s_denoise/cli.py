@@ -124,12 +124,12 @@ def _parse_crop(value: str | None) -> tuple[int, int] | None:
 def _parse_sigma(value: str | None) -> float | str | None:
     if value is None:
         return None
-    if value in ("auto", "wavelet", "rayleigh"):
+    if value in ("auto", "wavelet", "background", "foreground", "rayleigh"):
         return value
     try:
         sigma = float(value)
     except ValueError:
-        raise typer.BadParameter(f"expected a number or auto/wavelet/rayleigh, got {value!r}") from None
+        raise typer.BadParameter(f"expected a number or auto/wavelet/background/foreground/rayleigh, got {value!r}") from None
     if not sigma > 0 or not math.isfinite(sigma):
         raise typer.BadParameter(f"sigma must be a positive number, got {value!r}")
     return sigma
@@ -211,10 +211,14 @@ def _inputs(
     return inputs
 
 
-def _read_options(crop: str | None, slice_axis: int, npz_key: str | None, dataset: str | None) -> Any:
+def _read_options(
+    crop: str | None, slice_axis: int, npz_key: str | None, dataset: str | None, combine: str = "rss"
+) -> Any:
     from .workflows import ReadOptions
 
-    return ReadOptions(crop=_parse_crop(crop), slice_axis=slice_axis, npz_key=npz_key, dataset=dataset)
+    if combine not in ("auto", "complex", "rss"):
+        raise typer.BadParameter(f"expected auto, complex or rss, got {combine!r}", param_hint="--combine")
+    return ReadOptions(crop=_parse_crop(crop), slice_axis=slice_axis, npz_key=npz_key, dataset=dataset, combine=combine)
 
 
 def _table(header: list[str], rows: list[list[str]]) -> None:
@@ -243,6 +247,29 @@ DatasetOpt = Annotated[
         "--h5-dataset",
         help="HDF5: dataset to read (default: reconstruction_rss, reconstruction_esc, reconstruction, then kspace).",
     ),
+]
+CombineOpt = Annotated[
+    str,
+    typer.Option(
+        "--combine",
+        metavar="auto|complex|rss",
+        help="HDF5 k-space: 'complex' prewhitens the coils and combines them into complex images with known, "
+        "Gaussian noise (what 'auto' does for files with kspace); 'rss' reads the stored reconstruction or the "
+        "root-sum-of-squares of the coils (magnitude, noncentral-chi noise).",
+    ),
+]
+NoiseModelOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--noise-model",
+        metavar="auto|gaussian|rician|ncchi",
+        help="Noise of the images: magnitude images are Rician (1 coil) or noncentral chi (--n-coils); 'auto': "
+        "Gaussian for complex or signed data, else noncentral chi.",
+    ),
+]
+NCoilsOpt = Annotated[
+    int | None,
+    typer.Option("--n-coils", min=1, help="Coils behind a root-sum-of-squares magnitude image (noise model ncchi)."),
 ]
 ContrastOpt = Annotated[
     list[str] | None,
@@ -327,11 +354,14 @@ def fit(
         list[str] | None,
         typer.Option(
             metavar="VALUE",
-            help="Noise level in the input's units, or auto/wavelet/rayleigh to estimate it per file; with contrasts "
-            "also NAME=VALUE, repeated for every contrast.",
+            help="Noise level in the input's units, or auto/wavelet/background/foreground/rayleigh to estimate it "
+            "per file; with contrasts also NAME=VALUE, repeated for every contrast. Not for k-space combined as "
+            "complex images, whose noise level is known (1).",
             show_default=False,
         ),
     ] = None,
+    noise_model: NoiseModelOpt = None,
+    n_coils: NCoilsOpt = None,
     refinement: Annotated[
         float | None, typer.Option(help="Detail refinement rho in [0, 1); 0 = full denoising.")
     ] = None,
@@ -351,6 +381,7 @@ def fit(
     slice_axis: SliceAxisOpt = -1,
     npz_key: NpzKeyOpt = None,
     h5_dataset: DatasetOpt = None,
+    combine: CombineOpt = "auto",
 ) -> None:
     """Train a C2S model on noisy files (no clean data needed) and save it.
 
@@ -361,6 +392,8 @@ def fit(
     order = _parse_names(contrasts, "--contrasts")
     values = {
         "sigma": _parse_sigmas(sigma),
+        "noise_model": noise_model,
+        "n_coils": n_coils,
         "target_contrasts": _parse_names(target_contrasts, "--target-contrasts"),
         "context_slices": context_slices,
         "refinement": refinement,
@@ -376,7 +409,7 @@ def fit(
     params = {key: value for key, value in values.items() if value is not None}
     if verbose:
         params["verbose"] = 1
-    options = _read_options(crop, slice_axis, npz_key, h5_dataset)
+    options = _read_options(crop, slice_axis, npz_key, h5_dataset, combine)
     with _known_errors(), _progress("reading") as progress:
         from .workflows import fit_files
 
@@ -401,8 +434,19 @@ def apply(
     slice_axis: SliceAxisOpt = -1,
     npz_key: NpzKeyOpt = None,
     h5_dataset: DatasetOpt = None,
+    combine: CombineOpt = "auto",
+    save_complex: Annotated[
+        bool,
+        typer.Option(
+            "--save-complex",
+            help="K-space inputs: also write the denoised complex images (dataset reconstruction_complex).",
+        ),
+    ] = False,
 ) -> None:
     """Denoise files with a saved model, writing OUTDIR/<input name> in the input's format.
+
+    K-space combined as complex images is written as the magnitude on the scale of the
+    root-sum-of-squares image (dataset reconstruction), comparable with reconstruction_rss.
 
     Only load model files you trust (they are Python pickles). Outputs are written
     atomically: an interrupted run leaves finished outputs whole and no partial file.
@@ -412,13 +456,20 @@ def apply(
     _setup_logging(verbose)
     if n_jobs == 0:
         raise typer.BadParameter("must not be 0", param_hint="--n-jobs")
-    options = _read_options(crop, slice_axis, npz_key, h5_dataset)
+    options = _read_options(crop, slice_axis, npz_key, h5_dataset, combine)
     with _known_errors(), _progress("denoising") as progress:
         from .workflows import apply_files
 
         files = _inputs(inputs, contrast, group_by_study)
         summary = apply_files(
-            model, files, outdir, n_jobs=n_jobs, overwrite=overwrite, read_options=options, progress=progress
+            model,
+            files,
+            outdir,
+            n_jobs=n_jobs,
+            overwrite=overwrite,
+            read_options=options,
+            progress=progress,
+            save_complex=save_complex,
         )
     _emit(summary)
 
@@ -472,18 +523,35 @@ def estimate_noise(
     slice_axis: SliceAxisOpt = -1,
     npz_key: NpzKeyOpt = None,
     h5_dataset: DatasetOpt = None,
+    combine: CombineOpt = "auto",
+    n_coils: Annotated[
+        int, typer.Option("--n-coils", min=1, help="Coils behind a root-sum-of-squares magnitude image.")
+    ] = 1,
+    noise_model: Annotated[
+        str, typer.Option("--noise-model", metavar="auto|gaussian|rician|ncchi", help="Noise model for 'auto'.")
+    ] = "auto",
 ) -> None:
-    """Estimate each file's noise level (input units) with the wavelet and Rayleigh estimators."""
+    """Estimate each file's noise level (input units) with every estimator; k-space files also get their coil noise.
+
+    The magnitude estimators see the image a magnitude reader sees (stored reconstruction, or RSS of the coils).
+    """
     _setup_logging(verbose)
-    options = _read_options(crop, slice_axis, npz_key, h5_dataset)
+    if noise_model not in ("auto", "gaussian", "rician", "ncchi"):
+        raise typer.BadParameter(f"expected auto, gaussian, rician or ncchi, got {noise_model!r}", param_hint="--noise-model")
+    options = _read_options(crop, slice_axis, npz_key, h5_dataset, combine)
     with _known_errors(), _progress("estimating") as progress:
         from .workflows import estimate_noise_files
 
-        summary = estimate_noise_files(inputs, read_options=options, progress=progress)
+        summary = estimate_noise_files(
+            inputs, read_options=options, progress=progress, n_coils=n_coils, noise_model=noise_model
+        )
+    methods = ("wavelet", "background", "foreground")
     rows = [
-        [Path(r["file"]).name, _fmt(r["sigma_wavelet"], 6), _fmt(r["sigma_rayleigh"], 6)] for r in summary["results"]
+        [Path(r["file"]).name, *(_fmt(r[f"sigma_{m}"], 6) for m in methods), r["auto"]["estimator"] or "-"]
+        + [_fmt(r["kspace_noise"]["sigma_mean"], 6) if "kspace_noise" in r else "-"]
+        for r in summary["results"]
     ]
-    _table(["file", "sigma_wavelet", "sigma_rayleigh"], rows)
+    _table(["file", *(f"sigma_{m}" for m in methods), "auto", "coil_sigma"], rows)
     _emit(summary)
 
 

@@ -11,7 +11,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, check_random_state, validate_data
 
-from ._channels import channel_plan, min_depth, slice_stacks
+from ._channels import channel_plan, complex_channel_plan, min_depth, slice_stacks
 from ._inputs import intensity_scale, join_contrast_items, join_volumes, split_contrast_items, split_volumes
 from ._version import __version__
 from .engine import (
@@ -24,10 +24,14 @@ from .engine import (
     resolve_device,
     train_gdsm,
 )
+from .magnitude import unbias_magnitude
 from .metrics import data_range, psnr
-from .noise import NOISE_ESTIMATORS, estimate_sigma
+from .noise import NOISE_ESTIMATORS, auto_noise_level, estimate_sigma
 
-__all__ = ["C2SDenoiser"]
+__all__ = ["NOISE_MODELS", "C2SDenoiser"]
+
+#: Noise models: "auto" resolves at fit time (see :meth:`C2SDenoiser.fit`).
+NOISE_MODELS = ("auto", "gaussian", "rician", "ncchi")
 
 # Noise levels below this (in normalised units, i.e. relative to the image's intensity scale) are
 # raised to it: a zero level makes every GDSM coefficient 0/0.
@@ -43,12 +47,26 @@ class C2SDenoiser(TransformerMixin, BaseEstimator):
 
     Parameters
     ----------
-    sigma : float, {"auto", "wavelet", "rayleigh"} or dict, default="auto"
-        Noise standard deviation in the input's units, or how to estimate it per image/volume:
-        ``"auto"`` and ``"wavelet"`` use the wavelet MAD estimator (the paper's),
-        ``"rayleigh"`` the signal-free background of magnitude images. With ``contrasts``, a
-        dict ``{contrast: float or method}`` sets it per contrast; a single value applies to
-        every contrast (a method is then applied to each contrast separately).
+    sigma : float, {"auto", "wavelet", "background", "foreground", "rayleigh"} or dict, default="auto"
+        Noise standard deviation in the input's units (for complex or magnitude data: of each
+        real component of the complex noise), or how to estimate it per image/volume:
+        ``"wavelet"`` is the wavelet MAD estimator (the paper's), ``"background"`` fits the
+        noncentral-chi background of magnitude images (with ``n_coils``), ``"foreground"`` the
+        wavelet MAD over bright tissue only, ``"rayleigh"`` is ``"background"`` with one coil.
+        ``"auto"`` picks ``"wavelet"`` for Gaussian noise and, for magnitude noise, the
+        background estimator when the image has enough air and the foreground one otherwise
+        (the choice is kept in ``sigma_methods_``). With ``contrasts``, a dict
+        ``{contrast: float or method}`` sets it per contrast; a single value applies to every
+        contrast (a method is then applied to each contrast separately).
+    noise_model : {"auto", "gaussian", "rician", "ncchi"}, default="auto"
+        Distribution of the noise. ``"gaussian"``: additive white Gaussian noise (complex data,
+        real images with negative values). ``"rician"`` / ``"ncchi"``: magnitude images from
+        one / ``n_coils`` coils combined by root-sum-of-squares; the network denoises the
+        magnitude and the magnitude bias is then inverted (``E[M | A] = A`` solved for ``A``,
+        docs/method.md section 10). ``"auto"``: Gaussian for complex input or input with
+        negative values, otherwise noncentral chi with ``n_coils`` coils (Rician for 1).
+    n_coils : int, default=1
+        Coils behind a root-sum-of-squares magnitude image (``noise_model`` "ncchi" or "auto").
     refinement : float, default=0.0
         Detail refinement ``rho = sigma_target / sigma_data`` in ``[0, 1)``. 0 gives the MMSE
         denoiser; larger values keep a fraction ``rho**2`` of the noisy image's fine texture.
@@ -112,6 +130,13 @@ class C2SDenoiser(TransformerMixin, BaseEstimator):
 
     Attributes
     ----------
+    complex_input_ : bool
+        Whether the model was fitted on complex images (real and imaginary parts are two
+        channels of one network with one noise level); it then denoises complex images only.
+    noise_model_ : str
+        The noise model used: "gaussian", "rician" or "ncchi".
+    sigma_methods_ : ndarray of str, same shape as ``sigma_``
+        How each noise level was obtained: an estimator's name, or "given".
     network_ : torch.nn.Module
         The trained network (EMA weights), in evaluation mode. Only without ``contrasts``.
     networks_ : dict of str to torch.nn.Module
@@ -159,6 +184,8 @@ class C2SDenoiser(TransformerMixin, BaseEstimator):
 
     _parameter_constraints: dict = {
         "sigma": [Interval(Real, 0, None, closed="right"), StrOptions({"auto", *NOISE_ESTIMATORS}), dict],
+        "noise_model": [StrOptions(set(NOISE_MODELS))],
+        "n_coils": [Interval(Integral, 1, None, closed="left")],
         "refinement": [Interval(Real, 0, 1, closed="left")],
         "tau_max": [Interval(Real, 0, None, closed="neither")],
         "noise_schedule": [StrOptions(set(NOISE_SCHEDULES))],
@@ -187,6 +214,8 @@ class C2SDenoiser(TransformerMixin, BaseEstimator):
         self,
         *,
         sigma="auto",
+        noise_model="auto",
+        n_coils=1,
         refinement=0.0,
         tau_max=1.5,
         noise_schedule="added",
@@ -211,6 +240,8 @@ class C2SDenoiser(TransformerMixin, BaseEstimator):
         verbose=0,
     ):
         self.sigma = sigma
+        self.noise_model = noise_model
+        self.n_coils = n_coils
         self.refinement = refinement
         self.tau_max = tau_max
         self.noise_schedule = noise_schedule
@@ -306,13 +337,44 @@ class C2SDenoiser(TransformerMixin, BaseEstimator):
             return join_volumes([item[0] for item in items], layout)
         return join_contrast_items(items, layout, names)
 
-    def _noise_levels(self, items: list[np.ndarray], names: tuple[str, ...] | None) -> np.ndarray:
-        """Noise level of each item and contrast ``(n_items, n_contrasts)`` in input units."""
-        levels = np.empty((len(items), items[0].shape[0]), dtype=np.float64)
-        for c in range(levels.shape[1]):
-            for i, item in enumerate(items):
-                levels[i, c] = self.noise_level(item[c], names[c] if names else None)
-        return levels
+    # ------------------------------------------------------------------ noise
+    def _resolved_noise_model(self, items: list[np.ndarray], is_complex: bool) -> str:
+        """``noise_model`` with "auto" resolved on the training items."""
+        if self.noise_model != "auto":
+            if is_complex and self.noise_model != "gaussian":
+                raise ValueError(
+                    f"noise_model={self.noise_model!r} describes magnitude images, but X is complex: the noise of "
+                    "complex images is Gaussian (use noise_model='gaussian' or 'auto')"
+                )
+            return self.noise_model
+        if is_complex or any(float(np.min(item)) < 0 for item in items):
+            return "gaussian"
+        return "ncchi" if self.n_coils > 1 else "rician"
+
+    def _coils(self, noise_model: str) -> int:
+        return self.n_coils if noise_model == "ncchi" else 1
+
+    def _current_noise_model(self, volume: np.ndarray) -> str:
+        fitted = getattr(self, "noise_model_", None)
+        if fitted is not None:
+            return fitted
+        return self._resolved_noise_model([volume], np.iscomplexobj(volume))
+
+    def _estimate_noise(self, volume, contrast: str | None = None) -> tuple[float, str]:
+        """``(sigma, how)``: the noise level that the ``sigma`` rule gives, and the estimator used."""
+        rule = self.sigma[contrast] if isinstance(self.sigma, dict) else self.sigma
+        if isinstance(rule, str):
+            volume = np.asarray(volume)
+            noise_model = self._current_noise_model(volume)
+            coils = self._coils(noise_model)
+            if rule != "auto":
+                return float(estimate_sigma(volume, rule, n_coils=1 if rule == "rayleigh" else coils)), rule
+            return auto_noise_level(volume, noise_model, n_coils=coils)
+        if isinstance(rule, Real) and not isinstance(rule, bool) and 0 < rule < np.inf:
+            return float(rule), "given"
+        raise ValueError(
+            f"sigma for contrast {contrast!r} must be a finite positive number or a method name, got {rule!r}"
+        )
 
     def noise_level(self, volume, contrast: str | None = None) -> float:
         """Noise level, in input units, that the ``sigma`` rule gives one image or volume.
@@ -320,29 +382,75 @@ class C2SDenoiser(TransformerMixin, BaseEstimator):
         Parameters
         ----------
         volume : ndarray of shape (H, W) or (D, H, W)
-            One image or volume (of ``contrast``, with named contrasts).
+            One image or volume (of ``contrast``, with named contrasts); real or complex.
         contrast : str, optional
             Its contrast, when ``sigma`` is a per-contrast dict.
 
         Returns
         -------
         float
-            ``sigma`` itself, or its estimate on ``volume`` for a method name.
+            ``sigma`` itself, or its estimate on ``volume`` for a method name (per real
+            component of the noise).
         """
-        rule = self.sigma[contrast] if isinstance(self.sigma, dict) else self.sigma
-        if isinstance(rule, str):
-            return float(estimate_sigma(np.asarray(volume), "wavelet" if rule == "auto" else rule))
-        if isinstance(rule, Real) and rule > 0:
-            return float(rule)
-        raise ValueError(f"sigma for contrast {contrast!r} must be a positive number or a method name, got {rule!r}")
+        return self._estimate_noise(volume, contrast)[0]
+
+    def _noise_levels(self, items: list[np.ndarray], names: tuple[str, ...] | None) -> tuple[np.ndarray, np.ndarray]:
+        """Noise level of each item and contrast ``(n_items, n_contrasts)`` in input units, and how it was obtained."""
+        levels = np.empty((len(items), items[0].shape[0]), dtype=np.float64)
+        methods = np.empty(levels.shape, dtype=object)
+        for c in range(levels.shape[1]):
+            for i, item in enumerate(items):
+                contrast = names[c] if names else None
+                try:
+                    levels[i, c], methods[i, c] = self._estimate_noise(item[c], contrast)
+                except ValueError as exc:
+                    rule = self.sigma[contrast] if isinstance(self.sigma, dict) else self.sigma
+                    if not isinstance(rule, str):
+                        raise
+                    warnings.warn(
+                        f"item {i}" + (f", contrast {contrast!r}" if names else "") + f": {exc}; it is treated as "
+                        f"nearly noise-free (sigma = {_MIN_RELATIVE_SIGMA:g} x its intensity scale) and comes back "
+                        "almost unchanged",
+                        UserWarning,
+                        stacklevel=3,
+                    )
+                    levels[i, c], methods[i, c] = 0.0, "failed"
+        return levels, methods.astype(str)
 
     @staticmethod
     def _scales(items: list[np.ndarray]) -> np.ndarray:
         return np.array([[intensity_scale(volume) for volume in item] for item in items])
 
-    def _network_inputs(self, items, sigmas, scales, target: int):
+    # ------------------------------------------------------------------ channels
+    @staticmethod
+    def _check_kind(items: list[np.ndarray], expected: bool | None) -> bool:
+        """Whether the items are complex; all must be alike (and like the fitted model's input)."""
+        kinds = [np.iscomplexobj(item) for item in items]
+        if any(kinds) and not all(kinds):
+            first = kinds.index(not kinds[0])
+            raise ValueError(f"X mixes complex and real images (item 0 is {'complex' if kinds[0] else 'real'}, item {first} is not)")
+        is_complex = bool(kinds[0])
+        if expected is not None and is_complex != expected:
+            fitted, given = ("complex", "real") if expected else ("real", "complex")
+            raise ValueError(f"the model was fitted on {fitted} images but X is {given}")
+        return is_complex
+
+    @staticmethod
+    def _as_parts(items, sigmas, scales, is_complex: bool):
+        """Complex items ``(1, D, H, W)`` as real ``(2, D, H, W)`` (real, imaginary), levels and scales repeated."""
+        if not is_complex:
+            return items, sigmas, scales
+        parts = [np.concatenate([item.real, item.imag]) for item in items]
+        return parts, np.repeat(sigmas, 2, axis=1), np.repeat(scales, 2, axis=1)
+
+    def _plan(self, n_channels: int, target: int, is_complex: bool) -> list[tuple[int, int]]:
+        if is_complex:
+            return complex_channel_plan(self.context_slices)
+        return channel_plan(n_channels, target, self.context_slices)
+
+    def _network_inputs(self, items, sigmas, scales, target: int, is_complex: bool = False):
         """Input channels ``(n_channels, H, W)`` of every slice, and the target's normalised noise levels."""
-        plan = channel_plan(items[0].shape[0], target, self.context_slices)
+        plan = self._plan(items[0].shape[0], target, is_complex)
         inputs, levels = [], []
         for item, sigma, scale in zip(items, sigmas, scales):
             normalised = (item / scale[:, None, None, None]).astype(np.float32)
@@ -364,9 +472,11 @@ class C2SDenoiser(TransformerMixin, BaseEstimator):
         Parameters
         ----------
         X : array-like, list of array-like, or dict
-            Noisy magnitude images: ``(n, H, W)``, volumes ``(n, D, H, W)``, a list of
-            ``(H, W)``/``(D, H, W)`` arrays, or 2-D rows (see ``image_shape``). With
-            ``contrasts``: ``(n, n_contrasts, H, W)``, ``(n, n_contrasts, D, H, W)``, a list of
+            Noisy images: ``(n, H, W)``, volumes ``(n, D, H, W)``, a list of
+            ``(H, W)``/``(D, H, W)`` arrays, or 2-D rows (see ``image_shape``); real (magnitude
+            or real-valued images) or complex (e.g. coil-combined images, see
+            :func:`c2s_denoise.coil_combination.combine_coils`). With ``contrasts`` (real
+            only): ``(n, n_contrasts, H, W)``, ``(n, n_contrasts, D, H, W)``, a list of
             ``(n_contrasts, ...)`` arrays, or a dict ``{contrast: images}``.
         y : None
             Ignored; there for the scikit-learn API.
@@ -378,14 +488,34 @@ class C2SDenoiser(TransformerMixin, BaseEstimator):
         self._validate_params()
         names = self._contrast_names()
         items, _ = self._split(X, names, reset=True)
-        sigmas = self._noise_levels(items, names)
+        is_complex = self._check_kind(items, None)
+        self.noise_model_ = self._resolved_noise_model(items, is_complex)
+        sigmas, methods = self._noise_levels(items, names)
         scales = self._scales(items)
+        parts, part_sigmas, part_scales = self._as_parts(items, sigmas, scales, is_complex)
         if names is None:
             targets = [0]
         else:
             wanted = names if self.target_contrasts is None else tuple(self.target_contrasts)
             targets = [index for index, name in enumerate(names) if name in wanted]
+        networks, n_iter, loss_curve, seconds = self._train(parts, part_sigmas, part_scales, targets, names, is_complex)
+        if names is None:
+            self.network_ = networks[0]
+            self.sigma_, self.scales_, self.sigma_methods_ = sigmas[:, 0], scales[:, 0], methods[:, 0]
+        else:
+            self.networks_ = {names[t]: network for t, network in networks.items()}
+            self.contrasts_ = names
+            self.target_contrasts_ = tuple(self.networks_)
+            self.sigma_, self.scales_, self.sigma_methods_ = sigmas, scales, methods
+        self.complex_input_ = is_complex
+        self.n_iter_ = n_iter
+        self.loss_curve_ = loss_curve
+        self.fit_time_ = seconds
+        self.device_ = str(resolve_device(self.device))
+        return self
 
+    def _train(self, items, sigmas, scales, targets, names, is_complex):
+        """Train one network per target: ``(networks by target index, steps, loss curve, seconds)``."""
         random_state = check_random_state(self.random_state)
         device = resolve_device(self.device)
         config = TrainingConfig(
@@ -399,12 +529,12 @@ class C2SDenoiser(TransformerMixin, BaseEstimator):
         networks, n_iter, loss_curve, seconds = {}, 0, [], 0.0
         for target in targets:
             seed = int(random_state.randint(np.iinfo(np.int32).max))
-            inputs, levels, n_channels = self._network_inputs(items, sigmas, scales, target)
+            inputs, levels, n_channels = self._network_inputs(items, sigmas, scales, target, is_complex)
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(seed)
                 network = NoiseConditionedUNet(
                     in_channels=n_channels,
-                    out_channels=1,
+                    out_channels=2 if is_complex else 1,
                     width=self.width,
                     depth=self.depth,
                     attention=self.attention,
@@ -428,7 +558,7 @@ class C2SDenoiser(TransformerMixin, BaseEstimator):
                     + "; each time the last healthy weights were restored and the learning rate halved "
                     "(a lower learning_rate avoids this)",
                     UserWarning,
-                    stacklevel=2,
+                    stacklevel=3,
                 )
             networks[target] = result.network
             n_iter += result.n_iter
@@ -440,32 +570,27 @@ class C2SDenoiser(TransformerMixin, BaseEstimator):
                     f"fit interrupted after {result.n_iter} of {self.max_iter} steps; keeping the averaged (EMA) "
                     "weights reached so far" + (f"; contrasts {left} were not trained and are returned unchanged" if left else ""),
                     UserWarning,
-                    stacklevel=2,
+                    stacklevel=3,
                 )
                 break
-        if names is None:
-            self.network_ = networks[0]
-            self.sigma_, self.scales_ = sigmas[:, 0], scales[:, 0]
-        else:
-            self.networks_ = {names[t]: network for t, network in networks.items()}
-            self.contrasts_ = names
-            self.target_contrasts_ = tuple(self.networks_)
-            self.sigma_, self.scales_ = sigmas, scales
-        self.n_iter_ = n_iter
-        self.loss_curve_ = loss_curve
-        self.fit_time_ = seconds
-        self.device_ = str(device)
-        return self
+        return networks, n_iter, loss_curve, seconds
 
     # ------------------------------------------------------------------ transform
     def _denoise_items(self, items, sigmas, scales, targets: list[int] | None = None) -> list[np.ndarray]:
-        """Denoised copies of ``items`` (float64, input units); contrasts without a network are copied."""
+        """Denoised copies of ``items`` (float64 or complex128, input units); contrasts without a network are copied.
+
+        Complex items are denoised as (real, imaginary) channels; magnitude items get their
+        noise bias removed (``noise_model_`` "rician"/"ncchi").
+        """
+        is_complex = bool(getattr(self, "complex_input_", False))
+        parts, part_sigmas, part_scales = self._as_parts(items, sigmas, scales, is_complex)
         networks = self._fitted_networks()
-        outputs = [item.astype(np.float64, copy=True) for item in items]
+        outputs = [item.astype(np.float64, copy=True) for item in parts]
+        width = 2 if is_complex else 1
         for target, network in networks.items():
             if targets is not None and target not in targets:
                 continue
-            inputs, levels, _ = self._network_inputs(items, sigmas, scales, target)
+            inputs, levels, _ = self._network_inputs(parts, part_sigmas, part_scales, target, is_complex)
             denoised = denoise_images(
                 network,
                 inputs,
@@ -475,11 +600,17 @@ class C2SDenoiser(TransformerMixin, BaseEstimator):
                 self_ensemble=self.self_ensemble,
             )
             position = 0
-            for output, scale in zip(outputs, scales):
+            for output, scale, sigma in zip(outputs, part_scales, part_sigmas):
                 depth = output.shape[1]
-                stack = torch.cat(denoised[position : position + depth]).numpy()
-                output[target] = stack * scale[target]
+                stack = torch.stack(denoised[position : position + depth], dim=1).numpy()  # (width, D, H, W)
+                channels = slice(target, target + width)
+                output[channels] = stack * scale[channels, None, None, None]
+                noise_model = getattr(self, "noise_model_", "gaussian")  # models saved before noise models existed
+                if noise_model != "gaussian":
+                    output[target] = unbias_magnitude(output[target], float(sigma[target]), self._coils(noise_model))
                 position += depth
+        if is_complex:
+            return [(output[0] + 1j * output[1])[None] for output in outputs]
         return outputs
 
     def transform(self, X):
@@ -488,20 +619,22 @@ class C2SDenoiser(TransformerMixin, BaseEstimator):
         Parameters
         ----------
         X : array-like, list of array-like, or dict
-            Same layouts as in :meth:`fit`; image sizes may differ from the training images.
-            With ``contrasts``, the same contrasts in the same order as in :meth:`fit`.
+            Same layouts as in :meth:`fit`, real or complex as in :meth:`fit`; image sizes may
+            differ from the training images. With ``contrasts``, the same contrasts in the same
+            order as in :meth:`fit`.
 
         Returns
         -------
         ndarray, list of ndarray or dict
-            Denoised images, same layout, shape and float dtype as ``X`` (float64 for integer
-            input), in the input's units; contrasts that are not targets come back unchanged.
-            ``X`` is not modified.
+            Denoised images, same layout, shape and dtype as ``X`` (float64 for integer input),
+            in the input's units; contrasts that are not targets come back unchanged. ``X`` is
+            not modified.
         """
         check_is_fitted(self)
         names = self._check_fitted_contrasts()
         items, layout = self._split(X, names, reset=False)
-        sigmas = self._noise_levels(items, names)
+        self._check_kind(items, bool(getattr(self, "complex_input_", False)))
+        sigmas, _ = self._noise_levels(items, names)
         scales = self._scales(items)
         return self._join(self._denoise_items(items, sigmas, scales), layout, names)
 
@@ -521,7 +654,8 @@ class C2SDenoiser(TransformerMixin, BaseEstimator):
         float
             Averaged over images/volumes (and target contrasts).
             With ``y``: the mean PSNR of the denoised images against ``y``, each with
-            ``data_range = y.max() - y.min()`` of its image/volume.
+            ``data_range = y.max() - y.min()`` of its image/volume (for complex images: the
+            range of ``|y|`` and the mean of ``|f(x) - y|^2``).
             Without ``y``: a self-supervised estimate, in dB, of how well the denoised image
             predicts an independent repetition of the scan, ``10 log10(scale**2 / R)`` averaged
             over images/volumes, with ``R = |f(y) - y|^2 / N + 2 sigma^2 div f / N`` and the
@@ -534,24 +668,32 @@ class C2SDenoiser(TransformerMixin, BaseEstimator):
             error exceeds their MSE). ``scale`` is the 99.5th percentile of the noisy magnitude;
             ``sigma`` follows the ``sigma`` parameter (estimated on ``X`` for a method name). The
             estimate assumes Gaussian noise; it is biased at very low SNR in Rician background.
-            This is the score ``GridSearchCV`` uses without clean data.
+            For complex images ``N`` counts real components. This is the score
+            ``GridSearchCV`` uses without clean data.
         """
         check_is_fitted(self)
         names = self._check_fitted_contrasts()
         items, _ = self._split(X, names, reset=False)
-        sigmas = self._noise_levels(items, names)
+        self._check_kind(items, bool(getattr(self, "complex_input_", False)))
+        sigmas, _ = self._noise_levels(items, names)
         scales = self._scales(items)
         denoised = self._denoise_items(items, sigmas, scales)
         targets = list(self._fitted_networks())
         if y is not None:
             if names is None:
-                references = [r[None] for r in split_volumes(y, self.image_shape, lambda rows: np.asarray(rows, float))[0]]
+                references = [r[None] for r in split_volumes(y, self.image_shape, np.asarray)[0]]
             else:
                 references = split_contrast_items(y, names)[0]
             if [r.shape for r in references] != [i.shape for i in items]:
                 raise ValueError("y must have the same layout and shapes as X")
             return float(
-                np.mean([psnr(den[t], ref[t], range_=data_range(ref[t]) or 1.0) for ref, den in zip(references, denoised) for t in targets])
+                np.mean(
+                    [
+                        psnr(den[t], ref[t], range_=data_range(np.abs(ref[t])) or 1.0)
+                        for ref, den in zip(references, denoised)
+                        for t in targets
+                    ]
+                )
             )
         return float(np.mean(self._sure_psnr(items, denoised, sigmas, scales, targets)))
 
@@ -563,13 +705,16 @@ class C2SDenoiser(TransformerMixin, BaseEstimator):
                 sigma = max(float(sigma_row[target]), _MIN_RELATIVE_SIGMA * scale_row[target])
                 epsilon = 1e-2 * sigma
                 probe = probe_rng.standard_normal(item.shape[1:])
-                perturbed_item = item.astype(np.float64, copy=True)
+                if np.iscomplexobj(item):
+                    probe = probe + 1j * probe_rng.standard_normal(item.shape[1:])
+                perturbed_item = item.astype(np.complex128 if np.iscomplexobj(item) else np.float64, copy=True)
                 perturbed_item[target] += epsilon * probe
                 perturbed = self._denoise_items([perturbed_item], sigma_row[None], scale_row[None], [target])[0][target]
-                divergence = float(np.sum(probe * (perturbed - output[target]))) / epsilon
-                n = probe.size
+                # real inner product of the probe with the response: the divergence over all real components
+                divergence = float(np.sum(np.real(np.conj(probe) * (perturbed - output[target])))) / epsilon
+                n = probe.size * (2 if np.iscomplexobj(item) else 1)
                 # SURE + sigma^2: estimated MSE against an independent noisy repetition
-                risk = float(np.sum((output[target] - item[target]) ** 2)) / n + 2.0 * sigma**2 * divergence / n
+                risk = float(np.sum(np.abs(output[target] - item[target]) ** 2)) / n + 2.0 * sigma**2 * divergence / n
                 psnrs.append(10.0 * np.log10(scale_row[target] ** 2 / max(risk, 1e-12 * scale_row[target] ** 2)))
         return psnrs
 

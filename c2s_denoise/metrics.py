@@ -29,13 +29,17 @@ def data_range(reference: np.ndarray) -> float:
     float
         The intensity range.
     """
-    ref = np.asarray(reference, dtype=np.float64)
+    ref = np.asarray(reference)
+    if np.iscomplexobj(ref):
+        ref = np.abs(ref)
+    ref = ref.astype(np.float64, copy=False)
     return float(ref.max() - ref.min())
 
 
 def _check(image: np.ndarray, reference: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    img = np.asarray(image, dtype=np.float64)
-    ref = np.asarray(reference, dtype=np.float64)
+    kind = np.complex128 if np.iscomplexobj(image) or np.iscomplexobj(reference) else np.float64
+    img = np.asarray(image, dtype=kind)
+    ref = np.asarray(reference, dtype=kind)
     if img.shape != ref.shape:
         raise ValueError(f"image shape {img.shape} differs from reference shape {ref.shape}")
     if img.size == 0:
@@ -58,11 +62,12 @@ def psnr(image: np.ndarray, reference: np.ndarray, *, range_: float | None = Non
     Returns
     -------
     float
-        ``10 log10(range^2 / MSE)``; ``inf`` when the images are equal.
+        ``10 log10(range^2 / MSE)``; ``inf`` when the images are equal. For complex images
+        the MSE is the mean of ``|image - reference|^2`` and the range that of ``|reference|``.
     """
     img, ref = _check(image, reference)
     peak = data_range(ref) if range_ is None else float(range_)
-    mse = float(np.mean((img - ref) ** 2))
+    mse = float(np.mean(np.abs(img - ref) ** 2))
     if mse == 0.0:
         return float("inf")
     return float(10.0 * np.log10(peak**2 / mse))

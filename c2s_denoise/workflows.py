@@ -20,6 +20,7 @@ subjects, or do not match the model's contrasts, raise :class:`ContrastError`.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import logging
@@ -41,6 +42,7 @@ from .io import (
     load_image,
     parse_m4raw_name,
     probe_image,
+    reads_complex,
     save_image,
     strip_suffix,
 )
@@ -99,15 +101,27 @@ class ReadOptions:
         ``.npz``: the array to read.
     dataset : str or None
         HDF5: the dataset to read instead of the default choice (e.g. ``"kspace"``).
+    combine : {"auto", "complex", "rss"}
+        HDF5 k-space: "complex" (what "auto" does for files with k-space) prewhitens and
+        combines the coils into complex images with unit noise; "rss" reads the stored
+        reconstruction or the root-sum-of-squares of the coils (see
+        :func:`c2s_denoise.io.fastmri.load_fastmri`).
     """
 
     crop: tuple[int, int] | None = None
     slice_axis: int = -1
     npz_key: str | None = None
     dataset: str | None = None
+    combine: str = "auto"
 
     def _kwargs(self) -> dict[str, Any]:
-        return {"crop": self.crop, "slice_axis": self.slice_axis, "npz_key": self.npz_key, "dataset": self.dataset}
+        return {
+            "crop": self.crop,
+            "slice_axis": self.slice_axis,
+            "npz_key": self.npz_key,
+            "dataset": self.dataset,
+            "combine": self.combine,
+        }
 
     def load(self, path: str | os.PathLike[str]) -> LoadedImage:
         """Load ``path`` with these options."""
@@ -116,6 +130,10 @@ class ReadOptions:
     def probe(self, path: str | os.PathLike[str]) -> None:
         """Cheaply check ``path`` with these options (see :func:`c2s_denoise.io.probe_image`)."""
         probe_image(path, **self._kwargs())
+
+    def reads_complex(self, path: str | os.PathLike[str]) -> bool:
+        """Whether ``path`` is read as complex images (k-space combined as complex)."""
+        return reads_complex(path, dataset=self.dataset, combine=self.combine)
 
 
 def _estimator_class() -> type:
@@ -483,6 +501,7 @@ def fit_files(
     options = read_options or ReadOptions()
     params = dict(params or {})
     if isinstance(inputs, Mapping):
+        options = _magnitude_for_contrasts(options)
         names, subjects = _contrast_subjects(inputs)
         _check_contrast_params(params, names)
         params["contrasts"] = names
@@ -503,6 +522,7 @@ def fit_files(
         if progress:
             progress(index + 1, len(paths))
     volumes = [image.data for image in images]
+    _use_physical_noise_level(images, params)
     if names is None:
         X: Any = volumes
     else:
@@ -524,8 +544,10 @@ def fit_files(
     save_model(model, out, overwrite=overwrite)
     logger.info("saved model to %s", out)
     sigmas = [float(s) for s in np.asarray(model.sigma_).ravel()]  # subject-major, like paths
+    methods = [str(m) for m in np.asarray(model.sigma_methods_).ravel()]
     entries: list[dict[str, Any]] = [
-        {"file": str(p), "shape": list(v.shape)} for p, v in zip(paths, volumes, strict=True)
+        {"file": str(p), "shape": list(v.shape), "images": image.meta.get("combine", "magnitude"), "noise_estimator": m}
+        for p, v, image, m in zip(paths, volumes, images, methods, strict=True)
     ]
     contrast_info: dict[str, Any] = {}
     if names is not None:
@@ -545,11 +567,67 @@ def fit_files(
         "inputs": entries,
         "n_slices": int(sum(v.shape[0] for v in volumes)),
         "sigma": sigmas,
+        "noise_model": model.noise_model_,
         "n_iter": int(getattr(model, "n_iter_", -1)),
         "fit_seconds": round(seconds, 3),
         "device": str(getattr(model, "device_", "")),
         "params": _jsonable_params(model.get_params()),
     }
+
+
+def _magnitude_for_contrasts(options: ReadOptions) -> ReadOptions:
+    """Multi-contrast models take magnitude images: "auto" reads k-space files as RSS, "complex" is refused."""
+    if options.combine == "complex":
+        raise ContrastError(
+            None, "--combine complex is not supported with contrasts yet; multi-contrast models denoise magnitude "
+            "images (use --combine rss, the default with contrasts)"
+        )
+    return dataclasses.replace(options, combine="rss")
+
+
+def _use_physical_noise_level(images: Sequence[LoadedImage], params: dict[str, Any]) -> None:
+    """K-space combined as complex images has unit noise by construction: fit with sigma = 1."""
+    combined = [image.meta.get("combine") == "complex" for image in images]
+    if not any(combined):
+        return
+    if not all(combined):
+        odd = images[combined.index(False)]
+        raise C2SInputError(
+            odd.source,
+            "this file gives magnitude images but other inputs are k-space combined as complex images; a model "
+            "takes one kind (give only k-space files, or read all as magnitude with --combine rss)",
+        )
+    if params.get("sigma") not in (None, "auto"):
+        raise C2SInputError(
+            None,
+            "--sigma does not apply to k-space combined as complex images: their noise level is 1 by construction "
+            "(prewhitened coils, SNR units); leave --sigma out, or use --combine rss",
+        )
+    params["sigma"] = images[0].meta["noise_sigma"]
+
+
+def _kind_mismatch(model: Any, is_complex: bool) -> str | None:
+    """Why ``model`` cannot denoise images of this kind (complex vs magnitude), or None."""
+    fitted_complex = bool(getattr(model, "complex_input_", False))
+    if fitted_complex == is_complex:
+        return None
+    if fitted_complex:
+        return (
+            "the model was fitted on k-space combined as complex images but this input gives magnitude images "
+            "(denoise k-space files, with --combine complex or auto)"
+        )
+    return (
+        "the model was fitted on magnitude images but this k-space input is combined as complex images "
+        "(use --combine rss, or fit a model on k-space files)"
+    )
+
+
+def _output_images(model: Any, image: LoadedImage, denoised: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """What is written: the magnitude (on the RSS scale for combined k-space) and the complex images, if any."""
+    if image.meta.get("combine") != "complex":
+        return denoised.astype(image.data.dtype, copy=False), None
+    on_rss_scale = denoised * image.meta["rss_gain"]
+    return np.abs(on_rss_scale).astype(np.float32), on_rss_scale.astype(np.complex64)
 
 
 def _jsonable_params(params: dict[str, Any]) -> dict[str, Any]:
@@ -591,35 +669,53 @@ def _apply_one(
     target: Path,
     options: ReadOptions,
     overwrite: bool,
+    save_complex: bool = False,
 ) -> dict[str, Any]:
     start = time.perf_counter()
     image = options.load(source)
+    mismatch = _kind_mismatch(model, bool(np.iscomplexobj(image.data)))
+    if mismatch:
+        raise C2SInputError(source, mismatch)
     try:
         denoised = model.transform([image.data])[0]
     except ValueError as exc:
         raise C2SInputError(source, f"cannot denoise: {describe_exception(exc)}") from None
+    output, complex_images = _output_images(model, image, denoised)
     provenance = {
         **model_info,
         "sigma": _sigma_used(model, image.data),
+        "noise_model": getattr(model, "noise_model_", "gaussian"),
+        "images": image.meta.get("combine", "magnitude"),
         "refinement": float(model.refinement),
         "source_file": source.name,
         "source_dataset": image.meta.get("dataset"),
     }
-    save_image(target, denoised.astype(image.data.dtype, copy=False), image, provenance, overwrite=overwrite)
+    if complex_images is None and save_complex:
+        raise C2SInputError(source, "--save-complex needs k-space combined as complex images; this input is magnitude")
+    save_image(
+        target, output, image, provenance, overwrite=overwrite, complex_data=complex_images if save_complex else None
+    )
     return {
         "input": str(source),
         "output": str(target),
         "shape": list(image.data.shape),
+        "images": provenance["images"],
         "sigma": provenance["sigma"],
         "seconds": round(time.perf_counter() - start, 3),
     }
 
 
 def _apply_worker(
-    model_path: str, model_info: dict[str, Any], source: Path, target: Path, options: ReadOptions, overwrite: bool
+    model_path: str,
+    model_info: dict[str, Any],
+    source: Path,
+    target: Path,
+    options: ReadOptions,
+    overwrite: bool,
+    save_complex: bool,
 ) -> dict[str, Any]:
     model = _cached_model(model_path, model_info["model_sha256"])
-    return _apply_one(model, model_info, source, target, options, overwrite)
+    return _apply_one(model, model_info, source, target, options, overwrite, save_complex)
 
 
 def _apply_subject(
@@ -714,8 +810,14 @@ def apply_files(
     overwrite: bool = False,
     read_options: ReadOptions | None = None,
     progress: Progress | None = None,
+    save_complex: bool = False,
 ) -> dict[str, Any]:
     """Denoise files with a saved model, writing ``<outdir>/<input name>`` in the input's format.
+
+    K-space read as complex images (``read_options.combine``) is denoised as
+    such and written as the magnitude on the scale of the root-sum-of-squares
+    image (HDF5 dataset ``reconstruction``), plus the complex images
+    (``reconstruction_complex``) with ``save_complex``.
 
     Everything that can be checked up front is checked before any output is
     written: the model, every input's type and structure, and every output
@@ -747,6 +849,8 @@ def apply_files(
     progress : callable, optional
         Called as ``progress(done, total)`` after each file (with contrasts:
         after each subject, counting its files).
+    save_complex : bool, default False
+        Also write the denoised complex images of k-space inputs.
 
     Returns
     -------
@@ -775,10 +879,17 @@ def apply_files(
     model_file = Path(model_path)
     model = load_model(model_file)
     subjects = _apply_subjects(model, model_file, inputs)
+    if subjects is not None:
+        options = _magnitude_for_contrasts(options)
     if subjects is None:
         paths = _check_inputs(list(inputs), options)  # type: ignore[arg-type]
     else:
         paths = _check_inputs([path for subject in subjects for path in subject.values()], options)
+    if subjects is None:
+        for path in paths:  # complex vs magnitude against the model, before anything is written
+            mismatch = _kind_mismatch(model, options.reads_complex(path))
+            if mismatch:
+                raise C2SInputError(path, mismatch)
     if options.crop is not None:
         for path in paths:
             if detect_format(path) == "nifti":
@@ -806,14 +917,14 @@ def apply_files(
     elif n_jobs == 1 or total == 1:
         for index, (source, target) in enumerate(zip(paths, outputs_list, strict=True)):
             logger.info("denoising %s -> %s", source, target)
-            results.append(_apply_one(model, model_info, source, target, options, overwrite))
+            results.append(_apply_one(model, model_info, source, target, options, overwrite, save_complex))
             if progress:
                 progress(index + 1, total)
     else:
         from joblib import Parallel, delayed
 
         jobs = (
-            delayed(_apply_worker)(str(model_file), model_info, source, target, options, overwrite)
+            delayed(_apply_worker)(str(model_file), model_info, source, target, options, overwrite, save_complex)
             for source, target in zip(paths, outputs_list, strict=True)
         )
         runner = Parallel(n_jobs=n_jobs, backend="loky", return_as="generator_unordered")
@@ -1043,40 +1154,83 @@ def estimate_noise_files(
     *,
     read_options: ReadOptions | None = None,
     progress: Progress | None = None,
+    n_coils: int = 1,
+    noise_model: str = "auto",
 ) -> dict[str, Any]:
-    """Estimate the noise level of each file with both estimators.
+    """Estimate the noise level of each file with every estimator, and say which ``auto`` uses.
 
     Parameters
     ----------
     inputs : sequence of path-like
         Image files.
     read_options : ReadOptions, optional
-        How the files are read.
+        How the files are read; with ``combine`` "auto" the estimators see the magnitude
+        image (the stored reconstruction, or the RSS of the coils), and the coil noise
+        covariance of files with k-space is reported beside it.
     progress : callable, optional
         Called as ``progress(done, total)`` after each file.
+    n_coils : int, default 1
+        Coils behind a root-sum-of-squares magnitude image (background estimator).
+    noise_model : {"auto", "gaussian", "rician", "ncchi"}, default "auto"
+        As :class:`~c2s_denoise.C2SDenoiser`'s ``noise_model``, for the ``auto`` choice.
 
     Returns
     -------
     dict
-        ``results``: per file its shape, ``sigma_wavelet`` (median absolute
-        deviation of the finest diagonal wavelet band) and ``sigma_rayleigh``
-        (signal-free background; None with a ``rayleigh_error`` when the
-        image has no usable background), in the file's units.
+        ``results``: per file its shape, ``images`` ("magnitude" or "complex"), ``sigma_<method>``
+        for the wavelet, background, foreground and Rayleigh estimators (None with a
+        ``<method>_error`` when an estimator cannot work on the image), ``auto`` (the noise
+        model, estimator and level that ``sigma="auto"`` uses) and, for files with k-space,
+        ``kspace_noise`` (per-coil noise level per real component, the largest coil
+        correlation, and the covariance as real and imaginary parts).
     """
-    from .noise import estimate_sigma
+    from .io.fastmri import kspace_noise_covariance
+    from .noise import auto_noise_level, estimate_sigma
 
     options = read_options or ReadOptions()
-    paths = _check_inputs(inputs, options)
+    magnitude_options = dataclasses.replace(options, combine="rss") if options.combine == "auto" else options
+    paths = _check_inputs(inputs, magnitude_options)
     results = []
     for index, path in enumerate(paths):
-        data = options.load(path).data
-        entry: dict[str, Any] = {"file": str(path), "shape": list(data.shape)}
-        for method in ("wavelet", "rayleigh"):
+        data = magnitude_options.load(path).data
+        is_complex = bool(np.iscomplexobj(data))
+        entry: dict[str, Any] = {
+            "file": str(path),
+            "shape": list(data.shape),
+            "images": "complex" if is_complex else "magnitude",
+        }
+        for method in ("wavelet", "background", "foreground", "rayleigh"):
             try:
-                entry[f"sigma_{method}"] = float(estimate_sigma(data, method))
+                if is_complex and method != "wavelet":
+                    raise ValueError("a magnitude-image estimator; the complex images have Gaussian noise")
+                coils = 1 if method == "rayleigh" else n_coils
+                entry[f"sigma_{method}"] = float(estimate_sigma(data, method, n_coils=coils))
             except ValueError as exc:
                 entry[f"sigma_{method}"] = None
                 entry[f"{method}_error"] = str(exc)
+        model = noise_model
+        if model == "auto":
+            model = "gaussian" if is_complex or float(data.min()) < 0 else ("ncchi" if n_coils > 1 else "rician")
+        try:
+            level, chosen = auto_noise_level(data, model, n_coils=n_coils)
+        except ValueError as exc:
+            level, chosen = None, None
+            entry["auto_error"] = str(exc)
+        entry["auto"] = {"noise_model": model, "estimator": chosen, "sigma": level}
+        if detect_format(path) == "hdf5" and options.combine != "rss":
+            covariance = kspace_noise_covariance(path)
+            if covariance is not None:
+                levels = np.sqrt(np.real(np.diag(covariance)) / 2.0)
+                correlation = np.abs(covariance) / np.sqrt(np.outer(np.real(np.diag(covariance)), np.real(np.diag(covariance))))
+                np.fill_diagonal(correlation, 0.0)
+                entry["kspace_noise"] = {
+                    "n_coils": int(covariance.shape[0]),
+                    "sigma_per_coil": [float(v) for v in levels],
+                    "sigma_mean": float(np.sqrt(np.mean(levels**2))),
+                    "max_correlation": float(correlation.max()) if covariance.shape[0] > 1 else 0.0,
+                    "covariance_real": np.real(covariance).tolist(),
+                    "covariance_imag": np.imag(covariance).tolist(),
+                }
         results.append(entry)
         if progress:
             progress(index + 1, len(paths))

@@ -82,7 +82,7 @@ def test_layouts_round_trip_shape_and_dtype(noisy_dataset):
     assert out.shape == stack.shape and out.dtype == np.float32
     volumes = np.stack([stack, stack])  # (2, 3, 33, 31): volumes, slice by slice
     assert model.transform(volumes).shape == volumes.shape
-    mixed = [stack[0].astype(np.float64), stack[:2, :20, :17], np.ones((1, 1))]
+    mixed = [stack[0].astype(np.float64), stack[:2, :20, :17], np.random.default_rng(0).random((2, 3))]
     outputs = model.transform(mixed)
     assert [o.shape for o in outputs] == [m.shape for m in mixed]
     assert outputs[0].dtype == np.float64 and outputs[1].dtype == np.float32
@@ -163,7 +163,9 @@ def test_interrupted_fit_keeps_weights(monkeypatch, noisy_dataset):
     [
         (np.full((2, 8, 8), np.nan), "NaN"),
         (np.full((2, 8, 8), np.inf), "infinity"),
-        (np.ones((2, 8, 8)) + 1j, "Complex data not supported"),
+        (np.ones((2, 64)) + 1j, "Complex data not supported"),  # complex rows; complex images are accepted
+        (np.full((2, 8, 8), np.nan + 1j), "NaN"),
+        ([np.ones((8, 8)), np.ones((8, 8)) + 1j], "mixes complex and real"),
         (np.ones(8), "Expected 2D array"),
         (np.ones((1, 1, 2, 8, 8)), "5 dimension"),
         (np.ones((0, 8, 8)), "0 sample"),
@@ -240,3 +242,12 @@ def test_no_warnings_in_a_plain_fit(noisy_dataset):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         C2SDenoiser(random_state=0, **TINY).fit(noisy_dataset["train_noisy"][:2, :16, :16])
+
+
+def test_noise_level_that_cannot_be_estimated_is_a_clear_warning_never_a_silent_zero():
+    """A constant image has no noise to measure: sigma="auto" warns, naming the item, instead of returning 0 silently."""
+    X = [np.random.default_rng(0).normal(0.5, 0.1, (16, 16)), np.ones((16, 16))]
+    with pytest.warns(UserWarning, match="item 1: cannot estimate the noise level.*constant"):
+        model = C2SDenoiser(noise_model="gaussian", **TINY).fit(X)
+    assert list(model.sigma_methods_) == ["wavelet", "failed"]
+    assert model.sigma_[0] == pytest.approx(0.1, rel=0.2)

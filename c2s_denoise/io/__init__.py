@@ -11,7 +11,7 @@ written; nibabel is the optional extra ``nifti``.
 """
 
 from .atomic import TEMP_PREFIX, atomic_write, check_output_path, same_file
-from .core import check_input_path, load_image, probe_image, save_image
+from .core import check_input_path, load_image, probe_image, reads_complex, save_image
 from .errors import C2SInputError
 from .image import FORMATS, LoadedImage, M4RawName, detect_format, parse_m4raw_name, strip_suffix
 
@@ -28,6 +28,7 @@ __all__ = [
     "load_image",
     "parse_m4raw_name",
     "probe_image",
+    "reads_complex",
     "same_file",
     "save_image",
     "strip_suffix",

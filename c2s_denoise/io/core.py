@@ -13,7 +13,7 @@ from .atomic import atomic_write, check_output_path
 from .errors import C2SInputError, describe_exception
 from .image import FORMATS, LoadedImage, detect_format
 
-__all__ = ["check_input_path", "load_image", "probe_image", "save_image"]
+__all__ = ["check_input_path", "load_image", "probe_image", "reads_complex", "save_image"]
 
 _SUPPORTED = ", ".join(s for suffixes in FORMATS.values() for s in suffixes)
 
@@ -56,6 +56,7 @@ def load_image(
     slice_axis: int = -1,
     npz_key: str | None = None,
     dataset: str | None = None,
+    combine: str = "rss",
 ) -> LoadedImage:
     """Read an image or volume from any supported file.
 
@@ -72,6 +73,10 @@ def load_image(
         ``.npz`` only: the array to read.
     dataset : str, optional
         HDF5 only: the dataset to read instead of the default choice.
+    combine : {"rss", "complex", "auto"}, default "rss"
+        How HDF5 k-space becomes images (see
+        :func:`c2s_denoise.io.fastmri.load_fastmri`); "complex" is an error
+        for other formats, which hold no k-space.
 
     Returns
     -------
@@ -86,8 +91,9 @@ def load_image(
     from .fastmri import center_crop, load_fastmri
 
     p, fmt = check_input_path(path)
+    _check_combine(p, fmt, combine)
     if fmt == "hdf5":
-        return load_fastmri(p, crop=crop, dataset=dataset)
+        return load_fastmri(p, crop=crop, dataset=dataset, combine=combine)
     if fmt == "nifti":
         from .nifti import load_nifti
 
@@ -110,6 +116,7 @@ def probe_image(
     slice_axis: int = -1,
     npz_key: str | None = None,
     dataset: str | None = None,
+    combine: str = "rss",
 ) -> None:
     """Cheaply check that a file can probably be loaded, without reading its pixels.
 
@@ -121,7 +128,7 @@ def probe_image(
     ----------
     path : str or path-like
         Input file.
-    crop, slice_axis, npz_key, dataset
+    crop, slice_axis, npz_key, dataset, combine
         As in :func:`load_image` (only the HDF5 structure and the ``.npz``
         key are checked).
 
@@ -132,6 +139,7 @@ def probe_image(
         without usable datasets, or (``.npz``) without the requested array.
     """
     p, fmt = check_input_path(path)
+    _check_combine(p, fmt, combine)
     if fmt == "hdf5":
         from .fastmri import _h5py, _pick_source
 
@@ -141,7 +149,7 @@ def probe_image(
         except Exception as exc:
             raise C2SInputError(p, f"not a readable HDF5 file ({describe_exception(exc)})") from None
         with handle:
-            key = _pick_source(handle, p, dataset)
+            key = _pick_source(handle, p, dataset, combine)
             rank = len(handle[key].shape)
             if key == "kspace" and rank not in (3, 4):
                 raise C2SInputError(
@@ -161,6 +169,33 @@ def probe_image(
             raise C2SInputError(p, f"not a readable npz archive ({describe_exception(exc)})") from None
 
 
+def reads_complex(path: str | os.PathLike[str], *, dataset: str | None = None, combine: str = "rss") -> bool:
+    """Whether :func:`load_image` with these options returns complex images (k-space combined as complex).
+
+    Reads only the HDF5 structure; the file must pass :func:`probe_image` first.
+    """
+    p, fmt = check_input_path(path)
+    if fmt != "hdf5" or combine == "rss":
+        return False
+    from .fastmri import _h5py, _pick_source
+
+    try:
+        handle = _h5py().File(p, "r")
+    except Exception as exc:
+        raise C2SInputError(p, f"not a readable HDF5 file ({describe_exception(exc)})") from None
+    with handle:
+        return _pick_source(handle, p, dataset, combine) == "kspace"
+
+
+def _check_combine(path: Path, fmt: str, combine: str) -> None:
+    from .fastmri import COMBINE_MODES
+
+    if combine not in COMBINE_MODES:
+        raise C2SInputError(path, f"unknown combine mode {combine!r}; use one of {', '.join(COMBINE_MODES)}")
+    if combine == "complex" and fmt != "hdf5":
+        raise C2SInputError(path, f"combine 'complex' needs k-space, which only HDF5 files hold (this is a {fmt} file)")
+
+
 def save_image(
     path: str | os.PathLike[str],
     data: np.ndarray,
@@ -169,6 +204,7 @@ def save_image(
     *,
     overwrite: bool = False,
     inputs: Iterable[str | os.PathLike[str]] = (),
+    complex_data: np.ndarray | None = None,
 ) -> Path:
     """Write ``data`` atomically, in the format and layout of ``like``.
 
@@ -188,6 +224,9 @@ def save_image(
     inputs : iterable of path-like, optional
         Further input paths that must not be overwritten (``like.source``
         is always protected).
+    complex_data : numpy.ndarray, optional
+        HDF5 only: complex images stored beside ``data`` as
+        ``reconstruction_complex``.
 
     Returns
     -------
@@ -209,11 +248,13 @@ def save_image(
     array = np.asarray(data)
     if array.shape != like.data.shape:
         raise ValueError(f"data shape {array.shape} differs from the source shape {like.data.shape}")
+    if complex_data is not None and fmt != "hdf5":
+        raise C2SInputError(out, "complex images can only be written to HDF5 outputs")
     with atomic_write(out, overwrite=overwrite) as tmp:
         if fmt == "hdf5":
             from .fastmri import write_fastmri
 
-            write_fastmri(tmp, array, like, provenance)
+            write_fastmri(tmp, array, like, provenance, complex_data=complex_data)
         elif fmt == "nifti":
             from .nifti import write_nifti
 

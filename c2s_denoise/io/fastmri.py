@@ -6,16 +6,28 @@ reconstruction (``reconstruction_rss`` or ``reconstruction_esc``), an
 ``ismrmrd_header`` XML dataset and a few attributes (``acquisition``, ``max``,
 ``norm``, ``patient_id``). M4Raw uses the same layout.
 
-Reading prefers a stored reconstruction; otherwise it forms magnitude images
-from k-space with a centred, orthonormal 2-D inverse FFT per coil and
-root-sum-of-squares over coils. Writing produces a ``reconstruction`` dataset
-(fastMRI convention) with the source's attributes and header copied, plus
-provenance attributes prefixed with ``c2s_``.
+Reading (``combine``, see :func:`load_fastmri`):
+
+- ``"complex"`` (what ``"auto"`` does for files with k-space): the coil noise
+  covariance is estimated from the data (or read from a ``noise`` dataset), the
+  coils are prewhitened and combined with their estimated sensitivities into
+  one complex image per slice whose noise is white, Gaussian and of unit
+  standard deviation per real component (docs/method.md section 10). The
+  per-pixel ``rss_gain`` that brings its magnitude to the scale of the
+  root-sum-of-squares image travels in ``meta``.
+- ``"rss"``: a stored reconstruction if there is one, otherwise magnitude
+  images from k-space with a centred, orthonormal 2-D inverse FFT per coil and
+  root-sum-of-squares over coils (noncentral-chi noise).
+
+Writing produces a ``reconstruction`` dataset (fastMRI convention, magnitude)
+and, on request, ``reconstruction_complex``, with the source's attributes and
+header copied, plus provenance attributes prefixed with ``c2s_``.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +37,10 @@ from .errors import C2SInputError, describe_exception
 from .image import LoadedImage, as_volume
 
 __all__ = [
+    "COMBINE_MODES",
     "RECONSTRUCTION_KEYS",
     "centered_ifft2",
+    "kspace_noise_covariance",
     "center_crop",
     "load_fastmri",
     "rss",
@@ -38,6 +52,15 @@ __all__ = [
 RECONSTRUCTION_KEYS: tuple[str, ...] = ("reconstruction_rss", "reconstruction_esc", "reconstruction")
 
 HEADER_KEY = "ismrmrd_header"
+
+#: A noise-only scan stored beside the k-space, complex ``(coils, samples)``.
+NOISE_KEY = "noise"
+
+#: How k-space becomes images: "auto" (complex when the file has k-space), "complex", "rss".
+COMBINE_MODES: tuple[str, ...] = ("auto", "complex", "rss")
+
+# Slices whose coil images are pooled for the noise covariance (evenly spaced).
+_NOISE_SLICES = 8
 
 
 def _h5py() -> Any:
@@ -118,8 +141,7 @@ def center_crop(volume: np.ndarray, size: tuple[int, int], path: str | Path = ""
     return volume[..., top : top + h, left : left + w]
 
 
-def _images_from_kspace(dataset: Any, path: Path) -> np.ndarray:
-    """Read k-space slice by slice and return magnitude images ``(slices, H, W)``."""
+def _check_kspace(dataset: Any, path: Path) -> None:
     shape = dataset.shape
     if len(shape) not in (3, 4):
         raise C2SInputError(
@@ -131,6 +153,12 @@ def _images_from_kspace(dataset: Any, path: Path) -> np.ndarray:
         raise C2SInputError(path, f"kspace has non-complex type {dataset.dtype}; complex k-space is expected")
     if 0 in shape:
         raise C2SInputError(path, f"kspace is empty (shape {shape})")
+
+
+def _images_from_kspace(dataset: Any, path: Path) -> np.ndarray:
+    """Read k-space slice by slice and return magnitude images ``(slices, H, W)``."""
+    _check_kspace(dataset, path)
+    shape = dataset.shape
     out = np.empty((shape[0], shape[-2], shape[-1]), dtype=np.float32)
     for index in range(shape[0]):
         images = centered_ifft2(np.asarray(dataset[index]))
@@ -138,12 +166,121 @@ def _images_from_kspace(dataset: Any, path: Path) -> np.ndarray:
     return out
 
 
-def _pick_source(handle: Any, path: Path, dataset: str | None) -> str:
+def _coil_images(dataset: Any, index: int) -> np.ndarray:
+    """Coil images ``(coils, H, W)`` of slice ``index`` (one coil for single-coil k-space)."""
+    kspace = np.asarray(dataset[index])
+    if kspace.ndim == 2:
+        kspace = kspace[None]
+    if not np.isfinite(kspace).all():
+        raise ValueError(f"kspace slice {index} holds NaN or infinite values")
+    return centered_ifft2(kspace)
+
+
+def _declared_coils(handle: Any) -> int | None:
+    """Receiver channels declared in the ISMRMRD header, or None."""
+    if not isinstance(handle.get(HEADER_KEY), _h5py().Dataset):
+        return None
+    header = handle[HEADER_KEY][()]
+    text = header.decode("utf-8", "replace") if isinstance(header, bytes) else str(header)
+    found = re.search(r"<receiverChannels>\s*(\d+)\s*</receiverChannels>", text)
+    return int(found.group(1)) if found else None
+
+
+def _noise_samples(handle: Any, path: Path, n_coils: int) -> np.ndarray | None:
+    """The file's noise-only scan as ``(coils, samples)``, checked against the k-space coils."""
+    if not isinstance(handle.get(NOISE_KEY), _h5py().Dataset):
+        return None
+    noise = np.asarray(handle[NOISE_KEY][()])
+    if noise.dtype.kind != "c" or noise.ndim < 2:
+        raise C2SInputError(path, f"dataset {NOISE_KEY!r} must be complex (coils, samples), got {noise.dtype} {noise.shape}")
+    if noise.shape[0] != n_coils:
+        raise C2SInputError(
+            path, f"inconsistent coil dimensions: {NOISE_KEY!r} has {noise.shape[0]} coil(s) but kspace has {n_coils}"
+        )
+    return noise.reshape(n_coils, -1)
+
+
+def _kspace_covariance(handle: Any, dataset: Any, path: Path, n_coils: int) -> np.ndarray:
+    """Coil noise covariance: from the noise scan if the file has one, else from evenly spaced slices."""
+    from ..coil_noise import estimate_noise_covariance
+
+    noise = _noise_samples(handle, path, n_coils)
+    if noise is not None:
+        return estimate_noise_covariance(noise_samples=noise)
+    n_slices = dataset.shape[0]
+    picked = np.unique(np.linspace(0, n_slices - 1, min(n_slices, _NOISE_SLICES)).round().astype(int))
+    return estimate_noise_covariance(np.stack([_coil_images(dataset, int(i)) for i in picked]))
+
+
+def kspace_noise_covariance(path: str | Path) -> np.ndarray | None:
+    """The coil noise covariance ``E[n n^H]`` of a file's k-space (None for a file without k-space).
+
+    Raises
+    ------
+    C2SInputError
+        For an unreadable file, malformed k-space or too few signal-free samples.
+    """
     h5py = _h5py()
+    path = Path(path)
+    try:
+        handle = h5py.File(path, "r")
+    except Exception as exc:
+        raise C2SInputError(path, f"not a readable HDF5 file ({describe_exception(exc)})") from None
+    with handle:
+        if not isinstance(handle.get("kspace"), h5py.Dataset):
+            return None
+        dataset = handle["kspace"]
+        _check_kspace(dataset, path)
+        n_coils = dataset.shape[1] if len(dataset.shape) == 4 else 1
+        try:
+            return _kspace_covariance(handle, dataset, path, n_coils)
+        except ValueError as exc:
+            raise C2SInputError(path, f"cannot estimate the coil noise of kspace: {exc}") from None
+
+
+def _complex_from_kspace(handle: Any, dataset: Any, path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Prewhitened, coil-combined complex images, their RSS gain and the noise covariance."""
+    from ..coil_combination import combine_coils
+
+    _check_kspace(dataset, path)
+    shape = dataset.shape
+    n_coils = shape[1] if len(shape) == 4 else 1
+    declared = _declared_coils(handle)
+    if declared is not None and len(shape) == 4 and declared != n_coils:
+        raise C2SInputError(
+            path, f"inconsistent coil dimensions: the ISMRMRD header declares {declared} receiver channels but "
+            f"kspace has {n_coils} coils (axis 1 of shape {shape})"
+        )
+    try:
+        covariance = _kspace_covariance(handle, dataset, path, n_coils)
+        images = np.empty((shape[0], shape[-2], shape[-1]), dtype=np.complex64)
+        gain = np.empty(images.shape, dtype=np.float32)
+        for index in range(shape[0]):
+            combined = combine_coils(_coil_images(dataset, index), noise_covariance=covariance)
+            images[index], gain[index] = combined.image[0], combined.rss_gain[0]
+    except ValueError as exc:
+        raise C2SInputError(path, f"cannot combine the coils of kspace: {exc}") from None
+    return images, gain, covariance
+
+
+def _pick_source(handle: Any, path: Path, dataset: str | None, combine: str = "rss") -> str:
+    h5py = _h5py()
+    if combine not in COMBINE_MODES:
+        raise C2SInputError(path, f"unknown combine mode {combine!r}; use one of {', '.join(COMBINE_MODES)}")
     if dataset is not None:
         if not isinstance(handle.get(dataset), h5py.Dataset):
             raise C2SInputError(path, f"HDF5 file has no dataset {dataset!r}")
+        if combine == "complex" and dataset != "kspace":
+            raise C2SInputError(path, f"combine 'complex' needs k-space, but dataset {dataset!r} was asked for")
         return dataset
+    has_kspace = isinstance(handle.get("kspace"), h5py.Dataset)
+    if combine == "complex" and not has_kspace:
+        found = ", ".join(sorted(handle.keys())) or "none"
+        raise C2SInputError(
+            path, f"combine 'complex' needs k-space, but the file has no 'kspace' dataset (datasets found: {found})"
+        )
+    if combine in ("auto", "complex") and has_kspace:
+        return "kspace"
     for key in (*RECONSTRUCTION_KEYS, "kspace"):
         if isinstance(handle.get(key), h5py.Dataset):
             return key
@@ -160,8 +297,9 @@ def load_fastmri(
     *,
     crop: tuple[int, int] | None = None,
     dataset: str | None = None,
+    combine: str = "rss",
 ) -> LoadedImage:
-    """Read a fastMRI / M4Raw HDF5 file as magnitude images.
+    """Read a fastMRI / M4Raw HDF5 file as magnitude images, or k-space as combined complex images.
 
     Parameters
     ----------
@@ -171,24 +309,38 @@ def load_fastmri(
         Centre crop ``(h, w)`` applied to the images (fastMRI knee
         reconstructions are 320x320).
     dataset : str, optional
-        Name of the dataset to read. By default the first present of
-        ``reconstruction_rss``, ``reconstruction_esc``, ``reconstruction``,
-        then ``kspace``.
+        Name of the dataset to read. By default (``combine`` "rss") the
+        first present of ``reconstruction_rss``, ``reconstruction_esc``,
+        ``reconstruction``, then ``kspace``.
+    combine : {"rss", "complex", "auto"}, default "rss"
+        ``"complex"``: k-space is prewhitened and coil-combined into complex
+        images in SNR units (an error for a file without k-space); ``"auto"``:
+        that when the file has k-space, otherwise its reconstruction;
+        ``"rss"``: magnitude images as described above. Without ``crop``, the
+        complex images are centre-cropped to the size of the file's stored
+        reconstruction, or else of the ISMRMRD header's ``reconSpace``
+        matrix, when there is one (fastMRI's readout oversampling).
 
     Returns
     -------
     LoadedImage
-        ``data`` is ``(slices, H, W)`` float32. ``meta`` holds ``attrs``
-        (the file's attributes), ``header`` (the ``ismrmrd_header`` value, or
-        None), ``header_dtype`` and ``dataset`` (the dataset the images come
-        from).
+        ``data`` is ``(slices, H, W)`` float32, or complex64 for combined
+        k-space. ``meta`` holds ``attrs`` (the file's attributes), ``header``
+        (the ``ismrmrd_header`` value, or None), ``header_dtype``,
+        ``dataset`` (the dataset the images come from) and ``combine``
+        ("complex" or "rss"); for complex images also ``rss_gain`` (same
+        shape as ``data``: ``|data| * rss_gain`` is on the scale of the
+        root-sum-of-squares image), ``noise_sigma`` (1.0) and
+        ``noise_covariance`` (coils x coils).
 
     Raises
     ------
     C2SInputError
         If the file is missing, is not a readable HDF5 file (e.g. truncated),
-        has neither k-space nor a reconstruction, or has k-space of a rank
-        other than 3 or 4.
+        has neither k-space nor a reconstruction, has k-space of a rank
+        other than 3 or 4, has coil dimensions that disagree (header, noise
+        scan), or too few signal-free samples to estimate the coil noise; or
+        for ``combine="complex"`` on a file without k-space.
     """
     h5py = _h5py()
     path = Path(path)
@@ -198,10 +350,16 @@ def load_fastmri(
         handle = h5py.File(path, "r")
     except Exception as exc:  # h5py raises OSError for corrupt, truncated and non-HDF5 files
         raise C2SInputError(path, f"not a readable HDF5 file ({describe_exception(exc)})") from None
+    extra: dict[str, Any] = {"combine": "rss"}
     with handle:
         try:
-            key = _pick_source(handle, path, dataset)
-            if key == "kspace":
+            key = _pick_source(handle, path, dataset, combine)
+            if key == "kspace" and combine in ("auto", "complex"):
+                images, gain, covariance = _complex_from_kspace(handle, handle[key], path)
+                extra = {"combine": "complex", "rss_gain": gain, "noise_sigma": 1.0, "noise_covariance": covariance}
+                if crop is None:
+                    crop = _reconstruction_size(handle, images.shape)
+            elif key == "kspace":
                 images = _images_from_kspace(handle[key], path)
             else:
                 images = np.asarray(handle[key][()])
@@ -214,10 +372,17 @@ def load_fastmri(
             raise
         except Exception as exc:  # truncated or corrupt content
             raise C2SInputError(path, f"cannot read HDF5 content ({describe_exception(exc)})") from None
-    volume = as_volume(images, path, what=f"dataset {key!r}")
-    if crop is not None:
-        volume = np.ascontiguousarray(center_crop(volume, crop, path))
+    if extra["combine"] == "complex":
+        volume = images
+        if crop is not None:
+            volume = np.ascontiguousarray(center_crop(volume, crop, path))
+            extra["rss_gain"] = np.ascontiguousarray(center_crop(extra["rss_gain"], crop, path))
+    else:
+        volume = as_volume(images, path, what=f"dataset {key!r}")
+        if crop is not None:
+            volume = np.ascontiguousarray(center_crop(volume, crop, path))
     meta: dict[str, Any] = {
+        **extra,
         "attrs": attrs,
         "header": header,
         "header_dtype": header_dtype,
@@ -225,6 +390,25 @@ def load_fastmri(
         "crop": None if crop is None else tuple(int(c) for c in crop),
     }
     return LoadedImage(data=volume, format="hdf5", meta=meta, source=path)
+
+
+def _reconstruction_size(handle: Any, shape: tuple[int, ...]) -> tuple[int, int] | None:
+    """``(h, w)`` of the file's stored reconstruction, else of the ISMRMRD header's reconSpace, when it fits."""
+    sizes = []
+    for key in RECONSTRUCTION_KEYS:
+        stored = handle.get(key)
+        if isinstance(stored, _h5py().Dataset) and len(stored.shape) == 3:
+            sizes.append(stored.shape[-2:])
+    if isinstance(handle.get(HEADER_KEY), _h5py().Dataset):
+        header = handle[HEADER_KEY][()]
+        text = header.decode("utf-8", "replace") if isinstance(header, bytes) else str(header)
+        recon = re.search(r"<reconSpace>.*?<matrixSize>\s*<x>\s*(\d+)\s*</x>\s*<y>\s*(\d+)\s*</y>", text, re.S)
+        if recon:  # fastMRI convention: the image (readout x phase) is cropped to (x, y)
+            sizes.append((int(recon.group(1)), int(recon.group(2))))
+    for h, w in sizes:
+        if 0 < h <= shape[-2] and 0 < w <= shape[-1]:
+            return int(h), int(w)
+    return None
 
 
 def _attr_value(value: Any) -> Any:
@@ -238,6 +422,7 @@ def write_fastmri(
     data: np.ndarray,
     like: LoadedImage | None = None,
     provenance: dict[str, Any] | None = None,
+    complex_data: np.ndarray | None = None,
 ) -> None:
     """Write magnitude images as a fastMRI-style HDF5 file (not atomic by itself).
 
@@ -253,11 +438,16 @@ def write_fastmri(
     provenance : dict, optional
         Written as attributes ``c2s_<key>`` (None values skipped; lists and
         dicts as JSON) and, whole, as JSON in attribute ``c2s_provenance``.
+    complex_data : numpy.ndarray, optional
+        Complex images of the same shape, stored as complex64 dataset
+        ``reconstruction_complex``.
     """
     h5py = _h5py()
     meta = like.meta if like is not None and like.format == "hdf5" else {}
     with h5py.File(target, "w") as handle:
         handle.create_dataset("reconstruction", data=np.asarray(data, dtype=np.float32))
+        if complex_data is not None:
+            handle.create_dataset("reconstruction_complex", data=np.asarray(complex_data, dtype=np.complex64))
         if meta.get("header") is not None:
             handle.create_dataset(HEADER_KEY, data=meta["header"], dtype=meta.get("header_dtype"))
         for name, value in (meta.get("attrs") or {}).items():
