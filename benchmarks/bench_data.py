@@ -69,7 +69,7 @@ Slabs for adjacent-slice (2.5-D) context (``load_mni152_slabs``)
 Noise
     ``add_noise`` adds, with a fixed seed, either additive Gaussian noise ``y = x + sigma n`` or
     Rician (magnitude) noise ``y = |x + sigma (n1 + i n2)|`` with ``sigma`` per real/imaginary
-    channel, at the levels of ``METHOD.md`` section 7, ``SIGMAS = (13/255, 25/255)``, for images
+    channel, at the levels of ``docs/method.md`` section 7, ``SIGMAS = (13/255, 25/255)``, for images
     in [0, 1]. For a given seed the Gaussian noise equals the real-channel noise of the Rician
     draw, so the two variants of a benchmark share their noise realisation. Every element gets
     its own draw, so the channels of a multi-contrast array ``(n, n_contrasts, H, W)`` and the

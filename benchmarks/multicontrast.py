@@ -51,12 +51,12 @@ from compare import machine, metrics  # noqa: E402
 from c2s_denoise import C2SDenoiser, __version__  # noqa: E402
 
 SIGMA_LEVEL = 25  # sigma = 25/255 on images in [0, 1]
-PAPER_CLAIM = "+0.5 to +1.1 dB on T1 from adding a second contrast (METHOD.md section 6)"
+PAPER_CLAIM = "+0.5 to +1.1 dB on T1 from adding a second contrast (docs/method.md section 6)"
 DESIGN_NOTE = (
     "one network per target contrast; the other contrasts (Table A) and the neighbouring slices "
     "(Table B) are conditioning channels: noisy, with the same noise draw as the data, but never "
     "further corrupted; the GDSM corruption and the loss act on the target channel (the target "
-    "slice) only (METHOD.md section 6)"
+    "slice) only (docs/method.md section 6)"
 )
 
 

@@ -44,7 +44,7 @@ Peers
     ``z = y + alpha sigma n``; the network learns ``f(z) ~ E[y | z]``; since
     ``E[y | z] = (alpha^2 E[x | z] + z) / (1 + alpha^2)``, the estimate is
     ``x_hat = ((1 + alpha^2) f(z) - z) / alpha^2`` (``2 f(z) - z`` for ``alpha = 1``),
-    averaged over ``n_samples`` draws of ``z``. This is the GDSM special case of ``METHOD.md``
+    averaged over ``n_samples`` draws of ``z``. This is the GDSM special case of ``docs/method.md``
     section 2, target level ``sigma_tg = 0`` with one fixed added level ``tau = alpha sigma``:
     there ``lambda_out = alpha^2 / (1 + alpha^2)``, ``lambda_skip = 1 / (1 + alpha^2)``, and the
     GDSM prediction ``lambda_out h + lambda_skip z`` *is* ``f(z)`` when ``h = x_hat``, so both
@@ -642,7 +642,7 @@ class Noisier2NoiseLoss(_PairedLoss):
 
     Notes
     -----
-    Equals GDSM (``METHOD.md`` section 2) with ``sigma_tg = 0`` and a fixed ``tau = alpha sigma``
+    Equals GDSM (``docs/method.md`` section 2) with ``sigma_tg = 0`` and a fixed ``tau = alpha sigma``
     (``NoiseSchedule("fixed", tau_max=alpha)``): the GDSM prediction
     ``lambda_out h + lambda_skip z`` equals ``f(z)`` for ``h = ((1 + alpha^2) f - z) / alpha^2``.
     """

@@ -1,6 +1,6 @@
 """Network input channels: the target slice first, then its conditioning channels.
 
-Multi-contrast C2S (METHOD.md section 6) and adjacent-slice context feed the network, besides
+Multi-contrast C2S (docs/method.md section 6) and adjacent-slice context feed the network, besides
 the target contrast's slice ``z`` (the only channel that is corrupted and regressed on), the
 other contrasts' slice ``z`` and the slices ``z - k .. z + k`` of every contrast as
 conditioning channels. Their noise is independent of the target's, so they add information

@@ -68,21 +68,69 @@ class CoilCombination:
         return 1.0
 
 
+def _window(shape: tuple[int, int], width: float) -> np.ndarray:
+    """Centred Gaussian k-space window of standard deviation ``width`` samples (unshifted FFT order)."""
+    height, columns = shape
+    ky = np.fft.fftfreq(height) * height
+    kx = np.fft.fftfreq(columns) * columns
+    return np.exp(-(ky[:, None] ** 2 + kx[None, :] ** 2) / (2.0 * width**2))
+
+
 def lowres(images: np.ndarray, calibration_width: float) -> np.ndarray:
     """Low-pass images ``(..., H, W)``: k-space times a centred Gaussian of std ``calibration_width`` samples."""
-    height, width = images.shape[-2:]
-    ky = np.fft.fftfreq(height) * height
-    kx = np.fft.fftfreq(width) * width
-    window = np.exp(-(ky[:, None] ** 2 + kx[None, :] ** 2) / (2.0 * calibration_width**2))
+    window = _window(images.shape[-2:], calibration_width)
     return np.fft.ifft2(np.fft.fft2(images, axes=(-2, -1)) * window, axes=(-2, -1))
 
 
-def normalized_sensitivities(whitened: np.ndarray, calibration_width: float = 8.0) -> np.ndarray:
-    """Unit-norm sensitivities ``(N, H, W)`` from whitened coil images ``(N, H, W)`` of one slice."""
-    low = lowres(whitened, calibration_width)
-    norm = np.sqrt(np.sum(np.abs(low) ** 2, axis=0))
-    floor = _TINY * max(float(norm.max()), _TINY)
-    return low / np.maximum(norm, floor)
+def _lowres_noise_energy(shape: tuple[int, int], width: float) -> float:
+    """``E|lowres(n)|^2`` per pixel for white noise with ``E|n|^2 = 2`` (unit std per real component)."""
+    window = _window(shape, width)
+    return 2.0 * float(np.sum(window**2)) / (shape[0] * shape[1])
+
+
+def _signal_weight(energy: np.ndarray, noise_energy: float) -> np.ndarray:
+    """0 where a low-resolution image is noise (energy below 4x its noise energy), 1 above 16x, linear between."""
+    return np.clip((energy / noise_energy - 4.0) / 12.0, 0.0, 1.0)
+
+
+def _unit(vectors: np.ndarray) -> np.ndarray:
+    norm = np.sqrt(np.sum(np.abs(vectors) ** 2, axis=0))
+    return vectors / np.maximum(norm, _TINY * max(float(norm.max()), _TINY))
+
+
+def normalized_sensitivities(
+    whitened: np.ndarray, calibration_width: float = 8.0, smooth_width: float = 1.0
+) -> np.ndarray:
+    """Unit-norm sensitivities ``(N, H, W)`` from whitened coil images ``(N, H, W)`` of one slice.
+
+    ``s = c_lr / ||c_lr||`` from the low-resolution images (``calibration_width``) where they
+    hold signal. Where they hold mostly noise (air), that direction would follow the noise
+    itself, and ``s^H c`` would carry the low-resolution noise's magnitude as a positive
+    floor; there the much smoother images (``smooth_width``, 64x less noise energy) give the
+    direction instead, with a linear blend in between.
+    """
+    shape = whitened.shape[-2:]
+    n_coils = whitened.shape[0]
+    fine = lowres(whitened, calibration_width)
+    energy = np.sum(np.abs(fine) ** 2, axis=0)
+    weight = _signal_weight(energy, n_coils * _lowres_noise_energy(shape, calibration_width))
+    s_fine = _unit(fine)
+    if weight.min() >= 1.0:
+        return s_fine
+    s_smooth = _unit(lowres(whitened, smooth_width))
+    # rotate the smooth direction onto the fine one where both are used, so that they add up
+    overlap = np.sum(s_smooth.conj() * s_fine, axis=0)
+    rotation = np.where(weight > 0, np.exp(1j * np.angle(overlap)), 1.0)
+    return _unit(weight * s_fine + (1.0 - weight) * s_smooth * rotation)
+
+
+def _lowres_phase(image: np.ndarray, calibration_width: float, smooth_width: float) -> np.ndarray:
+    """``exp(i phase)`` of the low-resolution ``image``, from the smoother version where it is noise."""
+    fine = lowres(image, calibration_width)
+    weight = _signal_weight(np.abs(fine) ** 2, _lowres_noise_energy(image.shape, calibration_width))
+    smooth = lowres(image, smooth_width)
+    blended = weight * fine / np.maximum(np.abs(fine), _TINY) + (1.0 - weight) * smooth / np.maximum(np.abs(smooth), _TINY)
+    return np.exp(1j * np.angle(blended))
 
 
 def combine_coils(
@@ -91,6 +139,7 @@ def combine_coils(
     noise_covariance: np.ndarray | None = None,
     sensitivities: np.ndarray | None = None,
     calibration_width: float = 8.0,
+    smooth_width: float = 1.0,
 ) -> CoilCombination:
     """Prewhiten and combine coil images ``(S, N, H, W)`` into complex images in SNR units.
 
@@ -107,6 +156,9 @@ def combine_coils(
     calibration_width : float, default=8.0
         Standard deviation, in k-space samples, of the Gaussian window that gives the
         low-resolution images (of the sensitivities, and of the phase that is removed).
+    smooth_width : float, default=1.0
+        The same for the smoother images that take over where the low-resolution images are
+        mostly noise (air), so that the noise there stays zero-mean.
 
     Returns
     -------
@@ -143,13 +195,12 @@ def combine_coils(
     for index, coils in enumerate(images):
         whitened = np.einsum("ij,jhw->ihw", whitening, coils.astype(np.complex128, copy=False))
         if sensitivities is None:
-            s = normalized_sensitivities(whitened, calibration_width)
+            s = normalized_sensitivities(whitened, calibration_width, smooth_width)
         else:
             s = np.einsum("ij,jhw->ihw", whitening, sensitivities[index])
             s = s / np.maximum(np.sqrt(np.sum(np.abs(s) ** 2, axis=0)), _TINY)
         m = np.sum(s.conj() * whitened, axis=0)
         # remove the remaining low-resolution phase so that tissue lies on the real axis
-        phase = np.exp(-1j * np.angle(lowres(m, calibration_width)))
-        combined[index] = m * phase
+        combined[index] = m * np.conj(_lowres_phase(m, calibration_width, smooth_width))
         gain[index] = np.sqrt(np.sum(np.abs(np.einsum("ij,jhw->ihw", unwhitening, s)) ** 2, axis=0))
     return CoilCombination(image=combined, rss_gain=gain, noise_covariance=noise_covariance)

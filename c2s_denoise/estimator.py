@@ -111,7 +111,7 @@ class C2SDenoiser(TransformerMixin, BaseEstimator):
         (or a list of such items, or a dict ``{name: images}``), and ``transform`` returns the
         same layout. Each target contrast gets its own network whose input is its slice (the
         only channel that is corrupted and regressed on) plus the other contrasts' slices as
-        conditioning (METHOD.md section 6); training time grows with the number of targets.
+        conditioning (docs/method.md section 6); training time grows with the number of targets.
     target_contrasts : tuple of str, default=None
         The contrasts to denoise (None: all); the others are only conditioning inputs and are
         returned unchanged.

@@ -1,4 +1,4 @@
-"""Noise-level estimators for MRI images (METHOD.md section 7).
+"""Noise-level estimators for MRI images (docs/method.md section 7).
 
 Every estimator works on one image ``(H, W)`` or one volume ``(D, H, W)`` (slices along the first
 axis) and returns ``sigma``, the standard deviation of each real component (real or imaginary

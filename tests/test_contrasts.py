@@ -1,4 +1,4 @@
-"""Multi-contrast C2S and adjacent-slice context (METHOD.md section 6): layouts, per-contrast
+"""Multi-contrast C2S and adjacent-slice context (docs/method.md section 6): layouts, per-contrast
 noise levels, the target-only loss, errors naming the contrast, and gains against clean data."""
 
 import pickle

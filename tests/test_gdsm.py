@@ -1,4 +1,4 @@
-"""Pins the GDSM loss and noise schedule of METHOD.md sections 2, 3 and 9."""
+"""Pins the GDSM loss and noise schedule of docs/method.md sections 2, 3 and 9."""
 
 import math
 

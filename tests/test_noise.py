@@ -1,4 +1,4 @@
-"""Noise-level estimators (METHOD.md section 7) against simulated truth."""
+"""Noise-level estimators (docs/method.md section 7) against simulated truth."""
 
 import numpy as np
 import pytest

@@ -1,6 +1,6 @@
 """The generalized denoising score matching (GDSM) loss of Corruption2Self.
 
-Notation follows ``METHOD.md`` (sections 2 and 5). A noisy image ``y`` with noise level
+Notation follows ``docs/method.md`` (sections 2 and 5). A noisy image ``y`` with noise level
 ``sigma_data`` is corrupted further, ``x_t = y + tau * z``, so that its total noise level is
 ``sigma_t = sqrt(sigma_data**2 + tau**2)``. For a target level ``sigma_target`` in
 ``[0, sigma_data]`` the network output ``h`` is combined with ``x_t`` as

@@ -1,4 +1,4 @@
-"""Noise-level sampling for GDSM training (METHOD.md section 3).
+"""Noise-level sampling for GDSM training (docs/method.md section 3).
 
 Three schedules:
 

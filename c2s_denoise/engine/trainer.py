@@ -105,7 +105,7 @@ class GDSMStep:
     n_target_channels : int, default=1
         The first ``n_target_channels`` channels of a batch are the target (corrupted, and the
         loss's regression target); the remaining channels are conditioning inputs passed to the
-        network unchanged (METHOD.md section 6: other contrasts, neighbouring slices).
+        network unchanged (docs/method.md section 6: other contrasts, neighbouring slices).
     """
 
     def __init__(

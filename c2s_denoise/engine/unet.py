@@ -1,4 +1,4 @@
-"""A small U-Net conditioned on the noise level (METHOD.md section 4).
+"""A small U-Net conditioned on the noise level (docs/method.md section 4).
 
 The embedding of ``log(sigma_t)`` modulates every residual block (feature-wise scale and shift,
 DDPM style). An optional self-attention block sits at the lowest resolution, its normalisation
