@@ -26,7 +26,7 @@ from .engine import (
 )
 from .magnitude import unbias_magnitude
 from .metrics import data_range, psnr
-from .noise import NOISE_ESTIMATORS, auto_noise_level, estimate_sigma
+from .noise import NOISE_ESTIMATORS, auto_noise_level, estimate_sigma, resolve_noise_model
 
 __all__ = ["NOISE_MODELS", "C2SDenoiser"]
 
@@ -338,19 +338,6 @@ class C2SDenoiser(TransformerMixin, BaseEstimator):
         return join_contrast_items(items, layout, names)
 
     # ------------------------------------------------------------------ noise
-    def _resolved_noise_model(self, items: list[np.ndarray], is_complex: bool) -> str:
-        """``noise_model`` with "auto" resolved on the training items."""
-        if self.noise_model != "auto":
-            if is_complex and self.noise_model != "gaussian":
-                raise ValueError(
-                    f"noise_model={self.noise_model!r} describes magnitude images, but X is complex: the noise of "
-                    "complex images is Gaussian (use noise_model='gaussian' or 'auto')"
-                )
-            return self.noise_model
-        if is_complex or any(float(np.min(item)) < 0 for item in items):
-            return "gaussian"
-        return "ncchi" if self.n_coils > 1 else "rician"
-
     def _coils(self, noise_model: str) -> int:
         return self.n_coils if noise_model == "ncchi" else 1
 
@@ -358,7 +345,7 @@ class C2SDenoiser(TransformerMixin, BaseEstimator):
         fitted = getattr(self, "noise_model_", None)
         if fitted is not None:
             return fitted
-        return self._resolved_noise_model([volume], np.iscomplexobj(volume))
+        return resolve_noise_model([volume], self.noise_model, n_coils=self.n_coils)
 
     def _estimate_noise(self, volume, contrast: str | None = None) -> tuple[float, str]:
         """``(sigma, how)``: the noise level that the ``sigma`` rule gives, and the estimator used."""
@@ -489,7 +476,7 @@ class C2SDenoiser(TransformerMixin, BaseEstimator):
         names = self._contrast_names()
         items, _ = self._split(X, names, reset=True)
         is_complex = self._check_kind(items, None)
-        self.noise_model_ = self._resolved_noise_model(items, is_complex)
+        self.noise_model_ = resolve_noise_model(items, self.noise_model, n_coils=self.n_coils)
         sigmas, methods = self._noise_levels(items, names)
         scales = self._scales(items)
         parts, part_sigmas, part_scales = self._as_parts(items, sigmas, scales, is_complex)

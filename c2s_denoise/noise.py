@@ -19,6 +19,7 @@ mean ``sigma sqrt(2) Gamma(N + 1/2) / Gamma(N)``.
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import numpy as np
@@ -32,6 +33,7 @@ __all__ = [
     "NOISE_ESTIMATORS",
     "auto_noise_level",
     "choose_noise_estimator",
+    "resolve_noise_model",
     "estimate_sigma",
     "estimate_sigma_background",
     "estimate_sigma_foreground",
@@ -631,9 +633,31 @@ def auto_noise_level(image: np.ndarray, noise_model: str, *, n_coils: float = 1)
         When no estimator works (a constant or empty image): an estimate of 0 is never returned.
     """
     if noise_model != "gaussian":
-        try:
+        with contextlib.suppress(ValueError):  # too little air and too little bright tissue
             method = choose_noise_estimator(image, noise_model, n_coils=n_coils)
             return float(estimate_sigma(image, method, n_coils=n_coils)), method
-        except ValueError:
-            pass
     return float(estimate_sigma_wavelet(image)), "wavelet"
+
+
+def resolve_noise_model(images: list[np.ndarray], noise_model: str = "auto", *, n_coils: int = 1) -> str:
+    """``noise_model`` with ``"auto"`` resolved on the images it describes.
+
+    ``"auto"`` is ``"gaussian"`` for complex images or real images with negative values, and
+    otherwise magnitude noise: ``"ncchi"`` for ``n_coils > 1``, ``"rician"`` for one coil.
+
+    Raises
+    ------
+    ValueError
+        For a magnitude noise model given complex images (their noise is Gaussian).
+    """
+    is_complex = any(np.iscomplexobj(image) for image in images)
+    if noise_model != "auto":
+        if is_complex and noise_model != "gaussian":
+            raise ValueError(
+                f"noise_model={noise_model!r} describes magnitude images, but X is complex: the noise of "
+                "complex images is Gaussian (use noise_model='gaussian' or 'auto')"
+            )
+        return noise_model
+    if is_complex or any(float(np.min(image)) < 0 for image in images):
+        return "gaussian"
+    return "ncchi" if n_coils > 1 else "rician"

@@ -1185,7 +1185,7 @@ def estimate_noise_files(
         correlation, and the covariance as real and imaginary parts).
     """
     from .io.fastmri import kspace_noise_covariance
-    from .noise import auto_noise_level, estimate_sigma
+    from .noise import auto_noise_level, estimate_sigma, resolve_noise_model
 
     options = read_options or ReadOptions()
     magnitude_options = dataclasses.replace(options, combine="rss") if options.combine == "auto" else options
@@ -1208,9 +1208,10 @@ def estimate_noise_files(
             except ValueError as exc:
                 entry[f"sigma_{method}"] = None
                 entry[f"{method}_error"] = str(exc)
-        model = noise_model
-        if model == "auto":
-            model = "gaussian" if is_complex or float(data.min()) < 0 else ("ncchi" if n_coils > 1 else "rician")
+        try:
+            model = resolve_noise_model([data], noise_model, n_coils=n_coils)
+        except ValueError as exc:
+            raise C2SInputError(path, str(exc)) from None
         try:
             level, chosen = auto_noise_level(data, model, n_coils=n_coils)
         except ValueError as exc:

@@ -296,3 +296,17 @@ def test_estimators_do_not_modify_their_input(head):
         estimate_sigma(noisy, method, n_coils=1 if method in ("wavelet", "rayleigh") else 4)
     choose_noise_estimator(noisy, "ncchi", n_coils=4)
     np.testing.assert_array_equal(noisy, copy)
+
+
+def test_resolve_noise_model_auto_rule_and_complex_refusal():
+    """One rule for "auto", shared by the estimator and estimate-noise: signed or complex data is Gaussian."""
+    from c2s_denoise.noise import resolve_noise_model
+
+    magnitude = np.abs(np.random.default_rng(0).normal(size=(8, 8)))
+    assert resolve_noise_model([magnitude]) == "rician"
+    assert resolve_noise_model([magnitude], n_coils=8) == "ncchi"
+    assert resolve_noise_model([magnitude, magnitude - 0.5]) == "gaussian"
+    assert resolve_noise_model([magnitude + 0j]) == "gaussian"
+    assert resolve_noise_model([magnitude], "gaussian") == "gaussian"
+    with pytest.raises(ValueError, match="complex images is Gaussian"):
+        resolve_noise_model([magnitude + 1j], "rician")
