@@ -736,6 +736,12 @@ class C2SDenoiser(TransformerMixin, BaseEstimator):
             )
         network_state = state.pop("_network_state", None)
         networks_state = state.pop("_networks_state", None)
+        if saved_version is None or "noise_model" not in state:  # saved before noise models: Gaussian, as then
+            state.setdefault("noise_model", "gaussian")
+            state.setdefault("n_coils", 1)
+            if "n_iter_" in state:
+                state.setdefault("noise_model_", "gaussian")
+                state.setdefault("complex_input_", False)
         super().__setstate__(state)
         if network_state is not None:
             self.network_ = _network_from_state(network_state)

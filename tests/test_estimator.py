@@ -251,3 +251,19 @@ def test_noise_level_that_cannot_be_estimated_is_a_clear_warning_never_a_silent_
         model = C2SDenoiser(noise_model="gaussian", **TINY).fit(X)
     assert list(model.sigma_methods_) == ["wavelet", "failed"]
     assert model.sigma_[0] == pytest.approx(0.1, rel=0.2)
+
+
+def test_models_saved_before_noise_models_load_and_stay_gaussian(noisy_dataset):
+    """A pickle from before noise_model/n_coils existed loads, keeps its Gaussian behaviour and transforms."""
+    import pickle
+
+    X = noisy_dataset["train_noisy"][:2, :32, :32]
+    model = C2SDenoiser(random_state=0, noise_model="gaussian", **TINY).fit(X)
+    expected = model.transform(X)
+    state = model.__getstate__()
+    for key in ("noise_model", "n_coils", "noise_model_", "complex_input_", "sigma_methods_"):
+        state.pop(key)
+    old = C2SDenoiser.__new__(C2SDenoiser)
+    old.__setstate__(pickle.loads(pickle.dumps(state)))
+    assert old.noise_model == "gaussian" and old.noise_model_ == "gaussian" and not old.complex_input_
+    np.testing.assert_allclose(old.transform(X), expected)
