@@ -141,14 +141,9 @@ def probe_image(
     p, fmt = check_input_path(path)
     _check_combine(p, fmt, combine)
     if fmt == "hdf5":
-        from .fastmri import _h5py, _pick_source
+        from .fastmri import _pick_source, open_hdf5
 
-        h5py = _h5py()
-        try:
-            handle = h5py.File(p, "r")
-        except Exception as exc:
-            raise C2SInputError(p, f"not a readable HDF5 file ({describe_exception(exc)})") from None
-        with handle:
+        with open_hdf5(p) as handle:
             key = _pick_source(handle, p, dataset, combine)
             rank = len(handle[key].shape)
             if key == "kspace" and rank not in (3, 4):
@@ -177,13 +172,9 @@ def reads_complex(path: str | os.PathLike[str], *, dataset: str | None = None, c
     p, fmt = check_input_path(path)
     if fmt != "hdf5" or combine == "rss":
         return False
-    from .fastmri import _h5py, _pick_source
+    from .fastmri import _pick_source, open_hdf5
 
-    try:
-        handle = _h5py().File(p, "r")
-    except Exception as exc:
-        raise C2SInputError(p, f"not a readable HDF5 file ({describe_exception(exc)})") from None
-    with handle:
+    with open_hdf5(p) as handle:
         return _pick_source(handle, p, dataset, combine) == "kspace"
 
 

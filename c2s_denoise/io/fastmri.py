@@ -176,12 +176,25 @@ def _coil_images(dataset: Any, index: int) -> np.ndarray:
     return centered_ifft2(kspace)
 
 
+def open_hdf5(path: Path) -> Any:
+    """Open an HDF5 file read-only; an unreadable, truncated or non-HDF5 file is a :class:`C2SInputError`."""
+    try:
+        return _h5py().File(path, "r")
+    except Exception as exc:  # h5py raises OSError for corrupt, truncated and non-HDF5 files
+        raise C2SInputError(path, f"not a readable HDF5 file ({describe_exception(exc)})") from None
+
+
+def _header_text(handle: Any) -> str:
+    """The ISMRMRD header XML as text ("" when the file has none)."""
+    if not isinstance(handle.get(HEADER_KEY), _h5py().Dataset):
+        return ""
+    header = handle[HEADER_KEY][()]
+    return header.decode("utf-8", "replace") if isinstance(header, bytes) else str(header)
+
+
 def _declared_coils(handle: Any) -> int | None:
     """Receiver channels declared in the ISMRMRD header, or None."""
-    if not isinstance(handle.get(HEADER_KEY), _h5py().Dataset):
-        return None
-    header = handle[HEADER_KEY][()]
-    text = header.decode("utf-8", "replace") if isinstance(header, bytes) else str(header)
+    text = _header_text(handle)
     found = re.search(r"<receiverChannels>\s*(\d+)\s*</receiverChannels>", text)
     return int(found.group(1)) if found else None
 
@@ -222,11 +235,7 @@ def kspace_noise_covariance(path: str | Path) -> np.ndarray | None:
     """
     h5py = _h5py()
     path = Path(path)
-    try:
-        handle = h5py.File(path, "r")
-    except Exception as exc:
-        raise C2SInputError(path, f"not a readable HDF5 file ({describe_exception(exc)})") from None
-    with handle:
+    with open_hdf5(path) as handle:
         if not isinstance(handle.get("kspace"), h5py.Dataset):
             return None
         dataset = handle["kspace"]
@@ -346,10 +355,7 @@ def load_fastmri(
     path = Path(path)
     if not path.is_file():
         raise C2SInputError(path, "file not found" if not path.exists() else "not a regular file")
-    try:
-        handle = h5py.File(path, "r")
-    except Exception as exc:  # h5py raises OSError for corrupt, truncated and non-HDF5 files
-        raise C2SInputError(path, f"not a readable HDF5 file ({describe_exception(exc)})") from None
+    handle = open_hdf5(path)
     extra: dict[str, Any] = {"combine": "rss"}
     with handle:
         try:
@@ -399,12 +405,11 @@ def _reconstruction_size(handle: Any, shape: tuple[int, ...]) -> tuple[int, int]
         stored = handle.get(key)
         if isinstance(stored, _h5py().Dataset) and len(stored.shape) == 3:
             sizes.append(stored.shape[-2:])
-    if isinstance(handle.get(HEADER_KEY), _h5py().Dataset):
-        header = handle[HEADER_KEY][()]
-        text = header.decode("utf-8", "replace") if isinstance(header, bytes) else str(header)
-        recon = re.search(r"<reconSpace>.*?<matrixSize>\s*<x>\s*(\d+)\s*</x>\s*<y>\s*(\d+)\s*</y>", text, re.S)
-        if recon:  # fastMRI convention: the image (readout x phase) is cropped to (x, y)
-            sizes.append((int(recon.group(1)), int(recon.group(2))))
+    recon = re.search(
+        r"<reconSpace>.*?<matrixSize>\s*<x>\s*(\d+)\s*</x>\s*<y>\s*(\d+)\s*</y>", _header_text(handle), re.S
+    )
+    if recon:  # fastMRI convention: the image (readout x phase) is cropped to (x, y)
+        sizes.append((int(recon.group(1)), int(recon.group(2))))
     for h, w in sizes:
         if 0 < h <= shape[-2] and 0 < w <= shape[-1]:
             return int(h), int(w)
