@@ -98,6 +98,10 @@ class C2SDenoiser(TransformerMixin, BaseEstimator):
         Peak learning rate (AdamW, linear warm-up then cosine decay).
     ema_decay : float, default=0.999
         Decay of the exponential moving average of the weights used for inference (with warm-up).
+    air_weight : float, default=1.0
+        Probability of keeping a drawn training patch that holds only background noise (air):
+        patches whose root-mean-square is below the noise's own plus one ``sigma``. Lower values
+        spend the training steps on tissue; 1 draws patches uniformly over the field of view.
     self_ensemble : bool, default=False
         Average the output over the 8 flips/rotations (8x slower inference).
     inference_batch_size : int, default=8
@@ -199,6 +203,7 @@ class C2SDenoiser(TransformerMixin, BaseEstimator):
         "patch_size": [Interval(Integral, 1, None, closed="left")],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
         "ema_decay": [Interval(Real, 0, 1, closed="left")],
+        "air_weight": [Interval(Real, 0, 1, closed="right")],
         "self_ensemble": ["boolean"],
         "inference_batch_size": [Interval(Integral, 1, None, closed="left")],
         "image_shape": [tuple, list, None],
@@ -229,6 +234,7 @@ class C2SDenoiser(TransformerMixin, BaseEstimator):
         patch_size=48,
         learning_rate=5e-3,
         ema_decay=0.999,
+        air_weight=1.0,
         self_ensemble=False,
         inference_batch_size=8,
         image_shape=None,
@@ -255,6 +261,7 @@ class C2SDenoiser(TransformerMixin, BaseEstimator):
         self.patch_size = patch_size
         self.learning_rate = learning_rate
         self.ema_decay = ema_decay
+        self.air_weight = air_weight
         self.self_ensemble = self_ensemble
         self.inference_batch_size = inference_batch_size
         self.image_shape = image_shape
@@ -340,6 +347,11 @@ class C2SDenoiser(TransformerMixin, BaseEstimator):
     # ------------------------------------------------------------------ noise
     def _coils(self, noise_model: str) -> int:
         return self.n_coils if noise_model == "ncchi" else 1
+
+    def _air_factor(self) -> float:
+        """Root-mean-square of pure noise in units of sigma, per network target channel."""
+        noise_model = getattr(self, "noise_model_", "gaussian")
+        return 1.0 if noise_model == "gaussian" else float(np.sqrt(2 * self._coils(noise_model)))
 
     def _current_noise_model(self, volume: np.ndarray) -> str:
         fitted = getattr(self, "noise_model_", None)
@@ -512,6 +524,7 @@ class C2SDenoiser(TransformerMixin, BaseEstimator):
             learning_rate=self.learning_rate,
             ema_decay=self.ema_decay,
             refinement=float(self.refinement),
+            air_weight=float(self.air_weight),
         )
         networks, n_iter, loss_curve, seconds = {}, 0, [], 0.0
         for target in targets:
@@ -537,6 +550,7 @@ class C2SDenoiser(TransformerMixin, BaseEstimator):
                 generator=torch.Generator().manual_seed(seed),
                 device=device,
                 verbose=self.verbose,
+                air_rms=levels * self._air_factor(),
             )
             if result.rollbacks:
                 warnings.warn(
@@ -742,6 +756,7 @@ class C2SDenoiser(TransformerMixin, BaseEstimator):
             if "n_iter_" in state:
                 state.setdefault("noise_model_", "gaussian")
                 state.setdefault("complex_input_", False)
+        state.setdefault("air_weight", 1.0)  # saved before air was down-weighted: patches were uniform
         super().__setstate__(state)
         if network_state is not None:
             self.network_ = _network_from_state(network_state)

@@ -81,6 +81,26 @@ def test_patch_sampler_respects_small_images_and_weights_by_area():
     assert torch.all(patches.flatten(1).std(dim=1) == 0)  # each patch comes from one image
 
 
+def test_patch_sampler_draws_air_patches_with_probability_air_weight():
+    # left half: background noise (RMS 0.1 = sigma); right half: signal 1.0 plus noise
+    generator = torch.Generator().manual_seed(0)
+    image = 0.1 * torch.randn(1, 32, 64, generator=generator)
+    image[:, :, 32:] += 1.0
+    levels, air = torch.tensor([0.1]), torch.tensor([0.1])
+    for weight in (1.0, 0.25):
+        sampler = PatchSampler([image], levels, patch_size=8, augment=False, air_rms=air, air_weight=weight)
+        patches, _ = sampler.sample(4000, torch.Generator().manual_seed(1))
+        air_share = (patches.flatten(1).mean(dim=1) < 0.06).float().mean().item()
+        # 25 of 57 positions are pure air; kept with probability `weight`
+        expected = 25 * weight / (25 * weight + 32)
+        assert air_share == pytest.approx(expected, abs=0.03)
+    # without the noise's RMS nothing counts as air, whatever the weight
+    plain = PatchSampler([image], levels, patch_size=8, augment=False, air_weight=0.25).sample(4000, torch.Generator().manual_seed(1))[0]
+    assert (plain.flatten(1).mean(dim=1) < 0.06).float().mean().item() == pytest.approx(25 / 57, abs=0.03)
+    with pytest.raises(ValueError, match="air_weight"):
+        PatchSampler([image], levels, patch_size=8, air_rms=air, air_weight=0.0)
+
+
 def _tiny_run(seed, callback=None, max_iter=5):
     generator = torch.Generator().manual_seed(seed)
     images = [torch.rand(1, 24, 24, generator=generator) for _ in range(4)]
