@@ -631,13 +631,32 @@ class C2SDenoiser(TransformerMixin, BaseEstimator):
             in the input's units; contrasts that are not targets come back unchanged. ``X`` is
             not modified.
         """
+        return self.denoise(X)[0]
+
+    def denoise(self, X):
+        """Denoise like :meth:`transform`, and say at which noise levels.
+
+        Parameters
+        ----------
+        X : array-like, list of array-like, or dict
+            As in :meth:`transform`.
+
+        Returns
+        -------
+        denoised : ndarray, list of ndarray or dict
+            What :meth:`transform` returns.
+        noise_levels : ndarray, shape (n_items,) or (n_items, n_contrasts)
+            The noise level used for each item (and contrast), in the input's units: the fixed
+            ``sigma``, or the estimate made for that item (0 where an estimate failed).
+        """
         check_is_fitted(self)
         names = self._check_fitted_contrasts()
         items, layout = self._split(X, names, reset=False)
         self._check_kind(items, bool(getattr(self, "complex_input_", False)))
         sigmas, _ = self._noise_levels(items, names)
         scales = self._scales(items)
-        return self._join(self._denoise_items(items, sigmas, scales), layout, names)
+        denoised = self._join(self._denoise_items(items, sigmas, scales), layout, names)
+        return denoised, (sigmas[:, 0] if names is None else sigmas)
 
     # ------------------------------------------------------------------ score
     def score(self, X, y=None):

@@ -253,6 +253,19 @@ def test_noise_level_that_cannot_be_estimated_is_a_clear_warning_never_a_silent_
     assert model.sigma_[0] == pytest.approx(0.1, rel=0.2)
 
 
+def test_denoise_returns_the_transform_and_the_noise_level_used_per_item(noisy_dataset):
+    X = noisy_dataset["train_noisy"][:3, :32, :32].copy()
+    X[1] *= 2.0  # twice the noise level in item 1
+    model = C2SDenoiser(random_state=0, noise_model="gaussian", **TINY).fit(X)
+    denoised, levels = model.denoise(X)
+    np.testing.assert_array_equal(denoised, model.transform(X))
+    assert levels.shape == (3,)
+    assert levels[1] == pytest.approx(2 * levels[0], rel=0.3)
+    assert levels[0] == pytest.approx(model.noise_level(X[0]))
+    fixed = model.set_params(sigma=0.07).denoise(X)[1]
+    np.testing.assert_allclose(fixed, 0.07)
+
+
 def test_models_saved_before_noise_models_load_and_stay_gaussian(noisy_dataset):
     """A pickle from before noise_model/n_coils existed loads, keeps its Gaussian behaviour and transforms."""
     import pickle
