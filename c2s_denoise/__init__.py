@@ -4,10 +4,36 @@ The main entry point is :class:`C2SDenoiser`, a scikit-learn transformer::
 
     from c2s_denoise import C2SDenoiser
     denoised = C2SDenoiser().fit(noisy).transform(noisy)
+
+:class:`C2SDenoiser` and :func:`estimate_sigma` are imported on first use
+(PEP 562), so that importing the package, or running ``c2s-denoise --help``,
+does not import torch.
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from ._version import __version__
-from .estimator import C2SDenoiser
-from .noise import estimate_sigma
+
+if TYPE_CHECKING:
+    from .estimator import C2SDenoiser
+    from .noise import estimate_sigma
 
 __all__ = ["C2SDenoiser", "__version__", "estimate_sigma"]
+
+#: Public names imported on first use, and the module that defines each.
+_LAZY = {"C2SDenoiser": ".estimator", "estimate_sigma": ".noise"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

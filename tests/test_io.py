@@ -17,6 +17,7 @@ from c2s_denoise.io import (
     TEMP_PREFIX,
     C2SInputError,
     LoadedImage,
+    ReadOptions,
     atomic_write,
     load_image,
     parse_m4raw_name,
@@ -61,7 +62,7 @@ def test_reconstruction_rss_is_preferred_over_kspace(tmp_path: Path) -> None:
     assert image.meta["dataset"] == "reconstruction_rss"
     np.testing.assert_array_equal(image.data, stored)
     # The k-space can still be asked for by name.
-    np.testing.assert_allclose(load_image(path, dataset="kspace").data, volume, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(load_image(path, ReadOptions(dataset="kspace", combine="rss")).data, volume, rtol=1e-4, atol=1e-5)
 
 
 def test_reconstruction_esc_without_kspace(tmp_path: Path) -> None:
@@ -75,11 +76,11 @@ def test_reconstruction_esc_without_kspace(tmp_path: Path) -> None:
 def test_center_crop(tmp_path: Path) -> None:
     volume = known_volume(1, 24, 20)
     path = write_fastmri(tmp_path / "crop.h5", volume, coils=2)
-    image = load_image(path, crop=(10, 8))
+    image = load_image(path, ReadOptions(crop=(10, 8), combine="rss"))
     np.testing.assert_allclose(image.data, volume[:, 7:17, 6:14], rtol=1e-4, atol=1e-5)
     assert center_crop(np.zeros((3, 9, 9)), (3, 3)).shape == (3, 3, 3)
     with pytest.raises(C2SInputError, match="cannot centre-crop images of size 24x20 to 30x8"):
-        load_image(path, crop=(30, 8))
+        load_image(path, ReadOptions(crop=(30, 8), combine="rss"))
 
 
 def test_hdf5_output_keeps_header_and_attributes(tmp_path: Path) -> None:
@@ -232,9 +233,9 @@ def test_nifti_slice_axis_and_2d(tmp_path: Path) -> None:
     stored = np.arange(4 * 6 * 8, dtype=np.float32).reshape(4, 6, 8)
     source = tmp_path / "vol.nii"
     nib.save(nib.Nifti1Image(stored, _affine()), source)
-    image = load_image(source, slice_axis=0)
+    image = load_image(source, ReadOptions(slice_axis=0))
     assert image.data.shape == (4, 6, 8)
-    image = load_image(source, slice_axis=1)
+    image = load_image(source, ReadOptions(slice_axis=1))
     assert image.data.shape == (6, 4, 8)
     np.testing.assert_array_equal(image.data[3], stored[:, 3, :])
     out = tmp_path / "o" / "vol.nii"
@@ -291,7 +292,7 @@ def test_npz_keys(tmp_path: Path) -> None:
     image = load_image(several)
     assert image.meta["key"] == "image"
     np.testing.assert_array_equal(image.data, vol)
-    assert load_image(several, npz_key="mask").meta["key"] == "mask"
+    assert load_image(several, ReadOptions(npz_key="mask")).meta["key"] == "mask"
     out = tmp_path / "o" / "several.npz"
     out.parent.mkdir()
     save_image(out, image.data, image)
@@ -302,13 +303,13 @@ def test_npz_keys(tmp_path: Path) -> None:
     with pytest.raises(C2SInputError, match="ambiguous.npz: npz archive holds arrays a, b; name one"):
         load_image(ambiguous)
     with pytest.raises(C2SInputError, match="has no array 'c'"):
-        load_image(ambiguous, npz_key="c")
+        load_image(ambiguous, ReadOptions(npz_key="c"))
 
 
 def test_numpy_crop_writes_cropped_output(tmp_path: Path) -> None:
     source = tmp_path / "x.npy"
     np.save(source, known_volume(1, 12, 12)[0])
-    image = load_image(source, crop=(8, 6))
+    image = load_image(source, ReadOptions(crop=(8, 6)))
     assert image.data.shape == (1, 8, 6)
     out = tmp_path / "o" / "x.npy"
     out.parent.mkdir()

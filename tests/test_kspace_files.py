@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from c2s_denoise import C2SDenoiser
 from c2s_denoise.cli import app
 from c2s_denoise.coil_combination import combine_coils
-from c2s_denoise.io import C2SInputError, load_image
+from c2s_denoise.io import C2SInputError, ReadOptions, load_image
 from c2s_denoise.io.fastmri import centered_ifft2, kspace_noise_covariance, load_fastmri
 from c2s_denoise.phantom import brain_phantom
 from c2s_denoise.simulate import simulate_multicoil
@@ -114,7 +114,7 @@ def scan8():
 def test_complex_read_of_a_kspace_only_file(tmp_path: Path, scan8) -> None:
     path = write_kspace(tmp_path / "k.h5", scan8.kspace)
     for combine in ("complex", "auto"):
-        image = load_fastmri(path, combine=combine)
+        image = load_fastmri(path, ReadOptions(combine=combine))
         assert image.data.dtype == np.complex64
         assert image.data.shape == (3, 128, 64)  # no reconstruction: not cropped
         meta = image.meta
@@ -137,7 +137,7 @@ def test_complex_read_of_a_kspace_only_file(tmp_path: Path, scan8) -> None:
     tissue = scan8.clean_rss > 0.2 * scan8.clean_rss.max()
     assert np.median(on_rss[tissue] / scan8.clean_rss[tissue]) == pytest.approx(1.0, abs=0.05)
     # a magnitude read of the same file is the RSS of the coils
-    magnitude = load_fastmri(path, combine="rss")
+    magnitude = load_fastmri(path, ReadOptions(combine="rss"))
     assert magnitude.data.dtype == np.float32 and magnitude.meta["combine"] == "rss"
     np.testing.assert_allclose(
         magnitude.data, np.sqrt(np.sum(np.abs(centered_ifft2(scan8.kspace)) ** 2, axis=1)), rtol=1e-4, atol=1e-6
@@ -147,16 +147,16 @@ def test_complex_read_of_a_kspace_only_file(tmp_path: Path, scan8) -> None:
 def test_complex_read_crops_to_the_stored_reconstruction(tmp_path: Path, scan8) -> None:
     rss = noisy_rss(scan8)
     path = write_kspace(tmp_path / "k.h5", scan8.kspace, reconstruction=rss, channels=8)
-    image = load_image(path, combine="auto")
+    image = load_image(path, ReadOptions(combine="auto"))
     assert image.data.shape == (3, 64, 64) and image.data.dtype == np.complex64
     assert image.meta["rss_gain"].shape == (3, 64, 64)
     assert image.meta["crop"] == (64, 64)
-    full = load_fastmri(write_kspace(tmp_path / "bare.h5", scan8.kspace), combine="complex")
+    full = load_fastmri(write_kspace(tmp_path / "bare.h5", scan8.kspace), ReadOptions(combine="complex"))
     np.testing.assert_allclose(image.data, full.data[:, 32:96], atol=1e-4)  # the centre crop of the full FOV
     np.testing.assert_allclose(image.meta["rss_gain"], full.meta["rss_gain"][:, 32:96], rtol=1e-5)
-    explicit = load_fastmri(path, combine="complex", crop=(48, 40))
+    explicit = load_fastmri(path, ReadOptions(combine="complex", crop=(48, 40)))
     assert explicit.data.shape == explicit.meta["rss_gain"].shape == (3, 48, 40)
-    stored = load_image(path, combine="rss")  # the magnitude read prefers the stored reconstruction
+    stored = load_image(path, ReadOptions(combine="rss"))  # the magnitude read prefers the stored reconstruction
     assert stored.meta["dataset"] == "reconstruction_rss"
     np.testing.assert_array_equal(stored.data, rss)
 
@@ -164,7 +164,7 @@ def test_complex_read_crops_to_the_stored_reconstruction(tmp_path: Path, scan8) 
 def test_single_coil_kspace(tmp_path: Path) -> None:
     scan = simulate_multicoil(brain_phantom((4, 64, 64), seed=2), n_coils=1, sigma=SIGMA, seed=2)
     path = write_kspace(tmp_path / "single.h5", scan.kspace[:, 0], reconstruction=noisy_rss(scan))
-    image = load_fastmri(path, combine="auto")
+    image = load_fastmri(path, ReadOptions(combine="auto"))
     assert image.meta["combine"] == "complex"
     assert image.data.shape == (4, 64, 64) and image.data.dtype == np.complex64
     covariance = image.meta["noise_covariance"]
@@ -183,7 +183,7 @@ def test_noise_scan_dataset_is_used(tmp_path: Path, scan8) -> None:
     path = write_kspace(tmp_path / "k.h5", scan8.kspace, channels=8, noise=noise)
     sample = noise.astype(np.complex128) @ noise.conj().T.astype(np.complex128) / noise.shape[1]
     np.testing.assert_allclose(kspace_noise_covariance(path), sample, rtol=1e-5, atol=1e-9)
-    loaded = load_fastmri(path, combine="complex").meta["noise_covariance"]
+    loaded = load_fastmri(path, ReadOptions(combine="complex")).meta["noise_covariance"]
     np.testing.assert_allclose(loaded, sample, rtol=1e-5, atol=1e-9)
 
 
@@ -193,26 +193,26 @@ def test_reading_errors(tmp_path: Path, scan8) -> None:
     with h5py.File(no_kspace, "w") as handle:
         handle.create_dataset("reconstruction_rss", data=rss)
     with pytest.raises(C2SInputError, match=r"combine 'complex' needs k-space, but the file has no 'kspace' dataset"):
-        load_fastmri(no_kspace, combine="complex")
-    assert load_fastmri(no_kspace, combine="auto").meta["combine"] == "rss"  # auto falls back to the magnitude
+        load_fastmri(no_kspace, ReadOptions(combine="complex"))
+    assert load_fastmri(no_kspace, ReadOptions(combine="auto")).meta["combine"] == "rss"  # auto falls back to the magnitude
     assert kspace_noise_covariance(no_kspace) is None
 
     header_mismatch = write_kspace(tmp_path / "header.h5", scan8.kspace, channels=6)
     declared = r"inconsistent coil dimensions: the ISMRMRD header declares 6 receiver channels but kspace has 8"
     with pytest.raises(C2SInputError, match=declared):
-        load_fastmri(header_mismatch, combine="complex")
+        load_fastmri(header_mismatch, ReadOptions(combine="complex"))
 
     rng = np.random.default_rng(0)
     noise = rng.standard_normal((5, 2000)) + 1j * rng.standard_normal((5, 2000))
     noise_mismatch = write_kspace(tmp_path / "noise.h5", scan8.kspace, noise=noise)
     with pytest.raises(C2SInputError, match=r"inconsistent coil dimensions: 'noise' has 5 coil\(s\) but kspace has 8"):
-        load_fastmri(noise_mismatch, combine="complex")
+        load_fastmri(noise_mismatch, ReadOptions(combine="complex"))
     with pytest.raises(C2SInputError, match=r"'noise' has 5 coil\(s\)"):
         kspace_noise_covariance(noise_mismatch)
 
     small = write_kspace(tmp_path / "small.h5", scan8.kspace[:1, :, 60:68, 28:36])  # 8x8 images: 16 blocks
     with pytest.raises(C2SInputError, match=r"cannot combine the coils of kspace: too few signal-free samples") as info:
-        load_fastmri(small, combine="complex")
+        load_fastmri(small, ReadOptions(combine="complex"))
     assert str(info.value).startswith(str(small))
     with pytest.raises(C2SInputError, match="too few signal-free samples"):
         kspace_noise_covariance(small)
@@ -220,9 +220,9 @@ def test_reading_errors(tmp_path: Path, scan8) -> None:
     array = tmp_path / "image.npy"
     np.save(array, rss)
     with pytest.raises(C2SInputError, match=r"combine 'complex' needs k-space, which only HDF5 files hold"):
-        load_image(array, combine="complex")
+        load_image(array, ReadOptions(combine="complex"))
     with pytest.raises(ValueError):  # C2SInputError is a ValueError
-        load_image(array, combine="complex")
+        load_image(array, ReadOptions(combine="complex"))
 
 
 # ----------------------------------------------------------------------------- estimator

@@ -1,26 +1,31 @@
 """Reading and writing MRI files: fastMRI / M4Raw HDF5, NIfTI, NumPy, and PNG figures.
 
-The main entry points are :func:`load_image`, which returns a
-:class:`LoadedImage` whose ``data`` is a ``(D, H, W)`` float volume, and
-:func:`save_image`, which writes a result atomically in the format of its
-source. Problems with files raise :class:`C2SInputError`, whose one-line
-message names the file and the problem.
+The main entry points are :func:`load_image`, which reads a file with one
+:class:`ReadOptions` and returns a :class:`LoadedImage` whose ``data`` is a
+``(D, H, W)`` float volume, and :func:`save_image`, which writes a result
+atomically in the format of its source. Problems with files raise
+:class:`C2SInputError`, whose one-line message names the file and the problem.
 
 h5py and nibabel are imported only when a file of their format is read or
 written; nibabel is the optional extra ``nifti``.
 """
 
 from .atomic import TEMP_PREFIX, atomic_write, check_output_path, same_file
-from .core import check_input_path, load_image, probe_image, reads_complex, save_image
 from .errors import C2SInputError
-from .image import FORMATS, LoadedImage, M4RawName, detect_format, parse_m4raw_name, strip_suffix
+from .file_names import FORMATS, M4RawName, detect_format, parse_m4raw_name, strip_suffix
+from .loaded_image import LoadedImage
+from .options import COMBINE_MODES, MAGNITUDE_READ, ReadOptions
+from .read_write import check_input_path, load_image, probe_image, reads_complex, save_image
 
 __all__ = [
+    "COMBINE_MODES",
     "FORMATS",
+    "MAGNITUDE_READ",
     "TEMP_PREFIX",
     "C2SInputError",
     "LoadedImage",
     "M4RawName",
+    "ReadOptions",
     "atomic_write",
     "check_input_path",
     "check_output_path",

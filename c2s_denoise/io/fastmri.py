@@ -27,22 +27,27 @@ header copied, plus provenance attributes prefixed with ``c2s_``.
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .errors import C2SInputError, describe_exception
-from .image import LoadedImage, as_volume
+from .hdf5 import h5py_module, is_dataset, open_hdf5
+from .ismrmrd import HEADER_KEY, declared_coils, reconstruction_matrix
+from .loaded_image import LoadedImage, as_volume
+from .options import COMBINE_MODES, MAGNITUDE_READ, ReadOptions
 
 __all__ = [
     "COMBINE_MODES",
     "RECONSTRUCTION_KEYS",
     "centered_ifft2",
-    "kspace_noise_covariance",
     "center_crop",
+    "check_kspace",
+    "kspace_noise_covariance",
     "load_fastmri",
+    "open_hdf5",
+    "pick_source",
     "rss",
     "write_fastmri",
 ]
@@ -51,24 +56,11 @@ __all__ = [
 #: what this package writes, so denoised files can be read back.
 RECONSTRUCTION_KEYS: tuple[str, ...] = ("reconstruction_rss", "reconstruction_esc", "reconstruction")
 
-HEADER_KEY = "ismrmrd_header"
-
 #: A noise-only scan stored beside the k-space, complex ``(coils, samples)``.
 NOISE_KEY = "noise"
 
-#: How k-space becomes images: "auto" (complex when the file has k-space), "complex", "rss".
-COMBINE_MODES: tuple[str, ...] = ("auto", "complex", "rss")
-
 # Slices whose coil images are pooled for the noise covariance (evenly spaced).
 _NOISE_SLICES = 8
-
-
-def _h5py() -> Any:
-    try:
-        import h5py
-    except ImportError as exc:  # pragma: no cover - h5py is a core dependency
-        raise C2SInputError(None, "reading HDF5 files needs h5py; install it with 'pip install h5py'") from exc
-    return h5py
 
 
 def centered_ifft2(kspace: np.ndarray) -> np.ndarray:
@@ -141,7 +133,8 @@ def center_crop(volume: np.ndarray, size: tuple[int, int], path: str | Path = ""
     return volume[..., top : top + h, left : left + w]
 
 
-def _check_kspace(dataset: Any, path: Path) -> None:
+def check_kspace(dataset: Any, path: Path) -> None:
+    """K-space must be complex, non-empty, ``(slices, H, W)`` or ``(slices, coils, H, W)`` (reads no data)."""
     shape = dataset.shape
     if len(shape) not in (3, 4):
         raise C2SInputError(
@@ -157,7 +150,7 @@ def _check_kspace(dataset: Any, path: Path) -> None:
 
 def _images_from_kspace(dataset: Any, path: Path) -> np.ndarray:
     """Read k-space slice by slice and return magnitude images ``(slices, H, W)``."""
-    _check_kspace(dataset, path)
+    check_kspace(dataset, path)
     shape = dataset.shape
     out = np.empty((shape[0], shape[-2], shape[-1]), dtype=np.float32)
     for index in range(shape[0]):
@@ -176,32 +169,9 @@ def _coil_images(dataset: Any, index: int) -> np.ndarray:
     return centered_ifft2(kspace)
 
 
-def open_hdf5(path: Path) -> Any:
-    """Open an HDF5 file read-only; an unreadable, truncated or non-HDF5 file is a :class:`C2SInputError`."""
-    try:
-        return _h5py().File(path, "r")
-    except Exception as exc:  # h5py raises OSError for corrupt, truncated and non-HDF5 files
-        raise C2SInputError(path, f"not a readable HDF5 file ({describe_exception(exc)})") from None
-
-
-def _header_text(handle: Any) -> str:
-    """The ISMRMRD header XML as text ("" when the file has none)."""
-    if not isinstance(handle.get(HEADER_KEY), _h5py().Dataset):
-        return ""
-    header = handle[HEADER_KEY][()]
-    return header.decode("utf-8", "replace") if isinstance(header, bytes) else str(header)
-
-
-def _declared_coils(handle: Any) -> int | None:
-    """Receiver channels declared in the ISMRMRD header, or None."""
-    text = _header_text(handle)
-    found = re.search(r"<receiverChannels>\s*(\d+)\s*</receiverChannels>", text)
-    return int(found.group(1)) if found else None
-
-
 def _noise_samples(handle: Any, path: Path, n_coils: int) -> np.ndarray | None:
     """The file's noise-only scan as ``(coils, samples)``, checked against the k-space coils."""
-    if not isinstance(handle.get(NOISE_KEY), _h5py().Dataset):
+    if not is_dataset(handle, NOISE_KEY):
         return None
     noise = np.asarray(handle[NOISE_KEY][()])
     if noise.dtype.kind != "c" or noise.ndim < 2:
@@ -233,13 +203,12 @@ def kspace_noise_covariance(path: str | Path) -> np.ndarray | None:
     C2SInputError
         For an unreadable file, malformed k-space or too few signal-free samples.
     """
-    h5py = _h5py()
     path = Path(path)
     with open_hdf5(path) as handle:
-        if not isinstance(handle.get("kspace"), h5py.Dataset):
+        if not is_dataset(handle, "kspace"):
             return None
         dataset = handle["kspace"]
-        _check_kspace(dataset, path)
+        check_kspace(dataset, path)
         n_coils = dataset.shape[1] if len(dataset.shape) == 4 else 1
         try:
             return _kspace_covariance(handle, dataset, path, n_coils)
@@ -251,10 +220,10 @@ def _complex_from_kspace(handle: Any, dataset: Any, path: Path) -> tuple[np.ndar
     """Prewhitened, coil-combined complex images, their RSS gain and the noise covariance."""
     from ..coil_combination import combine_coils
 
-    _check_kspace(dataset, path)
+    check_kspace(dataset, path)
     shape = dataset.shape
     n_coils = shape[1] if len(shape) == 4 else 1
-    declared = _declared_coils(handle)
+    declared = declared_coils(handle)
     if declared is not None and len(shape) == 4 and declared != n_coils:
         raise C2SInputError(
             path, f"inconsistent coil dimensions: the ISMRMRD header declares {declared} receiver channels but "
@@ -272,17 +241,16 @@ def _complex_from_kspace(handle: Any, dataset: Any, path: Path) -> tuple[np.ndar
     return images, gain, covariance
 
 
-def _pick_source(handle: Any, path: Path, dataset: str | None, combine: str = "rss") -> str:
-    h5py = _h5py()
-    if combine not in COMBINE_MODES:
-        raise C2SInputError(path, f"unknown combine mode {combine!r}; use one of {', '.join(COMBINE_MODES)}")
+def pick_source(handle: Any, path: Path, options: ReadOptions) -> str:
+    """The dataset that ``options`` read from the open file: ``options.dataset``, k-space or a reconstruction."""
+    dataset, combine = options.dataset, options.combine
     if dataset is not None:
-        if not isinstance(handle.get(dataset), h5py.Dataset):
+        if not is_dataset(handle, dataset):
             raise C2SInputError(path, f"HDF5 file has no dataset {dataset!r}")
         if combine == "complex" and dataset != "kspace":
             raise C2SInputError(path, f"combine 'complex' needs k-space, but dataset {dataset!r} was asked for")
         return dataset
-    has_kspace = isinstance(handle.get("kspace"), h5py.Dataset)
+    has_kspace = is_dataset(handle, "kspace")
     if combine == "complex" and not has_kspace:
         found = ", ".join(sorted(handle.keys())) or "none"
         raise C2SInputError(
@@ -291,7 +259,7 @@ def _pick_source(handle: Any, path: Path, dataset: str | None, combine: str = "r
     if combine in ("auto", "complex") and has_kspace:
         return "kspace"
     for key in (*RECONSTRUCTION_KEYS, "kspace"):
-        if isinstance(handle.get(key), h5py.Dataset):
+        if is_dataset(handle, key):
             return key
     found = ", ".join(sorted(handle.keys())) or "none"
     raise C2SInputError(
@@ -301,34 +269,27 @@ def _pick_source(handle: Any, path: Path, dataset: str | None, combine: str = "r
     )
 
 
-def load_fastmri(
-    path: str | Path,
-    *,
-    crop: tuple[int, int] | None = None,
-    dataset: str | None = None,
-    combine: str = "rss",
-) -> LoadedImage:
+def load_fastmri(path: str | Path, options: ReadOptions = MAGNITUDE_READ) -> LoadedImage:
     """Read a fastMRI / M4Raw HDF5 file as magnitude images, or k-space as combined complex images.
 
     Parameters
     ----------
     path : str or pathlib.Path
-        The ``.h5`` file. It is opened read-only.
-    crop : tuple of int, optional
-        Centre crop ``(h, w)`` applied to the images (fastMRI knee
-        reconstructions are 320x320).
-    dataset : str, optional
-        Name of the dataset to read. By default (``combine`` "rss") the
-        first present of ``reconstruction_rss``, ``reconstruction_esc``,
-        ``reconstruction``, then ``kspace``.
-    combine : {"rss", "complex", "auto"}, default "rss"
-        ``"complex"``: k-space is prewhitened and coil-combined into complex
+        The ``.h5`` file (an existing file, see :func:`c2s_denoise.io.load_image`). It is
+        opened read-only.
+    options : ReadOptions, default magnitude images (``combine="rss"``)
+        ``crop``: centre crop ``(h, w)`` applied to the images (fastMRI knee
+        reconstructions are 320x320). ``dataset``: the dataset to read; by default
+        (``combine`` "rss") the first present of ``reconstruction_rss``,
+        ``reconstruction_esc``, ``reconstruction``, then ``kspace``.
+        ``combine`` "complex": k-space is prewhitened and coil-combined into complex
         images in SNR units (an error for a file without k-space); ``"auto"``:
         that when the file has k-space, otherwise its reconstruction;
         ``"rss"``: magnitude images as described above. Without ``crop``, the
         complex images are centre-cropped to the size of the file's stored
         reconstruction, or else of the ISMRMRD header's ``reconSpace``
-        matrix, when there is one (fastMRI's readout oversampling).
+        matrix, when there is one (fastMRI's readout oversampling). The
+        other options do not apply to HDF5 files.
 
     Returns
     -------
@@ -345,22 +306,19 @@ def load_fastmri(
     Raises
     ------
     C2SInputError
-        If the file is missing, is not a readable HDF5 file (e.g. truncated),
+        If the file is not a readable HDF5 file (e.g. truncated),
         has neither k-space nor a reconstruction, has k-space of a rank
         other than 3 or 4, has coil dimensions that disagree (header, noise
         scan), or too few signal-free samples to estimate the coil noise; or
         for ``combine="complex"`` on a file without k-space.
     """
-    h5py = _h5py()
     path = Path(path)
-    if not path.is_file():
-        raise C2SInputError(path, "file not found" if not path.exists() else "not a regular file")
-    handle = open_hdf5(path)
+    crop = options.crop
     extra: dict[str, Any] = {"combine": "rss"}
-    with handle:
+    with open_hdf5(path) as handle:
         try:
-            key = _pick_source(handle, path, dataset, combine)
-            if key == "kspace" and combine in ("auto", "complex"):
+            key = pick_source(handle, path, options)
+            if key == "kspace" and options.combine in ("auto", "complex"):
                 images, gain, covariance = _complex_from_kspace(handle, handle[key], path)
                 extra = {"combine": "complex", "rss_gain": gain, "noise_sigma": 1.0, "noise_covariance": covariance}
                 if crop is None:
@@ -371,7 +329,7 @@ def load_fastmri(
                 images = np.asarray(handle[key][()])
             attrs = {name: handle.attrs[name] for name in handle.attrs}
             header = header_dtype = None
-            if isinstance(handle.get(HEADER_KEY), h5py.Dataset):
+            if is_dataset(handle, HEADER_KEY):
                 header = handle[HEADER_KEY][()]
                 header_dtype = handle[HEADER_KEY].dtype
         except C2SInputError:
@@ -400,16 +358,10 @@ def load_fastmri(
 
 def _reconstruction_size(handle: Any, shape: tuple[int, ...]) -> tuple[int, int] | None:
     """``(h, w)`` of the file's stored reconstruction, else of the ISMRMRD header's reconSpace, when it fits."""
-    sizes = []
-    for key in RECONSTRUCTION_KEYS:
-        stored = handle.get(key)
-        if isinstance(stored, _h5py().Dataset) and len(stored.shape) == 3:
-            sizes.append(stored.shape[-2:])
-    recon = re.search(
-        r"<reconSpace>.*?<matrixSize>\s*<x>\s*(\d+)\s*</x>\s*<y>\s*(\d+)\s*</y>", _header_text(handle), re.S
-    )
-    if recon:  # fastMRI convention: the image (readout x phase) is cropped to (x, y)
-        sizes.append((int(recon.group(1)), int(recon.group(2))))
+    sizes = [handle[key].shape[-2:] for key in RECONSTRUCTION_KEYS if is_dataset(handle, key) and handle[key].ndim == 3]
+    matrix = reconstruction_matrix(handle)
+    if matrix is not None:  # fastMRI convention: the image (readout x phase) is cropped to (x, y)
+        sizes.append(matrix)
     for h, w in sizes:
         if 0 < h <= shape[-2] and 0 < w <= shape[-1]:
             return int(h), int(w)
@@ -447,7 +399,7 @@ def write_fastmri(
         Complex images of the same shape, stored as complex64 dataset
         ``reconstruction_complex``.
     """
-    h5py = _h5py()
+    h5py = h5py_module()
     meta = like.meta if like is not None and like.format == "hdf5" else {}
     with h5py.File(target, "w") as handle:
         handle.create_dataset("reconstruction", data=np.asarray(data, dtype=np.float32))

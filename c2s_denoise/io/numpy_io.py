@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from .errors import C2SInputError, describe_exception
-from .image import LoadedImage, as_volume
+from .loaded_image import LoadedImage, as_volume
 
 __all__ = ["DEFAULT_NPZ_KEYS", "load_numpy", "write_numpy"]
 

@@ -1,4 +1,10 @@
-"""Format-independent reading and writing: :func:`load_image` and :func:`save_image`."""
+"""Reading and writing image files of any supported format.
+
+:func:`check_input_path`, :func:`probe_image`, :func:`load_image` and :func:`reads_complex`
+check and read inputs (with one :class:`~c2s_denoise.io.options.ReadOptions`); :func:`save_image`
+writes a result atomically in the format of its source. Each dispatches to the format's
+module (:mod:`~c2s_denoise.io.fastmri`, :mod:`~c2s_denoise.io.nifti`, :mod:`~c2s_denoise.io.numpy_io`).
+"""
 
 from __future__ import annotations
 
@@ -11,7 +17,9 @@ import numpy as np
 
 from .atomic import atomic_write, check_output_path
 from .errors import C2SInputError, describe_exception
-from .image import FORMATS, LoadedImage, detect_format
+from .file_names import FORMATS, detect_format
+from .loaded_image import LoadedImage
+from .options import MAGNITUDE_READ, ReadOptions
 
 __all__ = ["check_input_path", "load_image", "probe_image", "reads_complex", "save_image"]
 
@@ -29,7 +37,7 @@ def check_input_path(path: str | os.PathLike[str]) -> tuple[Path, str]:
     Returns
     -------
     tuple of (pathlib.Path, str)
-        The path and its format name (see :data:`~c2s_denoise.io.image.FORMATS`).
+        The path and its format name (see :data:`~c2s_denoise.io.file_names.FORMATS`).
 
     Raises
     ------
@@ -49,15 +57,7 @@ def check_input_path(path: str | os.PathLike[str]) -> tuple[Path, str]:
     return p, fmt
 
 
-def load_image(
-    path: str | os.PathLike[str],
-    *,
-    crop: tuple[int, int] | None = None,
-    slice_axis: int = -1,
-    npz_key: str | None = None,
-    dataset: str | None = None,
-    combine: str = "rss",
-) -> LoadedImage:
+def load_image(path: str | os.PathLike[str], options: ReadOptions = MAGNITUDE_READ) -> LoadedImage:
     """Read an image or volume from any supported file.
 
     Parameters
@@ -65,18 +65,10 @@ def load_image(
     path : str or path-like
         ``.h5``/``.hdf5`` (fastMRI / M4Raw), ``.nii``/``.nii.gz`` (needs
         nibabel), ``.npy`` or ``.npz``.
-    crop : tuple of int, optional
-        Centre crop ``(h, w)`` of every slice (all formats).
-    slice_axis : int, default -1
-        NIfTI only: the stored axis along which slices are taken.
-    npz_key : str, optional
-        ``.npz`` only: the array to read.
-    dataset : str, optional
-        HDF5 only: the dataset to read instead of the default choice.
-    combine : {"rss", "complex", "auto"}, default "rss"
-        How HDF5 k-space becomes images (see
-        :func:`c2s_denoise.io.fastmri.load_fastmri`); "complex" is an error
-        for other formats, which hold no k-space.
+    options : ReadOptions, default magnitude images (``combine="rss"``)
+        How the file is read: the centre crop (all formats), the NIfTI slice
+        axis, the ``.npz`` array, the HDF5 dataset and how HDF5 k-space
+        becomes images (see :func:`c2s_denoise.io.fastmri.load_fastmri`).
 
     Returns
     -------
@@ -91,33 +83,25 @@ def load_image(
     from .fastmri import center_crop, load_fastmri
 
     p, fmt = check_input_path(path)
-    _check_combine(p, fmt, combine)
+    _check_combine(p, fmt, options)
     if fmt == "hdf5":
-        return load_fastmri(p, crop=crop, dataset=dataset, combine=combine)
+        return load_fastmri(p, options)
     if fmt == "nifti":
         from .nifti import load_nifti
 
-        image = load_nifti(p, slice_axis=slice_axis)
+        image = load_nifti(p, slice_axis=options.slice_axis)
     else:
         from .numpy_io import load_numpy
 
-        image = load_numpy(p, key=npz_key)
-    if crop is not None:
+        image = load_numpy(p, key=options.npz_key)
+    if options.crop is not None:
         image.meta["uncropped_shape"] = image.data.shape
-        image.data = np.ascontiguousarray(center_crop(image.data, crop, p))
-        image.meta["crop"] = tuple(int(c) for c in crop)
+        image.data = np.ascontiguousarray(center_crop(image.data, options.crop, p))
+        image.meta["crop"] = options.crop
     return image
 
 
-def probe_image(
-    path: str | os.PathLike[str],
-    *,
-    crop: tuple[int, int] | None = None,
-    slice_axis: int = -1,
-    npz_key: str | None = None,
-    dataset: str | None = None,
-    combine: str = "rss",
-) -> None:
+def probe_image(path: str | os.PathLike[str], options: ReadOptions = MAGNITUDE_READ) -> None:
     """Cheaply check that a file can probably be loaded, without reading its pixels.
 
     Used before long runs so that a bad file among many is reported before any
@@ -128,7 +112,7 @@ def probe_image(
     ----------
     path : str or path-like
         Input file.
-    crop, slice_axis, npz_key, dataset, combine
+    options : ReadOptions, default magnitude images
         As in :func:`load_image` (only the HDF5 structure and the ``.npz``
         key are checked).
 
@@ -139,51 +123,43 @@ def probe_image(
         without usable datasets, or (``.npz``) without the requested array.
     """
     p, fmt = check_input_path(path)
-    _check_combine(p, fmt, combine)
+    _check_combine(p, fmt, options)
     if fmt == "hdf5":
-        from .fastmri import _pick_source, open_hdf5
+        from .fastmri import check_kspace, open_hdf5, pick_source
 
         with open_hdf5(p) as handle:
-            key = _pick_source(handle, p, dataset, combine)
-            rank = len(handle[key].shape)
-            if key == "kspace" and rank not in (3, 4):
-                raise C2SInputError(
-                    p,
-                    f"kspace has rank {rank} (shape {handle[key].shape}); expected 3 (slices, H, W) "
-                    "single-coil or 4 (slices, coils, H, W) multi-coil",
-                )
+            key = pick_source(handle, p, options)
+            if key == "kspace":
+                check_kspace(handle[key], p)
     elif fmt == "npz":
         from .numpy_io import _pick_key
 
         try:
             with np.load(p, allow_pickle=False) as archive:
-                _pick_key(list(archive.files), npz_key, p)
+                _pick_key(list(archive.files), options.npz_key, p)
         except C2SInputError:
             raise
         except Exception as exc:
             raise C2SInputError(p, f"not a readable npz archive ({describe_exception(exc)})") from None
 
 
-def reads_complex(path: str | os.PathLike[str], *, dataset: str | None = None, combine: str = "rss") -> bool:
+def reads_complex(path: str | os.PathLike[str], options: ReadOptions = MAGNITUDE_READ) -> bool:
     """Whether :func:`load_image` with these options returns complex images (k-space combined as complex).
 
     Reads only the HDF5 structure; the file must pass :func:`probe_image` first.
     """
-    p, fmt = check_input_path(path)
-    if fmt != "hdf5" or combine == "rss":
+    p = Path(path)
+    if detect_format(p) != "hdf5" or options.combine == "rss":
         return False
-    from .fastmri import _pick_source, open_hdf5
+    from .fastmri import open_hdf5, pick_source
 
     with open_hdf5(p) as handle:
-        return _pick_source(handle, p, dataset, combine) == "kspace"
+        return pick_source(handle, p, options) == "kspace"
 
 
-def _check_combine(path: Path, fmt: str, combine: str) -> None:
-    from .fastmri import COMBINE_MODES
-
-    if combine not in COMBINE_MODES:
-        raise C2SInputError(path, f"unknown combine mode {combine!r}; use one of {', '.join(COMBINE_MODES)}")
-    if combine == "complex" and fmt != "hdf5":
+def _check_combine(path: Path, fmt: str, options: ReadOptions) -> None:
+    """Combining coils into complex images needs k-space, which only HDF5 files hold."""
+    if options.combine == "complex" and fmt != "hdf5":
         raise C2SInputError(path, f"combine 'complex' needs k-space, which only HDF5 files hold (this is a {fmt} file)")
 
 

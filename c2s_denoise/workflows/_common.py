@@ -1,0 +1,91 @@
+"""What the workflows share: types, the lazy estimator import, input and output-folder checks."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+from ..io import C2SInputError, LoadedImage, ReadOptions, probe_image
+from ..io.errors import describe_exception
+
+logger = logging.getLogger("c2s_denoise")
+
+#: Called after each finished item with (done, total); the CLI passes a progress bar's update.
+Progress = Callable[[int, int], None]
+
+PathLike = str | os.PathLike[str]
+
+#: Input files: a sequence (one volume each), or ``{contrast: files}`` with one file per subject and contrast.
+Inputs = Sequence[PathLike] | Mapping[str, Sequence[PathLike]]
+
+#: The files of one subject by contrast; the contrast of a single-contrast file is None.
+Subject = dict[str | None, Path]
+
+_ITEM = re.compile(r"\bitem (\d+)\b")
+
+
+def estimator_class() -> type:
+    """:class:`~c2s_denoise.C2SDenoiser`, imported when first needed (it imports torch)."""
+    from ..estimator import C2SDenoiser
+
+    return C2SDenoiser
+
+
+def package_version() -> str:
+    from .._version import __version__
+
+    return __version__
+
+
+def check_output_folder(folder: Path) -> None:
+    """An output folder must be a folder or not exist yet (it is created when needed)."""
+    for parent in (folder, *folder.parents):
+        if parent.exists():
+            if not parent.is_dir():
+                raise C2SInputError(parent, "output folder is an existing file")
+            return
+
+
+def check_inputs(paths: Sequence[PathLike], options: ReadOptions) -> list[Path]:
+    """Probe every input file before any work is done; the inputs as paths."""
+    if not paths:
+        raise C2SInputError(None, "no input files given")
+    for path in paths:
+        probe_image(path, options)
+    return [Path(p) for p in paths]
+
+
+def check_depth(image: LoadedImage, context_slices: int) -> None:
+    """A volume must have enough slices for ``context_slices`` (the estimator's rule, checked before any work)."""
+    from .._channels import min_depth
+
+    needed = min_depth(int(context_slices))
+    if image.data.shape[0] < needed:
+        raise C2SInputError(
+            image.source,
+            f"has {image.data.shape[0]} slice(s) but context_slices={context_slices} needs volumes of at least "
+            f"{needed} slices",
+        )
+
+
+def item_error(exc: Exception, item_files: Sequence[Path], action: str) -> C2SInputError:
+    """An estimator error as a file error: an error about item ``i`` names ``item_files[i]``.
+
+    Parameters
+    ----------
+    exc : Exception
+        Raised by the estimator; the item is its ``item`` attribute, or "item <i>" in its message.
+    item_files : sequence of pathlib.Path
+        The file of each item the estimator was given (with contrasts: a file of each subject).
+    action : str
+        What failed, e.g. ``"cannot fit"``; the message is ``"<action>: <exception>"``.
+    """
+    index = getattr(exc, "item", None)
+    if index is None:
+        found = _ITEM.search(str(exc))
+        index = int(found.group(1)) if found else None
+    path = item_files[index] if index is not None and 0 <= index < len(item_files) else None
+    return C2SInputError(path, f"{action}: {describe_exception(exc)}")

@@ -1,0 +1,309 @@
+"""``apply``: denoise files with a saved model, one subject at a time.
+
+A subject is the files denoised together: the contrasts of one subject for a
+multi-contrast model, one file for a single-contrast model. Every subject
+goes through the same worker, in order or in parallel processes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..io import C2SInputError, LoadedImage, ReadOptions, check_output_path, detect_format, reads_complex, save_image
+from ..io.errors import describe_exception
+from ._common import Inputs, PathLike, Progress, Subject, check_inputs, check_output_folder, logger, package_version
+from .contrasts import contrast_summary, load_subject, magnitude_for_contrasts, subjects_for_model
+from .model_files import cached_model, file_sha256, load_model
+
+__all__ = ["apply_files"]
+
+
+@dataclass(frozen=True)
+class _Job:
+    """One subject to denoise: its files by contrast, and the output of each contrast written."""
+
+    index: int
+    sources: Subject
+    targets: Subject
+
+
+def apply_files(
+    model_path: PathLike,
+    inputs: Inputs,
+    outdir: PathLike,
+    *,
+    n_jobs: int = 1,
+    overwrite: bool = False,
+    read_options: ReadOptions | None = None,
+    progress: Progress | None = None,
+    save_complex: bool = False,
+) -> dict[str, Any]:
+    """Denoise files with a saved model, writing ``<outdir>/<input name>`` in the input's format.
+
+    K-space read as complex images (``read_options.combine``) is denoised as
+    such and written as the magnitude on the scale of the root-sum-of-squares
+    image (HDF5 dataset ``reconstruction``), plus the complex images
+    (``reconstruction_complex``) with ``save_complex``.
+
+    Everything that can be checked up front is checked before any output is
+    written: the model, every input's type and structure, and every output
+    path (with contrasts also the contrasts against the model's and the
+    shapes of each subject's contrasts). Each output is written atomically,
+    so an interrupted run leaves the finished outputs whole and no partial
+    file.
+
+    Parameters
+    ----------
+    model_path : path-like
+        Model saved by :func:`~c2s_denoise.workflows.fit_files` /
+        :func:`~c2s_denoise.workflows.save_model`.
+    inputs : sequence of path-like, or mapping of str to sequence of path-like
+        Files to denoise; for a multi-contrast model ``{contrast: files}``
+        with exactly the model's contrasts (in any order) and one file per
+        subject for each (see :func:`~c2s_denoise.workflows.fit_files`). File
+        names must be distinct. Only the model's target contrasts are
+        written; the others are conditioning inputs.
+    outdir : path-like
+        Output folder, created if missing. It must not hold the inputs
+        themselves (an input is never overwritten).
+    n_jobs : int, default 1
+        Subjects (single-contrast: files) denoised in parallel (separate
+        processes, each loading the model once); ``-1`` for one per CPU core.
+    overwrite : bool, default False
+        Whether existing outputs may be replaced.
+    read_options : ReadOptions, optional
+        How the inputs are read (the outputs keep the cropped size).
+    progress : callable, optional
+        Called as ``progress(done, total)`` after each subject, counting its files.
+    save_complex : bool, default False
+        Also write the denoised complex images of k-space inputs (every input
+        must then be read as complex images).
+
+    Returns
+    -------
+    dict
+        Summary with one entry per output (input, output, shape, images,
+        noise level used, seconds), in input order. With contrasts, each entry
+        also has its ``contrast`` (``seconds`` is then the time of the whole
+        subject), entries are listed subject by subject, and the summary lists
+        ``contrasts``, ``target_contrasts`` and ``n_subjects``.
+
+    Raises
+    ------
+    C2SInputError
+        For a bad model, a bad input, or an output that exists or is an input.
+    ContrastError
+        For files given by contrast to a single-contrast model or the reverse,
+        a contrast the model lacks or needs, contrasts with different numbers
+        of files, or a subject whose contrasts differ in shape.
+
+    Notes
+    -----
+    With contrasts and more than one subject, every file is read twice: once
+    to check all subjects before anything is written, once to denoise it.
+    """
+    options = read_options or ReadOptions()
+    model_file = Path(model_path)
+    model = load_model(model_file)
+    subjects = subjects_for_model(model, model_file, inputs)
+    multi_contrast = getattr(model, "contrasts_", None) is not None
+    if multi_contrast:
+        options = magnitude_for_contrasts(options)
+    paths = check_inputs([path for subject in subjects for path in subject.values()], options)
+    _check_inputs_fit_model(model, paths, options, save_complex)
+    folder = Path(outdir)
+    check_output_folder(folder)
+    written = tuple(model.target_contrasts_) if multi_contrast else (None,)
+    outputs = iter(_plan_outputs([s[name] for s in subjects for name in written], folder, model_file, overwrite, paths))
+    jobs = [_Job(index, subject, {name: next(outputs) for name in written}) for index, subject in enumerate(subjects)]
+    preloaded = _check_subjects(subjects, options, model.context_slices) if multi_contrast else None
+    folder.mkdir(parents=True, exist_ok=True)
+    model_info = {
+        "package_version": package_version(),
+        "model_file": model_file.name,
+        "model_sha256": file_sha256(model_file),
+    }
+    settings = _Settings(model_info, options, overwrite, save_complex)
+    results = _run_jobs(model, model_file, jobs, preloaded, settings, n_jobs, progress)
+    return {
+        "command": "apply",
+        "model": str(model_file),
+        **{k: v for k, v in model_info.items() if k != "model_file"},
+        "outdir": str(folder),
+        **contrast_summary(model, len(subjects)),
+        "n_files": len(results),
+        "outputs": results,
+    }
+
+
+@dataclass(frozen=True)
+class _Settings:
+    """What every job of one ``apply`` shares (sent once to each worker with its job)."""
+
+    model_info: dict[str, Any]
+    options: ReadOptions
+    overwrite: bool
+    save_complex: bool
+
+
+def _check_inputs_fit_model(model: Any, paths: Sequence[Path], options: ReadOptions, save_complex: bool) -> None:
+    """Before anything is written: complex vs magnitude against the model, and what the outputs can hold."""
+    for path in paths:
+        is_complex = reads_complex(path, options)
+        mismatch = _kind_mismatch(model, is_complex)
+        if mismatch:
+            raise C2SInputError(path, mismatch)
+        if save_complex and not is_complex:
+            raise C2SInputError(path, "--save-complex needs k-space combined as complex images; this input is magnitude")
+        if options.crop is not None and detect_format(path) == "nifti":
+            raise C2SInputError(path, "--crop is not supported when writing NIfTI outputs")
+
+
+def _kind_mismatch(model: Any, is_complex: bool) -> str | None:
+    """Why ``model`` cannot denoise images of this kind (complex vs magnitude), or None."""
+    fitted_complex = bool(getattr(model, "complex_input_", False))
+    if fitted_complex == is_complex:
+        return None
+    if fitted_complex:
+        return (
+            "the model was fitted on k-space combined as complex images but this input gives magnitude images "
+            "(denoise k-space files, with --combine complex or auto)"
+        )
+    return (
+        "the model was fitted on magnitude images but this k-space input is combined as complex images "
+        "(use --combine rss, or fit a model on k-space files)"
+    )
+
+
+def _plan_outputs(
+    paths: Sequence[Path], outdir: Path, model_path: Path, overwrite: bool, protect: Sequence[Path]
+) -> list[Path]:
+    """``<outdir>/<name>`` of each path, checked; ``protect``: all inputs, which must not be overwritten."""
+    outputs: list[Path] = []
+    seen: dict[Path, Path] = {}
+    for path in paths:
+        out = outdir / path.name
+        key = out.resolve()
+        if key in seen:
+            raise C2SInputError(out, f"inputs {seen[key]} and {path} would both be written here")
+        seen[key] = path
+        check_output_path(out, inputs=[*protect, model_path], overwrite=overwrite)
+        outputs.append(out)
+    return outputs
+
+
+def _check_subjects(
+    subjects: list[Subject], options: ReadOptions, context_slices: int
+) -> dict[str | None, LoadedImage] | None:
+    """Read every subject to check its shapes and depths; return the images of a lone subject for reuse."""
+    if len(subjects) == 1:
+        return load_subject(subjects[0], options, context_slices)
+    for subject in subjects:
+        load_subject(subject, options, context_slices)
+    return None
+
+
+def _run_jobs(
+    model: Any,
+    model_file: Path,
+    jobs: list[_Job],
+    preloaded: dict[str | None, LoadedImage] | None,
+    settings: _Settings,
+    n_jobs: int,
+    progress: Progress | None,
+) -> list[dict[str, Any]]:
+    """Denoise every job, in order or in parallel processes; the results in job order."""
+    finished: Iterable[tuple[int, list[dict[str, Any]]]]
+    if n_jobs == 1 or len(jobs) == 1:
+        finished = ((job.index, _denoise_subject(model, job, settings, preloaded)) for job in jobs)
+    else:
+        from joblib import Parallel, delayed
+
+        runner = Parallel(n_jobs=n_jobs, backend="loky", return_as="generator_unordered")
+        finished = runner(delayed(_worker)(str(model_file), job, settings) for job in jobs)
+    total = sum(len(job.sources) for job in jobs)
+    done = 0
+    by_job: dict[int, list[dict[str, Any]]] = {}
+    for index, results in finished:
+        for result in results:
+            logger.info("wrote %s", result["output"])
+        by_job[index] = results
+        done += len(jobs[index].sources)
+        if progress:
+            progress(done, total)
+    return [result for index in sorted(by_job) for result in by_job[index]]
+
+
+def _worker(model_path: str, job: _Job, settings: _Settings) -> tuple[int, list[dict[str, Any]]]:
+    """A parallel worker: the job's index and results, with the model loaded once per process."""
+    model = cached_model(model_path, settings.model_info["model_sha256"])
+    return job.index, _denoise_subject(model, job, settings)
+
+
+def _denoise_subject(
+    model: Any, job: _Job, settings: _Settings, images: dict[str | None, LoadedImage] | None = None
+) -> list[dict[str, Any]]:
+    """Denoise one subject at the noise level estimated once per file; write the output of each target."""
+    start = time.perf_counter()
+    logger.info("denoising %s", ", ".join(str(path) for path in job.sources.values()))
+    if images is None:
+        images = load_subject(job.sources, settings.options, model.context_slices)
+    names = getattr(model, "contrasts_", None)
+    X: Any = [images[None].data] if names is None else {name: [images[name].data] for name in names}
+    try:
+        denoised, noise_levels = model.denoise(X)
+    except ValueError as exc:
+        raise C2SInputError(next(iter(job.sources.values())), f"cannot denoise: {describe_exception(exc)}") from None
+    contrasts = (None,) if names is None else tuple(names)
+    volumes = [denoised[0]] if names is None else [denoised[name][0] for name in names]
+    levels = np.atleast_2d(noise_levels)[0]  # this subject's level of each contrast
+    results = []
+    for name, target in job.targets.items():
+        position = contrasts.index(name)
+        image = images[name]
+        output, complex_images = _output_images(image, volumes[position])
+        provenance = {
+            **settings.model_info,
+            "sigma": float(levels[position]),
+            "noise_model": getattr(model, "noise_model_", "gaussian"),
+            "images": image.meta.get("combine", "magnitude"),
+            "refinement": float(model.refinement),
+            "source_file": image.source.name,
+            "source_dataset": image.meta.get("dataset"),
+            **({} if name is None else {"contrast": name}),
+        }
+        save_image(
+            target,
+            output,
+            image,
+            provenance,
+            overwrite=settings.overwrite,
+            inputs=job.sources.values(),
+            complex_data=complex_images if settings.save_complex else None,
+        )
+        results.append(
+            {
+                "input": str(job.sources[name]),
+                "output": str(target),
+                **({} if name is None else {"contrast": name}),
+                "shape": list(image.data.shape),
+                "images": provenance["images"],
+                "sigma": provenance["sigma"],
+            }
+        )
+    seconds = round(time.perf_counter() - start, 3)
+    return [{**result, "seconds": seconds} for result in results]
+
+
+def _output_images(image: LoadedImage, denoised: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """What is written: the magnitude (on the RSS scale for combined k-space) and the complex images, if any."""
+    if image.meta.get("combine") != "complex":
+        return denoised.astype(image.data.dtype, copy=False), None
+    on_rss_scale = denoised * image.meta["rss_gain"]
+    return np.abs(on_rss_scale).astype(np.float32), on_rss_scale.astype(np.complex64)

@@ -1,0 +1,200 @@
+"""``fit``: train a C2S model on image files and save it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..io import C2SInputError, LoadedImage, ReadOptions, check_output_path
+from ._common import (
+    Inputs,
+    PathLike,
+    Progress,
+    Subject,
+    check_inputs,
+    check_output_folder,
+    estimator_class,
+    item_error,
+    logger,
+)
+from .contrasts import (
+    check_contrast_params,
+    contrast_subjects,
+    contrast_summary,
+    load_subject,
+    magnitude_for_contrasts,
+)
+from .model_files import file_sha256, save_model
+
+__all__ = ["fit_files"]
+
+
+def fit_files(
+    inputs: Inputs,
+    model_path: PathLike,
+    *,
+    params: dict[str, Any] | None = None,
+    read_options: ReadOptions | None = None,
+    overwrite: bool = False,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Fit a C2S model on image files and save it.
+
+    Each file is one training volume (its own intensity scale and noise
+    level); files may have different image sizes. Given by contrast, the
+    files of one subject (the i-th file of every contrast) are co-registered
+    contrasts of one volume and the model is a multi-contrast
+    :class:`~c2s_denoise.C2SDenoiser` whose ``contrasts`` are the mapping's
+    keys, in order.
+
+    Parameters
+    ----------
+    inputs : sequence of path-like, or mapping of str to sequence of path-like
+        Noisy training files (any supported format), or ``{contrast: files}``
+        with the same number of files for every contrast and, subject by
+        subject, the same image shape (see
+        :func:`~c2s_denoise.workflows.group_m4raw_files`).
+    model_path : path-like
+        Where to save the fitted model (joblib). Checked before training; its
+        folder is created if missing.
+    params : dict, optional
+        Keyword arguments for :class:`~c2s_denoise.C2SDenoiser` (e.g.
+        ``context_slices``; with contrasts also ``target_contrasts`` and a
+        per-contrast ``sigma`` dict). ``contrasts`` is set from ``inputs``.
+    read_options : ReadOptions, optional
+        How the inputs are read.
+    overwrite : bool, default False
+        Whether an existing model file may be replaced.
+    progress : callable, optional
+        Called as ``progress(done, total)`` after each file (with contrasts:
+        after each subject, counting its files) is read.
+
+    Returns
+    -------
+    dict
+        Summary: model path, inputs with their shapes, the per-volume noise
+        levels ``sigma`` (one per input, in input order), the estimator
+        parameters, steps and time. With contrasts, each input also has its
+        ``contrast``, ``subject`` (index) and ``sigma``, and the summary lists
+        ``contrasts``, ``target_contrasts`` and ``n_subjects``; inputs are
+        listed subject by subject, and ``n_slices`` counts each subject's
+        slices once.
+
+    Raises
+    ------
+    C2SInputError
+        For a bad input, a volume with fewer slices than ``context_slices``
+        needs, an existing or colliding model path, or estimator parameters
+        the estimator rejects (naming the file where the estimator names an item).
+    ContrastError
+        For contrasts with different numbers of files or shapes, or target
+        contrasts / per-contrast noise levels naming no input contrast.
+    """
+    options = read_options or ReadOptions()
+    params = dict(params or {})
+    subjects: list[Subject]
+    if isinstance(inputs, Mapping):
+        options = magnitude_for_contrasts(options)
+        names, subjects = contrast_subjects(inputs)  # type: ignore[assignment]
+        params["contrasts"] = names
+    else:
+        names, subjects = None, [{None: Path(path)} for path in inputs]
+    check_contrast_params(params, names)
+    paths = check_inputs([path for subject in subjects for path in subject.values()], options)
+    out = check_output_path(model_path, inputs=paths, overwrite=overwrite)
+    check_output_folder(out.parent)
+    images: list[LoadedImage] = []
+    for subject in subjects:
+        images += load_subject(subject, options, params.get("context_slices", 0)).values()
+        if progress:
+            progress(len(images), len(paths))
+    _use_physical_noise_level(images, params)
+    volumes = [image.data for image in images]
+    X: Any = volumes if names is None else {name: volumes[i :: len(names)] for i, name in enumerate(names)}
+    try:
+        model = estimator_class()(**params)
+    except TypeError as exc:
+        raise C2SInputError(None, f"invalid estimator parameter ({exc})") from None
+    start_time = time.perf_counter()
+    try:
+        model.fit(X)
+    except ValueError as exc:  # includes scikit-learn's InvalidParameterError
+        raise item_error(exc, [next(iter(subject.values())) for subject in subjects], "cannot fit") from None
+    seconds = time.perf_counter() - start_time
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_model(model, out, overwrite=overwrite)
+    logger.info("saved model to %s", out)
+    return {
+        "command": "fit",
+        "model": str(out),
+        "model_sha256": file_sha256(out),
+        **contrast_summary(model, len(subjects)),
+        "inputs": _input_entries(model, paths, images, names),
+        "n_slices": int(sum(volumes[i].shape[0] for i in range(0, len(volumes), len(names or (None,))))),
+        "sigma": [float(s) for s in np.asarray(model.sigma_).ravel()],  # subject-major, like paths
+        "noise_model": model.noise_model_,
+        "n_iter": int(getattr(model, "n_iter_", -1)),
+        "fit_seconds": round(seconds, 3),
+        "device": str(getattr(model, "device_", "")),
+        "params": _as_json_params(model.get_params()),
+    }
+
+
+def _input_entries(
+    model: Any, paths: Sequence[Path], images: Sequence[LoadedImage], names: tuple[str, ...] | None
+) -> list[dict[str, Any]]:
+    """One summary entry per input file, subject by subject (with contrasts: its contrast, subject and sigma)."""
+    sigmas = [float(s) for s in np.asarray(model.sigma_).ravel()]
+    methods = [str(m) for m in np.asarray(model.sigma_methods_).ravel()]
+    entries = []
+    for index, (path, image, method) in enumerate(zip(paths, images, methods, strict=True)):
+        entry = {
+            "file": str(path),
+            "shape": list(image.data.shape),
+            "images": image.meta.get("combine", "magnitude"),
+            "noise_estimator": method,
+        }
+        if names is not None:
+            entry.update(contrast=names[index % len(names)], subject=index // len(names), sigma=sigmas[index])
+        entries.append(entry)
+    return entries
+
+
+def _use_physical_noise_level(images: Sequence[LoadedImage], params: dict[str, Any]) -> None:
+    """K-space combined as complex images has unit noise by construction: fit with sigma = 1."""
+    combined = [image.meta.get("combine") == "complex" for image in images]
+    if not any(combined):
+        return
+    if not all(combined):
+        odd = images[combined.index(False)]
+        raise C2SInputError(
+            odd.source,
+            "this file gives magnitude images but other inputs are k-space combined as complex images; a model "
+            "takes one kind (give only k-space files, or read all as magnitude with --combine rss)",
+        )
+    if params.get("sigma") not in (None, "auto"):
+        raise C2SInputError(
+            None,
+            "--sigma does not apply to k-space combined as complex images: their noise level is 1 by construction "
+            "(prewhitened coils, SNR units); leave --sigma out, or use --combine rss",
+        )
+    params["sigma"] = images[0].meta["noise_sigma"]
+
+
+def _as_json_params(params: dict[str, Any]) -> dict[str, Any]:
+    """Estimator parameters as JSON values (tuples as lists, other objects by their repr)."""
+    out: dict[str, Any] = {}
+    for key, value in params.items():
+        if value is None or isinstance(value, (bool, int, float, str)):
+            out[key] = value
+        elif isinstance(value, (list, tuple)):
+            out[key] = list(value)
+        elif isinstance(value, dict):  # per-contrast sigma
+            out[key] = _as_json_params({str(k): v for k, v in value.items()})
+        else:
+            out[key] = repr(value)
+    return out
