@@ -224,6 +224,43 @@ def test_version_and_help() -> None:
         assert "Usage" in result.stdout
 
 
+def _python(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, env=env, timeout=120)
+
+
+def test_importing_the_cli_does_not_import_torch() -> None:
+    code = (
+        "import sys, c2s_denoise, c2s_denoise.cli, c2s_denoise.workflows\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+        "assert 'sklearn' not in sys.modules, 'sklearn was imported'\n"
+        "from c2s_denoise import C2SDenoiser, estimate_sigma\n"  # the lazy names still work
+        "assert 'torch' in sys.modules and C2SDenoiser.__name__ == 'C2SDenoiser' and callable(estimate_sigma)\n"
+    )
+    proc = _python("-c", code)
+    assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize("args", [["--help"], ["--version"], ["fit", "--help"], ["apply", "--help"]])
+def test_help_and_version_do_not_import_torch(args: list[str]) -> None:
+    code = (
+        "import runpy, sys\n"
+        f"sys.argv = ['c2s-denoise', *{args!r}]\n"
+        "try:\n"
+        "    runpy.run_module('c2s_denoise', run_name='__main__', alter_sys=True)\n"
+        "except SystemExit as exit:\n"
+        "    assert exit.code in (0, None), exit.code\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+    )
+    proc = _python("-c", code)
+    assert proc.returncode == 0, proc.stderr
+    assert "Usage" in proc.stdout or __version__ in proc.stdout
+    timed = _python("-X", "importtime", "-m", "c2s_denoise", *args)  # the real ``python -m c2s_denoise``
+    assert timed.returncode == 0, timed.stderr
+    imported = {line.rsplit("|", 1)[-1].strip().split(".")[0] for line in timed.stderr.splitlines() if "|" in line}
+    assert "c2s_denoise" in imported and "torch" not in imported
+
+
 @pytest.mark.parametrize(
     "args",
     [

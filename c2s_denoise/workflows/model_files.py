@@ -49,7 +49,7 @@ def save_model(model: Any, path: PathLike, *, overwrite: bool = False) -> Path:
     Returns
     -------
     pathlib.Path
-        ``path``.
+        The model file written.
     """
     import joblib
 

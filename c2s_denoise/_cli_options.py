@@ -1,0 +1,193 @@
+"""Options of the ``c2s-denoise`` command line: the shared option types and the parsing of their values.
+
+Parsing turns the words given into values for the library and raises
+:class:`typer.BadParameter` (exit status 2) for words it cannot parse; rules on the
+values themselves are the library's.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+if TYPE_CHECKING:
+    from .io.options import ReadOptions
+
+
+CropOpt = Annotated[
+    str | None,
+    typer.Option("--crop", metavar="HxW", help="Centre-crop every slice to HxW (e.g. 320x320 for fastMRI knee)."),
+]
+SliceAxisOpt = Annotated[int, typer.Option("--slice-axis", help="NIfTI: stored axis along which 2-D slices are taken.")]
+NpzKeyOpt = Annotated[
+    str | None,
+    typer.Option("--npz-key", help="NPZ: array to read (default: the only array, else 'image', else 'data')."),
+]
+DatasetOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--h5-dataset",
+        help="HDF5: dataset to read (default: reconstruction_rss, reconstruction_esc, reconstruction, then kspace).",
+    ),
+]
+CombineOpt = Annotated[
+    str,
+    typer.Option(
+        "--combine",
+        metavar="auto|complex|rss",
+        help="HDF5 k-space: 'complex' prewhitens the coils and combines them into complex images with known, "
+        "Gaussian noise (what 'auto' does for files with kspace); 'rss' reads the stored reconstruction or the "
+        "root-sum-of-squares of the coils (magnitude, noncentral-chi noise).",
+    ),
+]
+NoiseModelOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--noise-model",
+        metavar="auto|gaussian|rician|ncchi",
+        help="Noise of the images: magnitude images are Rician (1 coil) or noncentral chi (--n-coils); 'auto': "
+        "Gaussian for complex or signed data, else noncentral chi.",
+    ),
+]
+NCoilsOpt = Annotated[
+    int | None,
+    typer.Option("--n-coils", min=1, help="Coils behind a root-sum-of-squares magnitude image (noise model ncchi)."),
+]
+ContrastOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--contrast",
+        metavar="NAME=PATH",
+        help="A file of one contrast, e.g. T1=sub1_t1.nii.gz; repeat for every contrast and subject (the i-th "
+        "file of each contrast belongs to subject i). Use instead of INPUTS.",
+        show_default=False,
+    ),
+]
+GroupOpt = Annotated[
+    bool,
+    typer.Option(
+        "--group-by-study",
+        help="INPUTS are M4Raw files <study>_<T1|T2|FLAIR><NN>: those of one study and repetition form one "
+        "multi-contrast subject.",
+    ),
+]
+OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace existing output files.")]
+VerboseOpt = Annotated[int, typer.Option("--verbose", "-v", count=True, help="Log progress on stderr.")]
+
+
+
+def _parse_crop(value: str | None) -> tuple[int, int] | None:
+    """``HxW`` (or ``H,W``) as ``(h, w)``."""
+    if value is None:
+        return None
+    parts = value.lower().replace(",", "x").split("x")
+    try:
+        h, w = (int(p) for p in parts)
+    except ValueError:
+        raise typer.BadParameter(f"expected HxW such as 320x320, got {value!r}") from None
+    return h, w
+
+
+def _parse_sigma(value: str | None) -> float | str | None:
+    """A positive number, or the name of a noise estimator."""
+    if value is None:
+        return None
+    if value in ("auto", "wavelet", "background", "foreground", "rayleigh"):
+        return value
+    try:
+        sigma = float(value)
+    except ValueError:
+        raise typer.BadParameter(f"expected a number or auto/wavelet/background/foreground/rayleigh, got {value!r}") from None
+    if not sigma > 0 or not math.isfinite(sigma):
+        raise typer.BadParameter(f"sigma must be a positive number, got {value!r}")
+    return sigma
+
+
+def parse_sigmas(values: list[str] | None) -> float | str | dict[str, float | str] | None:
+    """One ``--sigma VALUE`` for every contrast, or ``--sigma NAME=VALUE`` once per contrast."""
+    if not values:
+        return None
+    named = [value for value in values if "=" in value]
+    if not named:
+        if len(values) > 1:
+            raise typer.BadParameter(
+                "give one value for all contrasts, or NAME=VALUE per contrast", param_hint="--sigma"
+            )
+        return _parse_sigma(values[0])
+    if len(named) != len(values):
+        raise typer.BadParameter(
+            "give either one value for all contrasts or NAME=VALUE per contrast, not both", param_hint="--sigma"
+        )
+    sigmas: dict[str, float | str] = {}
+    for value in values:
+        name, _, level = (part.strip() for part in value.partition("="))
+        if not name:
+            raise typer.BadParameter(f"expected NAME=VALUE such as T1=0.05, got {value!r}", param_hint="--sigma")
+        if name in sigmas:
+            raise typer.BadParameter(f"contrast {name!r} is given twice", param_hint="--sigma")
+        sigmas[name] = _parse_sigma(level)  # type: ignore[assignment]
+    return sigmas
+
+
+def parse_names(value: str | None, option: str) -> tuple[str, ...] | None:
+    """A comma-separated list of contrast names, such as ``T1,T2,FLAIR``."""
+    if value is None:
+        return None
+    names = tuple(name.strip() for name in value.split(",") if name.strip())
+    if not names:
+        raise typer.BadParameter(f"expected contrast names such as T1,T2, got {value!r}", param_hint=option)
+    return names
+
+
+def _parse_contrast_files(values: list[str]) -> dict[str, list[Path]]:
+    """``--contrast NAME=PATH`` options as ``{name: paths}``, names in order of first appearance."""
+    files: dict[str, list[Path]] = {}
+    for value in values:
+        name, _, path = value.partition("=")
+        name = name.strip()
+        if not name or not path:
+            raise typer.BadParameter(
+                f"expected NAME=PATH such as T1=sub1_t1.nii.gz, got {value!r}", param_hint="--contrast"
+            )
+        files.setdefault(name, []).append(Path(path))
+    return files
+
+
+def input_files(
+    inputs: list[Path] | None, contrast: list[str] | None, group_by_study: bool, order: tuple[str, ...] | None = None
+) -> list[Path] | dict[str, list[Path]]:
+    """The input files: positional ones, ``{contrast: files}`` from --contrast, or M4Raw files grouped by study."""
+    if inputs and contrast:
+        raise typer.BadParameter("give the files either as arguments or with --contrast, not both", param_hint="INPUTS")
+    if group_by_study:
+        if not inputs:
+            raise typer.BadParameter("--group-by-study needs the files as arguments", param_hint="INPUTS")
+        from .workflows import group_m4raw_files
+
+        return group_m4raw_files(inputs, order)
+    if order is not None:
+        raise typer.BadParameter(
+            "only with --group-by-study (with --contrast, the order is that of the options)", param_hint="--contrasts"
+        )
+    if contrast:
+        return _parse_contrast_files(contrast)
+    if not inputs:
+        raise typer.BadParameter("give the files as arguments, or with --contrast NAME=PATH", param_hint="INPUTS")
+    return inputs
+
+
+def read_options(
+    crop: str | None, slice_axis: int, npz_key: str | None, dataset: str | None, combine: str = "rss"
+) -> ReadOptions:
+    """The read options given (``ReadOptions`` checks their values)."""
+    from .io.options import ReadOptions
+
+    try:
+        return ReadOptions(
+            crop=_parse_crop(crop), slice_axis=slice_axis, npz_key=npz_key, dataset=dataset, combine=combine
+        )
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
