@@ -1,14 +1,8 @@
-"""Benchmark data loaders (benchmarks/bench_data.py): MNI152 slices, dipy's T1 slice, noise."""
-
-import sys
-from pathlib import Path
+"""Benchmark data loaders (benchmarks/bench_data/): MNI152 slices, dipy's T1 slice, noise."""
 
 import numpy as np
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-
-from bench_data import (  # noqa: E402
+from bench_data import (
     CONTRASTS,
     DEFAULT_TEST_SLICES,
     DEFAULT_TRAIN_SLICES,
