@@ -55,7 +55,22 @@ DEFAULT_TRAIN_SLICES: tuple[int, ...] = (
 
 
 @dataclass(frozen=True)
-class SliceSplit:
+class Split:
+    """The arrays of a training/test split, and where they come from (base of the loaders' splits).
+
+    The subclasses document the shapes and the indices of their arrays.
+    """
+
+    train: np.ndarray
+    test: np.ndarray
+    train_mask: np.ndarray
+    test_mask: np.ndarray
+    train_indices: tuple
+    test_indices: tuple
+
+
+@dataclass(frozen=True)
+class SliceSplit(Split):
     """Clean training and test slices with their brain masks.
 
     Attributes
@@ -70,12 +85,6 @@ class SliceSplit:
         Human-readable description of the data.
     """
 
-    train: np.ndarray
-    test: np.ndarray
-    train_mask: np.ndarray
-    test_mask: np.ndarray
-    train_indices: tuple[int, ...]
-    test_indices: tuple[int, ...]
     source: str
 
 
@@ -154,17 +163,23 @@ def crop_box(masks: tuple[np.ndarray, ...], margin: int) -> tuple:
     return (Ellipsis, slice(top, bottom), slice(left, right))
 
 
-def crop_to_brain(
-    arrays: tuple[np.ndarray, ...], masks: tuple[np.ndarray, ...], margin: int | None
-) -> tuple[np.ndarray, ...]:
-    """Copies of ``arrays`` cropped to the bounding box of the union of ``masks`` + ``margin``.
+def split_fields(
+    train_images: np.ndarray,
+    test_images: np.ndarray,
+    train_masks: np.ndarray,
+    test_masks: np.ndarray,
+    crop_margin: int | None,
+) -> dict[str, np.ndarray]:
+    """The ``train``, ``test``, ``train_mask`` and ``test_mask`` fields of a split.
 
-    ``margin`` None returns ``arrays`` unchanged (see :func:`crop_box`).
+    ``crop_margin`` None keeps the arrays; an integer crops copies of all four to the bounding box
+    of the union of the masks enlarged by ``crop_margin`` pixels (:func:`crop_box`).
     """
-    if margin is None:
-        return tuple(arrays)
-    box = crop_box(masks, margin)
-    return tuple(array[box].copy() for array in arrays)
+    arrays = (train_images, test_images, train_masks, test_masks)
+    if crop_margin is not None:
+        box = crop_box((train_masks, test_masks), crop_margin)
+        arrays = tuple(array[box].copy() for array in arrays)
+    return dict(zip(("train", "test", "train_mask", "test_mask"), arrays))
 
 
 def load_mni152_axial(
@@ -209,14 +224,8 @@ def load_mni152_axial(
     train, test = split_slices(mask, test_slices, gap, train_stride, min_brain_fraction)
     train_images, test_images = axial_slices(volume, train), axial_slices(volume, test)
     train_masks, test_masks = axial_slices(mask, train), axial_slices(mask, test)
-    train_images, test_images, train_masks, test_masks = crop_to_brain(
-        (train_images, test_images, train_masks, test_masks), (train_masks, test_masks), crop_margin
-    )
     return SliceSplit(
-        train=train_images,
-        test=test_images,
-        train_mask=train_masks,
-        test_mask=test_masks,
+        **split_fields(train_images, test_images, train_masks, test_masks, crop_margin),
         train_indices=train,
         test_indices=test,
         source="MNI152 2009a T1 template (nilearn), 1 mm, axial",

@@ -6,14 +6,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .mni152 import DEFAULT_TEST_SLICES, axial_slices, crop_to_brain, split_slices
+from .mni152 import DEFAULT_TEST_SLICES, Split, axial_slices, split_fields, split_slices
 from .tissue import CONTRASTS, mni152_tissue_maps, simulate_contrasts
 
 __all__ = ["MultiContrastSplit", "load_mni152_multicontrast"]
 
 
 @dataclass(frozen=True)
-class MultiContrastSplit:
+class MultiContrastSplit(Split):
     """Clean multi-contrast training and test slices (contrasts as channels) with brain masks.
 
     Attributes
@@ -30,12 +30,6 @@ class MultiContrastSplit:
         Human-readable description of the data.
     """
 
-    train: np.ndarray
-    test: np.ndarray
-    train_mask: np.ndarray
-    test_mask: np.ndarray
-    train_indices: tuple[int, ...]
-    test_indices: tuple[int, ...]
     contrasts: tuple[str, ...]
     source: str
 
@@ -78,14 +72,8 @@ def load_mni152_multicontrast(
     train_images = np.stack([axial_slices(images[name], train) for name in contrasts], axis=1)
     test_images = np.stack([axial_slices(images[name], test) for name in contrasts], axis=1)
     train_masks, test_masks = axial_slices(mask, train), axial_slices(mask, test)
-    train_images, test_images, train_masks, test_masks = crop_to_brain(
-        (train_images, test_images, train_masks, test_masks), (train_masks, test_masks), crop_margin
-    )
     return MultiContrastSplit(
-        train=train_images,
-        test=test_images,
-        train_mask=train_masks,
-        test_mask=test_masks,
+        **split_fields(train_images, test_images, train_masks, test_masks, crop_margin),
         train_indices=train,
         test_indices=test,
         contrasts=contrasts,

@@ -17,13 +17,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .mni152 import DEFAULT_TEST_SLICES, axial_slices, candidate_slices, crop_to_brain, mni152_volume
+from .mni152 import DEFAULT_TEST_SLICES, Split, axial_slices, candidate_slices, mni152_volume, split_fields
 
 __all__ = ["SlabSplit", "load_mni152_slabs"]
 
 
 @dataclass(frozen=True)
-class SlabSplit:
+class SlabSplit(Split):
     """Clean training and test slabs (contiguous axial slices) with brain masks.
 
     Attributes
@@ -40,12 +40,6 @@ class SlabSplit:
         Human-readable description of the data.
     """
 
-    train: np.ndarray
-    test: np.ndarray
-    train_mask: np.ndarray
-    test_mask: np.ndarray
-    train_indices: tuple[tuple[int, ...], ...]
-    test_indices: tuple[tuple[int, ...], ...]
     slice_step: int
     source: str
 
@@ -140,14 +134,8 @@ def load_mni152_slabs(
 
     train_images, test_images = stack(volume, train), stack(volume, test)
     train_masks, test_masks = stack(mask, train), stack(mask, test)
-    train_images, test_images, train_masks, test_masks = crop_to_brain(
-        (train_images, test_images, train_masks, test_masks), (train_masks, test_masks), crop_margin
-    )
     return SlabSplit(
-        train=train_images,
-        test=test_images,
-        train_mask=train_masks,
-        test_mask=test_masks,
+        **split_fields(train_images, test_images, train_masks, test_masks, crop_margin),
         train_indices=train,
         test_indices=test,
         slice_step=slice_step,

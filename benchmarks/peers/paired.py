@@ -34,6 +34,14 @@ from .base import Network, PairedLoss, mean_of_draws, per_sample, randn_like
 __all__ = ["Noisier2NoiseLoss", "R2RLoss"]
 
 
+def _checked(alpha: float, n_samples: int, min_samples: int) -> tuple[float, int]:
+    """``(alpha, n_samples)`` as float and int, after checking ``alpha > 0`` and ``n_samples >= min_samples``."""
+    if not alpha > 0:
+        raise ValueError(f"alpha must be > 0, got {alpha!r}")
+    if n_samples < min_samples:
+        raise ValueError(f"n_samples must be >= {min_samples}, got {n_samples}")
+    return float(alpha), int(n_samples)
+
 class R2RLoss(PairedLoss):
     """Recorrupted-to-Recorrupted (Pang et al., CVPR 2021) for Gaussian noise of known level.
 
@@ -49,12 +57,7 @@ class R2RLoss(PairedLoss):
     name: ClassVar[str] = "r2r"
 
     def __init__(self, alpha: float = 0.5, n_samples: int = 8) -> None:
-        if not alpha > 0:
-            raise ValueError(f"alpha must be > 0, got {alpha!r}")
-        if n_samples < 0:
-            raise ValueError(f"n_samples must be >= 0, got {n_samples}")
-        self.alpha = float(alpha)
-        self.n_samples = int(n_samples)
+        self.alpha, self.n_samples = _checked(alpha, n_samples, min_samples=0)
 
     def pair(self, noisy: Tensor, sigma: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor]:
         """Return the recorrupted input and target ``(y_hat, y_bar)`` of a batch.
@@ -103,12 +106,7 @@ class Noisier2NoiseLoss(PairedLoss):
     name: ClassVar[str] = "noisier2noise"
 
     def __init__(self, alpha: float = 1.0, n_samples: int = 8) -> None:
-        if not alpha > 0:
-            raise ValueError(f"alpha must be > 0, got {alpha!r}")
-        if n_samples < 1:
-            raise ValueError(f"n_samples must be >= 1, got {n_samples}")
-        self.alpha = float(alpha)
-        self.n_samples = int(n_samples)
+        self.alpha, self.n_samples = _checked(alpha, n_samples, min_samples=1)
 
     def pair(self, noisy: Tensor, sigma: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor]:
         """Return ``(z, target) = (y + alpha sigma n, y)``."""
