@@ -8,7 +8,7 @@ Usage::
     python benchmarks/compare.py --steps 8000 --sigmas 25 --noises gaussian   # one setting, longer budget
 
 Data: axial slices of the MNI152 T1 template shipped in nilearn (30 training / 6 held-out
-slices, split with a gap, cropped to the brain's bounding box + 4 px; see ``bench_data.py``),
+slices, split with a gap, cropped to the brain's bounding box + 4 px; see ``bench_data/``),
 noise of sigma in {13/255, 25/255} on [0, 1] images with fixed seeds. Every deep method uses
 the same network class (the C2S U-Net, default width/depth), the same number of optimiser
 steps, batch and patch size, learning-rate schedule and EMA; wall time is reported beside the

@@ -263,7 +263,7 @@ def main() -> None:
         f"- paper's claim: {PAPER_CLAIM}",
         f"- design: {DESIGN_NOTE}",
         "- metrics: outputs clipped to [0, 1]; PSNR inside the brain mask and SSIM (scikit-image, data_range 1), "
-        "averaged over the test slices (`compare.metrics`)",
+        "averaged over the test slices (`scoring.metrics`)",
     ]
     name = f"multicontrast_sigma{SIGMA_LEVEL}_{args.steps}steps" + ("_table_b" if args.table_b_only else "")
     text = write_report(args.out / f"{name}.md", header, rows_a, rows_b, noisy_b)
