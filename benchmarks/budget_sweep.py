@@ -17,14 +17,16 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from report import command
+
 from c2s_denoise import C2SDenoiser, __version__
+from c2s_denoise.metrics import psnr
 from c2s_denoise.phantom import brain_phantom
 
 DEFAULT_CONFIGS = [
@@ -37,8 +39,9 @@ DEFAULT_CONFIGS = [
 ]
 
 
-def psnr(estimate: np.ndarray, clean: np.ndarray) -> float:
-    return float(10 * np.log10(1.0 / np.mean((np.clip(estimate, 0, 1) - clean) ** 2)))
+def clipped_psnr(estimate: np.ndarray, clean: np.ndarray) -> float:
+    """PSNR (range 1) of the estimate clipped to [0, 1], over the whole stack."""
+    return psnr(np.clip(estimate, 0, 1), clean, range_=1.0)
 
 
 def main() -> None:
@@ -54,13 +57,13 @@ def main() -> None:
     train, test = brain_phantom((24, 128, 128), seed=0), brain_phantom((6, 128, 128), seed=1)
     noisy_train = train + sigma * rng.standard_normal(train.shape)
     noisy_test = test + sigma * rng.standard_normal(test.shape)
-    rows = [("noisy input", "-", "-", f"{psnr(noisy_test, test):.2f}")]
+    rows = [("noisy input", "-", "-", f"{clipped_psnr(noisy_test, test):.2f}")]
     if args.bm3d:
         import bm3d
 
         start = time.perf_counter()
         denoised = np.stack([bm3d.bm3d(image, sigma) for image in noisy_test])
-        rows.append(("BM3D (sigma known)", "-", f"{time.perf_counter() - start:.1f} (6 slices)", f"{psnr(denoised, test):.2f}"))
+        rows.append(("BM3D (sigma known)", "-", f"{time.perf_counter() - start:.1f} (6 slices)", f"{clipped_psnr(denoised, test):.2f}"))
         print(rows[-1], flush=True)
     defaults = C2SDenoiser().get_params()
     for config in args.configs:
@@ -68,7 +71,7 @@ def main() -> None:
         probe = C2SDenoiser(**{**params, "max_iter": 10}).fit(noisy_train[:2])
         steps = max(10, int(args.seconds * probe.n_iter_ / probe.fit_time_))
         model = C2SDenoiser(**{**params, "max_iter": steps}).fit([noisy_train])
-        score = psnr(model.transform([noisy_test])[0], test)
+        score = clipped_psnr(model.transform([noisy_test])[0], test)
         changed = {k: v for k, v in config.items() if defaults.get(k) != v} or "defaults"
         rows.append((f"C2S {json.dumps(changed)}", str(steps), f"{model.fit_time_:.1f}", f"{score:.2f}"))
         print(rows[-1], flush=True)
@@ -77,7 +80,7 @@ def main() -> None:
         f"# C2S quality in a {args.seconds:.0f}-second CPU fit (brain phantom, sigma = 0.1)",
         "",
         f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M UTC}",
-        f"- command: `python {' '.join([Path(sys.argv[0]).as_posix()] + sys.argv[1:])}`",
+        f"- command: `{command()}`",
         f"- machine: {torch.get_num_threads()} torch threads, torch {torch.__version__}, c2s-denoise {__version__}",
         "- data: 24 training / 6 held-out 128x128 phantom slices; PSNR on outputs clipped to [0, 1]",
         "",

@@ -12,17 +12,13 @@ random_state=0)``. ``--bm3d`` adds BM3D with the true sigma as the line to beat.
 
 import argparse
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).parent))
+from bench_data import add_noise, load_mni152_axial
+from scoring import metrics
 
-from bench_data import add_noise, load_mni152_axial  # noqa: E402
-from compare import metrics  # noqa: E402
-
-from c2s_denoise import C2SDenoiser  # noqa: E402
+from c2s_denoise import C2SDenoiser
 
 
 def main() -> None:

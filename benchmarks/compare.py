@@ -8,7 +8,7 @@ Usage::
     python benchmarks/compare.py --steps 8000 --sigmas 25 --noises gaussian   # one setting, longer budget
 
 Data: axial slices of the MNI152 T1 template shipped in nilearn (30 training / 6 held-out
-slices, split with a gap, cropped to the brain's bounding box + 4 px; see ``bench_data.py``),
+slices, split with a gap, cropped to the brain's bounding box + 4 px; see ``bench_data/``),
 noise of sigma in {13/255, 25/255} on [0, 1] images with fixed seeds. Every deep method uses
 the same network class (the C2S U-Net, default width/depth), the same number of optimiser
 steps, batch and patch size, learning-rate schedule and EMA; wall time is reported beside the
@@ -17,7 +17,7 @@ The deep models trained on MNI152 are also applied, without retraining, to dipy'
 single-subject T1 slice with noise of the same level (``compare_<mode>_dipy_<noise>_sigma<k>.md``).
 
 Metrics on outputs clipped to [0, 1]: PSNR over the whole slice, PSNR inside the brain mask,
-SSIM (scikit-image, data_range=1), averaged over the held-out slices. Tables go to
+SSIM (scikit-image, data_range=1), averaged over the held-out slices (``scoring.metrics``). Tables go to
 ``benchmarks/results/compare_<mode>_<noise>_sigma<k>.md`` and a figure of the sigma = 25/255
 case to ``compare_<mode>_gaussian_sigma25.png``.
 """
@@ -27,8 +27,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -36,12 +34,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))
+from bench_data import add_noise, load_dipy_t1_slice, load_mni152_axial
+from peers import denoise_peer, make_peer, make_peer_network, train_peer
+from report import command, machine
+from scoring import metrics
 
-from bench_data import add_noise, load_dipy_t1_slice, load_mni152_axial  # noqa: E402
-from peers import denoise_peer, make_peer, make_peer_network, train_peer  # noqa: E402
-
-from c2s_denoise import C2SDenoiser, __version__  # noqa: E402
+from c2s_denoise import C2SDenoiser, __version__
 
 MODES = {
     # steps of every deep method; noise kinds
@@ -49,20 +47,6 @@ MODES = {
     "full": {"steps": 20000, "noises": ("gaussian", "rician")},
 }
 SELF_SUPERVISED_PEERS = ("noise2self", "noise2void", "r2r", "neighbor2neighbor", "noisier2noise")
-
-
-def metrics(estimate: np.ndarray, clean: np.ndarray, mask: np.ndarray) -> dict[str, float]:
-    """PSNR (whole, brain mask) and SSIM averaged over slices, on the clipped estimate."""
-    from skimage.metrics import structural_similarity
-
-    estimate = np.clip(estimate, 0.0, 1.0)
-    psnr, psnr_brain, ssim = [], [], []
-    for e, c, m in zip(estimate, clean, mask):
-        error = (e - c) ** 2
-        psnr.append(10 * np.log10(1.0 / error.mean()))
-        psnr_brain.append(10 * np.log10(1.0 / error[m].mean()))
-        ssim.append(structural_similarity(e, c, data_range=1.0))
-    return {"psnr": float(np.mean(psnr)), "psnr_brain": float(np.mean(psnr_brain)), "ssim": float(np.mean(ssim))}
 
 
 def classical_methods(noisy: np.ndarray, sigma: float) -> dict[str, tuple[np.ndarray, float, float]]:
@@ -118,15 +102,6 @@ def deep_methods(
             results[key][label] = (out, model.fit_time_, (time.perf_counter() - start) / len(noisy_test))
         print(f"  {label}: {model.fit_time_:.0f} s", file=sys.stderr, flush=True)
     return results
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads), CPU"
 
 
 def write_table(path: Path, title: str, header: list[str], rows: list[dict], noisy_row: dict) -> str:
@@ -227,7 +202,7 @@ def main() -> None:
                             f"deep methods trained on the {len(split.train)} noisy MNI152 training slices (no retraining)")
                     title = f"dipy T1 slice, {noise} noise sigma = {k}/255 ({args.mode} mode)"
                 header = [
-                    f"- date: {started:%Y-%m-%d %H:%M UTC}; command: `python {' '.join([Path(sys.argv[0]).as_posix()] + sys.argv[1:])}`",
+                    f"- date: {started:%Y-%m-%d %H:%M UTC}; command: `{command()}`",
                     f"- machine: {machine()}; c2s-denoise {__version__}",
                     f"- data: {data}; {noise} noise sigma = {k}/255 (train seed 1, test seed 2)",
                     f"- deep methods: same U-Net class (width 16, depth 3), {mode['steps']} steps of 8 patches 48x48 each, "

@@ -16,21 +16,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).parent))
+from bench_data import load_mni152_axial
+from scoring import scores
 
-from bench_data import load_mni152_axial  # noqa: E402
-from realistic_scans import scores  # noqa: E402
-
-from c2s_denoise import C2SDenoiser  # noqa: E402
-from c2s_denoise.magnitude import unbias_magnitude  # noqa: E402
-from c2s_denoise.noise import estimate_sigma  # noqa: E402
-from c2s_denoise.simulate import magnitude_noise  # noqa: E402
+from c2s_denoise import C2SDenoiser
+from c2s_denoise.magnitude import unbias_magnitude
+from c2s_denoise.noise import estimate_sigma
+from c2s_denoise.simulate import magnitude_noise
 
 
 def noisy_pair(noise: str, sigma: float):

@@ -13,19 +13,15 @@ steps of interest are printed.
 """
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))
+from bench_data import add_noise, load_mni152_axial
+from scoring import metrics
 
-from bench_data import add_noise, load_mni152_axial  # noqa: E402
-from compare import metrics  # noqa: E402
-
-from c2s_denoise.engine import (  # noqa: E402
+from c2s_denoise.engine import (
     ExponentialMovingAverage,
     GDSMLoss,
     NoiseConditionedUNet,

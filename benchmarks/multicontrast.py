@@ -36,9 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from bench_data import (  # noqa: E402
+from bench_data import (
     DEFAULT_TEST_SLICES,
     TEST_NOISE_SEED,
     TRAIN_NOISE_SEED,
@@ -46,9 +44,10 @@ from bench_data import (  # noqa: E402
     load_mni152_multicontrast,
     load_mni152_slabs,
 )
-from compare import machine, metrics  # noqa: E402
+from report import command, machine
+from scoring import metrics
 
-from c2s_denoise import C2SDenoiser, __version__  # noqa: E402
+from c2s_denoise import C2SDenoiser, __version__
 
 SIGMA_LEVEL = 25  # sigma = 25/255 on images in [0, 1]
 PAPER_CLAIM = "+0.5 to +1.1 dB on T1 from adding a second contrast (docs/method.md section 6)"
@@ -58,10 +57,6 @@ DESIGN_NOTE = (
     "further corrupted; the GDSM corruption and the loss act on the target channel (the target "
     "slice) only (docs/method.md section 6)"
 )
-
-
-def _command() -> str:
-    return f"python {' '.join([Path(sys.argv[0]).as_posix()] + sys.argv[1:])}"
 
 
 def table_a(data, noisy_train, noisy_test, sigma: float, steps: int) -> tuple[list[dict], str]:
@@ -251,7 +246,7 @@ def main() -> None:
     rows_b = table_b(slabs, noisy_train_slabs, noisy_test_slabs, sigma, args.steps, contexts)
     h, w = data.test.shape[2:]
     header = [
-        f"- date: {started:%Y-%m-%d %H:%M UTC}; command: `{_command()}`",
+        f"- date: {started:%Y-%m-%d %H:%M UTC}; command: `{command()}`",
         f"- machine: {machine()}; device {device}; c2s-denoise {__version__}",
         f"- Table A data: {data.source}; contrasts {', '.join(data.contrasts)} as channels; "
         f"{len(data.train)} training / {len(data.test)} held-out axial slices {h}x{w} (slices {data.test_indices}); "
@@ -268,14 +263,14 @@ def main() -> None:
         f"- paper's claim: {PAPER_CLAIM}",
         f"- design: {DESIGN_NOTE}",
         "- metrics: outputs clipped to [0, 1]; PSNR inside the brain mask and SSIM (scikit-image, data_range 1), "
-        "averaged over the test slices (`compare.metrics`)",
+        "averaged over the test slices (`scoring.metrics`)",
     ]
     name = f"multicontrast_sigma{SIGMA_LEVEL}_{args.steps}steps" + ("_table_b" if args.table_b_only else "")
     text = write_report(args.out / f"{name}.md", header, rows_a, rows_b, noisy_b)
     print(text, flush=True)
     summary = {
         "date": f"{started:%Y-%m-%d %H:%M UTC}",
-        "command": _command(),
+        "command": command(),
         "machine": machine(),
         "device": device,
         "version": __version__,

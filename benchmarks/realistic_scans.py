@@ -44,17 +44,16 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).parent))
+from bench_data import load_mni152_axial
+from report import machine
+from scoring import scores
 
-from bench_data import load_mni152_axial  # noqa: E402
-from compare import machine  # noqa: E402
-
-from c2s_denoise import C2SDenoiser, __version__  # noqa: E402
-from c2s_denoise.coil_combination import combine_coils  # noqa: E402
-from c2s_denoise.coil_noise import estimate_noise_covariance  # noqa: E402
-from c2s_denoise.io.fastmri import centered_ifft2, rss  # noqa: E402
-from c2s_denoise.noise import auto_noise_level, estimate_sigma  # noqa: E402
-from c2s_denoise.simulate import magnitude_noise, simulate_multicoil  # noqa: E402
+from c2s_denoise import C2SDenoiser, __version__
+from c2s_denoise.coil_combination import combine_coils
+from c2s_denoise.coil_noise import estimate_noise_covariance
+from c2s_denoise.io.fastmri import centered_ifft2, rss
+from c2s_denoise.noise import auto_noise_level, estimate_sigma
+from c2s_denoise.simulate import magnitude_noise, simulate_multicoil
 
 RESULTS = Path(__file__).parent / "results"
 SIGMAS = {"low": 0.08, "high": 0.03}
@@ -65,16 +64,6 @@ HEADER = (
     "<trajectory>cartesian</trajectory></encoding><acquisitionSystemInformation><receiverChannels>{n}"
     "</receiverChannels></acquisitionSystemInformation></ismrmrdHeader>"
 )
-
-
-def scores(estimate: np.ndarray, clean: np.ndarray, mask: np.ndarray) -> dict[str, float]:
-    """Brain-mask PSNR and whole-slice SSIM, range of the clean volume, averaged over slices."""
-    from skimage.metrics import structural_similarity
-
-    peak = float(clean.max())
-    psnr = [10 * np.log10(peak**2 / np.mean((e - c)[m] ** 2)) for e, c, m in zip(estimate, clean, mask)]
-    ssim = [structural_similarity(e, c, data_range=peak) for e, c in zip(estimate, clean)]
-    return {"psnr_brain": float(np.mean(psnr)), "ssim": float(np.mean(ssim))}
 
 
 def write_kspace(path: Path, kspace: np.ndarray, crop: tuple[int, int]) -> None:

@@ -22,13 +22,13 @@ import argparse
 import datetime
 import json
 import os
-import platform
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from report import command, cpu_model
 
 from c2s_denoise import C2SDenoiser, __version__
 from c2s_denoise.engine import (
@@ -41,16 +41,6 @@ from c2s_denoise.engine import (
     resolve_device,
     train_gdsm,
 )
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _sync(device: torch.device) -> None:
@@ -137,7 +127,7 @@ def main() -> None:
 
     record = {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "command": "python " + " ".join([Path(sys.argv[0]).as_posix()] + sys.argv[1:]),
+        "command": command(),
         "machine": {
             "cpu": cpu_model(),
             "cores": os.cpu_count(),

@@ -31,13 +31,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))
+from bench_data import add_noise, load_mni152_axial
+from report import command, machine
+from scoring import metrics
+from peers import denoise_peer, make_peer, make_peer_network, train_peer
 
-from bench_data import add_noise, load_mni152_axial  # noqa: E402
-from compare import machine, metrics  # noqa: E402
-from peers import denoise_peer, make_peer, make_peer_network, train_peer  # noqa: E402
-
-from c2s_denoise import C2SDenoiser  # noqa: E402
+from c2s_denoise import C2SDenoiser
 
 RESULTS = Path(__file__).parent / "results"
 SIGMA = 25 / 255
@@ -171,7 +170,7 @@ def main() -> None:
     started = datetime.datetime.now(datetime.timezone.utc)
     header = {
         "dates": [f"{started:%Y-%m-%d}"],
-        "commands": [f"python {' '.join([Path(sys.argv[0]).as_posix()] + sys.argv[1:])}"],
+        "commands": [command()],
         "machine": machine().replace(f"({torch.get_num_threads()} threads)", "(threads per run below)"),
         "rates": {m: rates[m] for m in args.methods},
         "noisy": metrics(data["noisy_test"], split.test, split.test_mask),

@@ -1,14 +1,8 @@
-"""Benchmark data loaders (benchmarks/bench_data.py): MNI152 slices, dipy's T1 slice, noise."""
-
-import sys
-from pathlib import Path
+"""Benchmark data loaders (benchmarks/bench_data/): MNI152 slices, dipy's T1 slice, noise."""
 
 import numpy as np
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-
-from bench_data import (  # noqa: E402
+from bench_data import (
     CONTRASTS,
     DEFAULT_TEST_SLICES,
     DEFAULT_TRAIN_SLICES,
@@ -224,3 +218,36 @@ def test_slabs_are_contiguous_and_held_out():
         load_mni152_slabs(3, 5, gap=4)  # 5 slices 2 mm apart fit only above the top test slab
     with pytest.raises(ValueError):
         load_mni152_slabs(0, 3)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_benchmark_psnr_is_the_package_psnr_and_the_former_formulas(dtype):
+    """benchmarks/scoring.py scores with c2s_denoise.metrics.psnr; the numbers equal the hand-written
+    formulas the scripts used before (compare.metrics, realistic_scans.scores, budget_sweep.psnr)."""
+    pytest.importorskip("skimage")
+    from scoring import masked_psnr, metrics, psnr, scores
+
+    from c2s_denoise import metrics as package_metrics
+
+    assert psnr is package_metrics.psnr
+    rng = np.random.default_rng(0)
+    clean = rng.uniform(0.0, 1.0, (3, 24, 20))
+    estimate = (clean + 0.2 * rng.standard_normal(clean.shape)).astype(dtype)
+    mask = rng.uniform(size=clean.shape) < 0.4
+
+    clipped = np.clip(estimate, 0.0, 1.0)
+    whole, brain = [], []
+    for e, c, m in zip(clipped, clean, mask):
+        error = (e - c) ** 2
+        whole.append(10 * np.log10(1.0 / error.mean()))
+        brain.append(10 * np.log10(1.0 / error[m].mean()))
+    result = metrics(estimate, clean, mask)
+    assert result["psnr"] == float(np.mean(whole)) and result["psnr_brain"] == float(np.mean(brain))
+
+    peak = float(clean.max())
+    former = [10 * np.log10(peak**2 / np.mean((e - c)[m] ** 2)) for e, c, m in zip(estimate, clean, mask)]
+    assert scores(estimate, clean, mask)["psnr_brain"] == float(np.mean(former))
+    assert masked_psnr(estimate[0], clean[0], mask[0], range_=peak) == former[0]
+
+    budget_sweep = float(10 * np.log10(1.0 / np.mean((np.clip(estimate, 0, 1) - clean) ** 2)))
+    assert psnr(np.clip(estimate, 0, 1), clean, range_=1.0) == budget_sweep

@@ -1,16 +1,13 @@
-"""The self-supervised peers of the benchmark (benchmarks/peers.py): their maths, and a smoke fit."""
+"""The self-supervised peers of the benchmark (benchmarks/peers/): their maths, and a smoke fit."""
 
 import copy
-import sys
-from pathlib import Path
+import inspect
 
 import numpy as np
+import peers
 import pytest
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-
-from peers import (  # noqa: E402
+from peers import (
     PEERS,
     BlindSpotLoss,
     Neighbor2NeighborLoss,
@@ -28,8 +25,8 @@ from peers import (  # noqa: E402
     train_peer,
 )
 
-from c2s_denoise.engine import GDSMLoss  # noqa: E402
-from c2s_denoise.phantom import brain_phantom  # noqa: E402
+from c2s_denoise.engine import GDSMLoss, GDSMStep
+from c2s_denoise.phantom import brain_phantom
 
 
 def _generator(seed: int = 0) -> torch.Generator:
@@ -166,8 +163,8 @@ def test_blind_spot_loss_only_counts_masked_pixels(loss):
     _, mask = loss.mask(y, _generator(5))
     base = lambda x, s: 0.5 * x  # noqa: E731
     spoiled = lambda x, s: 0.5 * x + 1e3 * (~mask).to(x.dtype)  # noqa: E731
-    value = loss(base, y, sigma, generator=_generator(5))
-    torch.testing.assert_close(loss(spoiled, y, sigma, generator=_generator(5)), value)
+    value = loss(base, y, sigma, _generator(5), 1.0)
+    torch.testing.assert_close(loss(spoiled, y, sigma, _generator(5), 1.0), value)
     masked_input, _ = loss.mask(y, _generator(5))
     expected = (0.5 * masked_input - y)[mask.expand_as(y)].square().mean()
     torch.testing.assert_close(value, expected)
@@ -209,7 +206,7 @@ def test_neighbor_subsampler_picks_two_adjacent_pixels_of_each_cell():
 def test_neighbor2neighbor_loss_of_the_identity_is_the_neighbour_difference():
     y = torch.randn(2, 1, 8, 8, generator=_generator(0))
     sigma = torch.tensor([0.1, 0.1])
-    value = Neighbor2NeighborLoss(gamma=2.0, ramp=False)(lambda x, s: x, y, sigma, generator=_generator(1))
+    value = Neighbor2NeighborLoss(gamma=2.0, ramp=False)(lambda x, s: x, y, sigma, _generator(1), 1.0)
     first, second = neighbor_pair_indices((2, 4, 4), _generator(1))
     expected = (neighbor_subsample(y, first) - neighbor_subsample(y, second)).square().mean()
     torch.testing.assert_close(value, expected)  # the regulariser is 0 for the identity
@@ -233,6 +230,30 @@ def test_registry_and_argument_errors(tiny_data):
         train_peer(Noise2CleanLoss(), make_peer_network(width=4, depth=1), noisy, 0.1, max_iter=1)
     with pytest.raises(ValueError, match="grid"):
         BlindSpotLoss(shared_offset=False, j_invariant_inference=True)
+
+
+def test_a_peer_is_the_engine_step_loss_itself(tiny_data, monkeypatch):
+    # the peers' __call__ has the engine's StepLoss signature, the one of GDSMStep.__call__
+    step_parameters = inspect.signature(GDSMStep.__call__).parameters.values()
+    for cls in PEERS.values():
+        parameters = inspect.signature(cls.__call__).parameters.values()
+        assert [(p.kind, p.default) for p in parameters] == [(p.kind, p.default) for p in step_parameters]
+    # and train_peer hands the peer itself to train_network, as the loss_step
+    _, noisy = tiny_data
+    seen = {}
+
+    def fake_train_network(network, images, noise_levels, **kwargs):
+        seen.update(kwargs, images=images)
+        return "trained"
+
+    monkeypatch.setattr(peers.training, "train_network", fake_train_network)
+    loss = Neighbor2NeighborLoss()
+    assert train_peer(loss, make_peer_network(width=4, depth=1), noisy, 0.1, max_iter=3) == "trained"
+    assert seen["loss_step"] is loss and not seen["config"].divergence_guard and seen["config"].max_iter == 3
+    loss = Noise2CleanLoss()
+    train_peer(loss, make_peer_network(width=4, depth=1), noisy, 0.1, clean=2 * noisy, max_iter=3)
+    assert seen["loss_step"] is loss and seen["config"].divergence_guard
+    torch.testing.assert_close(seen["images"][0], torch.from_numpy(np.stack([noisy[0], 2 * noisy[0]])).float())
 
 
 def test_training_is_deterministic_under_a_seed(tiny_data):
@@ -270,9 +291,11 @@ def test_smoke_training_lowers_the_loss(name, tiny_data):
     clean_batch = torch.from_numpy(clean[:, None]).float()
     sigma = torch.full((len(noisy),), 0.1)
 
+    patches = torch.cat([noisy_batch, clean_batch], dim=1) if criterion.needs_clean else noisy_batch
+
     def evaluate(net):  # same masks / noise for both networks: a paired comparison
         with torch.no_grad():
-            return float(criterion(net, noisy_batch, sigma, generator=_generator(123), clean=clean_batch))
+            return float(criterion(net, patches, sigma, _generator(123), 1.0))
 
     assert evaluate(result.network) < 0.95 * evaluate(initial)
     denoised = denoise_peer(loss, result.network, noisy[:2], 0.1, seed=0)
