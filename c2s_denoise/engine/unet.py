@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["NoiseConditionedUNet", "multiply_adds_per_pixel"]
+__all__ = ["NoiseConditionedUNet", "multiply_adds_per_pixel", "network_from_state", "network_state"]
 
 
 class NoiseEmbedding(nn.Module):
@@ -225,3 +225,29 @@ def multiply_adds_per_pixel(network: NoiseConditionedUNet, size: int = 64) -> fl
         for handle in handles:
             handle.remove()
     return total[0] / (size * size)
+
+
+def network_state(network: NoiseConditionedUNet) -> dict:
+    """A network's constructor arguments and weights as CPU tensors (what pickling stores).
+
+    Parameters
+    ----------
+    network : NoiseConditionedUNet
+
+    Returns
+    -------
+    dict
+        ``{"config": constructor arguments, "weights": state dict on the CPU}``; the inverse of
+        :func:`network_from_state`.
+    """
+    return {
+        "config": dict(network.config),
+        "weights": {name: tensor.detach().cpu().clone() for name, tensor in network.state_dict().items()},
+    }
+
+
+def network_from_state(saved: dict) -> NoiseConditionedUNet:
+    """Rebuild the network saved by :func:`network_state`, in evaluation mode."""
+    network = NoiseConditionedUNet(**saved["config"])
+    network.load_state_dict(saved["weights"])
+    return network.eval()
