@@ -50,6 +50,11 @@ from .noise import resolve_noise_model
 
 __all__ = ["C2SBase"]
 
+#: Items ``(n_contrasts, D, H, W)``, one per image/volume (complex ones as parts in the networks' steps).
+Items = list[np.ndarray]
+#: The contrast names, None without named contrasts.
+Names = tuple[str, ...] | None
+
 
 class C2SBase(TransformerMixin, BaseEstimator):
     """Private steps of :class:`~c2s_denoise.estimator.C2SDenoiser` (not for direct use)."""
@@ -99,7 +104,9 @@ class C2SBase(TransformerMixin, BaseEstimator):
         )
 
     # ------------------------------------------------------------------ networks
-    def _network_inputs(self, parts, sigmas, scales, contrast: int, is_complex: bool):
+    def _network_inputs(
+        self, parts: Items, sigmas: np.ndarray, scales: np.ndarray, contrast: int, is_complex: bool
+    ) -> tuple[list[torch.Tensor], torch.Tensor, int]:
         """Input tensors ``(n_channels, H, W)`` of every slice, the contrast's normalised noise levels, ``n_channels``."""
         inputs, levels, n_channels = network_inputs(
             parts,
@@ -118,7 +125,7 @@ class C2SBase(TransformerMixin, BaseEstimator):
             return {0: self.network_}
         return {self.contrasts_.index(name): network for name, network in self.networks_.items()}
 
-    def _fit(self, X):
+    def _fit(self, X) -> C2SBase:
         """Read ``X``, measure its noise, train one network per denoised contrast, store the fitted attributes."""
         names = self._contrast_names()
         items, _ = self._split(X, names, reset=True)
@@ -150,7 +157,15 @@ class C2SBase(TransformerMixin, BaseEstimator):
             air_weight=float(self.air_weight),
         )
 
-    def _train_networks(self, parts, sigmas, scales, denoised_contrasts, names, is_complex) -> dict[int, TrainingResult]:
+    def _train_networks(
+        self,
+        parts: Items,
+        sigmas: np.ndarray,
+        scales: np.ndarray,
+        denoised_contrasts: list[int],
+        names: Names,
+        is_complex: bool,
+    ) -> dict[int, TrainingResult]:
         """Train the network of each denoised contrast in turn (the rest are skipped once a fit is interrupted)."""
         random_state = check_random_state(self.random_state)
         results: dict[int, TrainingResult] = {}
@@ -177,7 +192,9 @@ class C2SBase(TransformerMixin, BaseEstimator):
                 break
         return results
 
-    def _train_network(self, parts, sigmas, scales, contrast: int, is_complex: bool, seed: int) -> TrainingResult:
+    def _train_network(
+        self, parts: Items, sigmas: np.ndarray, scales: np.ndarray, contrast: int, is_complex: bool, seed: int
+    ) -> TrainingResult:
         """Build the network of one contrast (weights seeded by ``seed``) and train it with GDSM."""
         inputs, levels, n_channels = self._network_inputs(parts, sigmas, scales, contrast, is_complex)
         with torch.random.fork_rng(devices=[]):
@@ -203,7 +220,15 @@ class C2SBase(TransformerMixin, BaseEstimator):
             air_rms=levels * air_factor(self.noise_model_, self.n_coils),
         )
 
-    def _store_fit(self, results: dict[int, TrainingResult], names, sigmas, scales, methods, is_complex: bool) -> None:
+    def _store_fit(
+        self,
+        results: dict[int, TrainingResult],
+        names: Names,
+        sigmas: np.ndarray,
+        scales: np.ndarray,
+        methods: np.ndarray,
+        is_complex: bool,
+    ) -> None:
         """Set the fitted attributes from the training results."""
         if names is None:
             self.network_ = results[0].network
@@ -220,7 +245,9 @@ class C2SBase(TransformerMixin, BaseEstimator):
         self.device_ = str(resolve_device(self.device))
 
     # ------------------------------------------------------------------ transform
-    def _denoise_items(self, items, sigmas, scales, contrasts: list[int] | None = None) -> list[np.ndarray]:
+    def _denoise_items(
+        self, items: Items, sigmas: np.ndarray, scales: np.ndarray, contrasts: list[int] | None = None
+    ) -> Items:
         """Denoised copies of ``items`` (float64 or complex128, input units); contrasts without a network are copied.
 
         Complex items are denoised as (real, imaginary) channels; magnitude items get their
@@ -268,7 +295,9 @@ class C2SBase(TransformerMixin, BaseEstimator):
             raise ValueError("y must have the same layout and shapes as X")
         return references
 
-    def _sure_psnrs(self, items, denoised, sigmas, scales, contrasts: list[int]) -> list[float]:
+    def _sure_psnrs(
+        self, items: Items, denoised: Items, sigmas: np.ndarray, scales: np.ndarray, contrasts: list[int]
+    ) -> list[float]:
         """:func:`~c2s_denoise.metrics.sure_psnr` of each item and denoised contrast."""
         probe_rng = np.random.default_rng(0)
         scores = []
@@ -279,14 +308,16 @@ class C2SBase(TransformerMixin, BaseEstimator):
                 scores.append(sure_psnr(item[contrast], output[contrast], sigma, scale_row[contrast], denoise, probe_rng))
         return scores
 
-    def _denoise_channel(self, item, sigma_row, scale_row, contrast: int, channel: np.ndarray) -> np.ndarray:
+    def _denoise_channel(
+        self, item: np.ndarray, sigma_row: np.ndarray, scale_row: np.ndarray, contrast: int, channel: np.ndarray
+    ) -> np.ndarray:
         """The denoised ``contrast`` of ``item`` with that contrast replaced by ``channel``."""
         replaced = item.astype(channel.dtype, copy=True)
         replaced[contrast] = channel
         return self._denoise_items([replaced], sigma_row[None], scale_row[None], [contrast])[0][contrast]
 
     # ------------------------------------------------------------------ persistence
-    def __getstate__(self):
+    def __getstate__(self) -> dict:
         state = dict(super().__getstate__())  # a copy: the live estimator keeps its network
         network = state.pop("network_", None)
         if network is not None:
@@ -298,7 +329,7 @@ class C2SBase(TransformerMixin, BaseEstimator):
         state["_torch_version"] = torch.__version__
         return state
 
-    def __setstate__(self, state):
+    def __setstate__(self, state: dict) -> None:
         state = dict(state)
         saved_version = state.pop("_c2s_version", None)
         saved_torch = state.pop("_torch_version", None)

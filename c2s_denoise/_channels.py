@@ -1,15 +1,15 @@
-"""Network input channels: the target slice first, then its conditioning channels.
+"""Network input channels: the denoised slice first, then its conditioning channels.
 
 Multi-contrast C2S (docs/method.md section 6) and adjacent-slice context feed the network, besides
 the target contrast's slice ``z`` (the only channel that is corrupted and regressed on), the
 other contrasts' slice ``z`` and the slices ``z - k .. z + k`` of every contrast as
-conditioning channels. Their noise is independent of the target's, so they add information
-without giving the network the target's own noise.
+conditioning channels. Their noise is independent of the denoised slice's, so they add information
+without giving the network that slice's own noise.
 
 At the ends of a volume a missing neighbour ``z + j`` is replaced by its mirror ``z - j`` about
-the target slice. Mirroring about the volume's edge (``numpy.pad(mode="reflect")``) would, for
+the denoised slice. Mirroring about the volume's edge (``numpy.pad(mode="reflect")``) would, for
 ``k >= 2``, feed slice ``z`` itself back as a conditioning channel: the network would then see
-the target's own noisy values uncorrupted and learn the identity.
+the denoised slice's own noisy values uncorrupted and learn the identity.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def channel_plan(n_contrasts: int, target_contrast: int, context_slices: int) ->
     Returns
     -------
     list of (int, int)
-        ``1 + (n_contrasts * (2k + 1) - 1)`` channels: the target, then the others in contrast
+        ``1 + (n_contrasts * (2k + 1) - 1)`` channels: the denoised one, then the others in contrast
         order and offset order.
     """
     offsets = range(-context_slices, context_slices + 1)
@@ -53,7 +53,7 @@ def channel_plan(n_contrasts: int, target_contrast: int, context_slices: int) ->
 def complex_channel_plan(context_slices: int) -> list[tuple[int, int]]:
     """Channels of a complex image stored as parts ``(real, imaginary)``: both parts of slice ``z`` first.
 
-    Both parts are the target (corrupted and regressed on, with one noise level); the parts of
+    Both parts are denoised (corrupted and regressed on, with one noise level); the parts of
     the neighbouring slices ``z - k .. z + k`` follow as conditioning.
     """
     offsets = [o for o in range(-context_slices, context_slices + 1) if o != 0]

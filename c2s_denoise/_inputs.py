@@ -24,7 +24,7 @@ Each contrast of each item is its own normalisation unit.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -205,6 +205,18 @@ def _no_rows(name: str):
     return reject
 
 
+def _check_same_names(
+    given: Iterable[str], names: tuple[str, ...], *, unknown: Callable[[str], str], missing: Callable[[str], str]
+) -> None:
+    """Raise ``ValueError(unknown(name))`` for the first name of ``given`` not in ``names``, then ``missing`` vice versa."""
+    for name in given:
+        if name not in names:
+            raise ValueError(unknown(name))
+    for name in names:
+        if name not in given:
+            raise ValueError(missing(name))
+
+
 def split_contrast_items(X: object, contrasts: tuple[str, ...]) -> tuple[list[np.ndarray], Layout]:
     """Return ``(items, layout)`` with each item a float array ``(n_contrasts, D, H, W)``.
 
@@ -223,12 +235,12 @@ def split_contrast_items(X: object, contrasts: tuple[str, ...]) -> tuple[list[np
     """
     n_contrasts = len(contrasts)
     if isinstance(X, Mapping):
-        for name in X:
-            if name not in contrasts:
-                raise ValueError(f"X has contrast {name!r}, which is not one of the model's contrasts {contrasts}")
-        for name in contrasts:
-            if name not in X:
-                raise ValueError(f"contrast {name!r} is missing from X (the model's contrasts are {contrasts})")
+        _check_same_names(
+            X,
+            contrasts,
+            unknown=lambda name: f"X has contrast {name!r}, which is not one of the model's contrasts {contrasts}",
+            missing=lambda name: f"contrast {name!r} is missing from X (the model's contrasts are {contrasts})",
+        )
         parts = {name: split_volumes(X[name], None, _no_rows(name)) for name in contrasts}
         for name, (volumes, _) in parts.items():
             if any(volume.dtype.kind == "c" for volume in volumes):
@@ -337,12 +349,12 @@ def check_contrast_names(
         if name not in names:
             raise ValueError(f"target contrast {name!r} is not one of contrasts={names}")
     if isinstance(sigma, dict):
-        for name in sigma:
-            if name not in names:
-                raise ValueError(f"sigma has an entry for contrast {name!r}, which is not one of contrasts={names}")
-        for name in names:
-            if name not in sigma:
-                raise ValueError(f"sigma has no entry for contrast {name!r}")
+        _check_same_names(
+            sigma,
+            names,
+            unknown=lambda name: f"sigma has an entry for contrast {name!r}, which is not one of contrasts={names}",
+            missing=lambda name: f"sigma has no entry for contrast {name!r}",
+        )
     return names
 
 

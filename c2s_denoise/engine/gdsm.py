@@ -170,7 +170,7 @@ class GDSMStep:
         ``rho = sigma_target / sigma_data``.
     n_denoised_channels : int, default=1
         The first ``n_denoised_channels`` channels of a batch are the denoised channels
-        (corrupted, and the loss's regression target); the remaining channels are conditioning
+        (corrupted, and what the loss regresses on); the remaining channels are conditioning
         inputs passed to the network unchanged (docs/method.md section 6: other contrasts,
         neighbouring slices).
     """
