@@ -1,32 +1,40 @@
-"""Network input channels: the target slice first, then its conditioning channels.
+"""Network input channels: the denoised slice first, then its conditioning channels.
 
 Multi-contrast C2S (docs/method.md section 6) and adjacent-slice context feed the network, besides
 the target contrast's slice ``z`` (the only channel that is corrupted and regressed on), the
 other contrasts' slice ``z`` and the slices ``z - k .. z + k`` of every contrast as
-conditioning channels. Their noise is independent of the target's, so they add information
-without giving the network the target's own noise.
+conditioning channels. Their noise is independent of the denoised slice's, so they add information
+without giving the network that slice's own noise.
 
 At the ends of a volume a missing neighbour ``z + j`` is replaced by its mirror ``z - j`` about
-the target slice. Mirroring about the volume's edge (``numpy.pad(mode="reflect")``) would, for
+the denoised slice. Mirroring about the volume's edge (``numpy.pad(mode="reflect")``) would, for
 ``k >= 2``, feed slice ``z`` itself back as a conditioning channel: the network would then see
-the target's own noisy values uncorrupted and learn the identity.
+the denoised slice's own noisy values uncorrupted and learn the identity.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["channel_plan", "complex_channel_plan", "min_depth", "neighbour_index", "slice_stacks"]
+__all__ = [
+    "as_parts",
+    "channel_plan",
+    "complex_channel_plan",
+    "min_depth",
+    "neighbour_index",
+    "network_inputs",
+    "slice_stacks",
+]
 
 
-def channel_plan(n_contrasts: int, target: int, context_slices: int) -> list[tuple[int, int]]:
-    """``(contrast, slice offset)`` of every input channel, the target ``(target, 0)`` first.
+def channel_plan(n_contrasts: int, target_contrast: int, context_slices: int) -> list[tuple[int, int]]:
+    """``(contrast, slice offset)`` of every input channel, the denoised one ``(target_contrast, 0)`` first.
 
     Parameters
     ----------
     n_contrasts : int
         Contrasts per item.
-    target : int
+    target_contrast : int
         Index of the contrast being denoised.
     context_slices : int
         ``k``: slices ``z - k .. z + k`` of every contrast enter as conditioning.
@@ -34,18 +42,18 @@ def channel_plan(n_contrasts: int, target: int, context_slices: int) -> list[tup
     Returns
     -------
     list of (int, int)
-        ``1 + (n_contrasts * (2k + 1) - 1)`` channels: the target, then the others in contrast
+        ``1 + (n_contrasts * (2k + 1) - 1)`` channels: the denoised one, then the others in contrast
         order and offset order.
     """
     offsets = range(-context_slices, context_slices + 1)
-    others = [(c, o) for c in range(n_contrasts) for o in offsets if (c, o) != (target, 0)]
-    return [(target, 0), *others]
+    others = [(c, o) for c in range(n_contrasts) for o in offsets if (c, o) != (target_contrast, 0)]
+    return [(target_contrast, 0), *others]
 
 
 def complex_channel_plan(context_slices: int) -> list[tuple[int, int]]:
     """Channels of a complex image stored as parts ``(real, imaginary)``: both parts of slice ``z`` first.
 
-    Both parts are the target (corrupted and regressed on, with one noise level); the parts of
+    Both parts are denoised (corrupted and regressed on, with one noise level); the parts of
     the neighbouring slices ``z - k .. z + k`` follow as conditioning.
     """
     offsets = [o for o in range(-context_slices, context_slices + 1) if o != 0]
@@ -74,3 +82,63 @@ def slice_stacks(item: np.ndarray, plan: list[tuple[int, int]]) -> list[np.ndarr
         slices = np.array([neighbour_index(z, offset, depth) for _, offset in plan])
         stacks.append(item[contrasts, slices])
     return stacks
+
+
+def as_parts(
+    items: list[np.ndarray], sigmas: np.ndarray, scales: np.ndarray, is_complex: bool
+) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+    """Complex items ``(1, D, H, W)`` as real ``(2, D, H, W)`` (real, imaginary), levels and scales repeated.
+
+    Real items come back as they are.
+    """
+    if not is_complex:
+        return items, sigmas, scales
+    parts = [np.concatenate([item.real, item.imag]) for item in items]
+    return parts, np.repeat(sigmas, 2, axis=1), np.repeat(scales, 2, axis=1)
+
+
+def network_inputs(
+    items: list[np.ndarray],
+    sigmas: np.ndarray,
+    scales: np.ndarray,
+    target_contrast: int,
+    context_slices: int,
+    *,
+    is_complex: bool = False,
+    min_relative_sigma: float = 0.0,
+) -> tuple[list[np.ndarray], list[float], int]:
+    """Normalised network inputs of every slice of every item, for the network of ``target_contrast``.
+
+    Parameters
+    ----------
+    items : list of ndarray, each (C, D, H, W)
+        Real items (complex ones as parts, see :func:`as_parts`).
+    sigmas, scales : ndarray, shape (n_items, C)
+        Noise level and intensity scale of each item and channel, input units.
+    target_contrast : int
+        The denoised channel (for complex parts: 0, with 1 the imaginary part).
+    context_slices : int
+        ``k`` of :func:`channel_plan`.
+    is_complex : bool, default=False
+        Whether ``items`` are complex parts (:func:`complex_channel_plan`).
+    min_relative_sigma : float, default=0.0
+        Lower bound of the normalised noise levels.
+
+    Returns
+    -------
+    inputs : list of ndarray, each (n_channels, H, W), float32, C-contiguous
+    levels : list of float
+        Normalised noise level of the denoised channel of each input.
+    n_channels : int
+    """
+    if is_complex:
+        plan = complex_channel_plan(context_slices)
+    else:
+        plan = channel_plan(items[0].shape[0], target_contrast, context_slices)
+    inputs, levels = [], []
+    for item, sigma, scale in zip(items, sigmas, scales):
+        normalised = (item / scale[:, None, None, None]).astype(np.float32)
+        stacks = slice_stacks(normalised, plan)
+        inputs += [np.ascontiguousarray(stack) for stack in stacks]
+        levels += [max(float(sigma[target_contrast]) / scale[target_contrast], min_relative_sigma)] * len(stacks)
+    return inputs, levels, len(plan)

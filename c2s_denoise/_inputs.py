@@ -24,14 +24,26 @@ Each contrast of each item is its own normalisation unit.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import sparse
 from sklearn.utils.validation import check_array
 
-__all__ = ["Layout", "intensity_scale", "join_contrast_items", "join_volumes", "split_contrast_items", "split_volumes"]
+__all__ = [
+    "Layout",
+    "check_contrast_names",
+    "check_fitted_contrasts",
+    "check_kind",
+    "check_min_depth",
+    "intensity_scale",
+    "item_scales",
+    "join_contrast_items",
+    "join_volumes",
+    "split_contrast_items",
+    "split_volumes",
+]
 
 
 @dataclass
@@ -193,6 +205,18 @@ def _no_rows(name: str):
     return reject
 
 
+def _check_same_names(
+    given: Iterable[str], names: tuple[str, ...], *, unknown: Callable[[str], str], missing: Callable[[str], str]
+) -> None:
+    """Raise ``ValueError(unknown(name))`` for the first name of ``given`` not in ``names``, then ``missing`` vice versa."""
+    for name in given:
+        if name not in names:
+            raise ValueError(unknown(name))
+    for name in names:
+        if name not in given:
+            raise ValueError(missing(name))
+
+
 def split_contrast_items(X: object, contrasts: tuple[str, ...]) -> tuple[list[np.ndarray], Layout]:
     """Return ``(items, layout)`` with each item a float array ``(n_contrasts, D, H, W)``.
 
@@ -211,12 +235,12 @@ def split_contrast_items(X: object, contrasts: tuple[str, ...]) -> tuple[list[np
     """
     n_contrasts = len(contrasts)
     if isinstance(X, Mapping):
-        for name in X:
-            if name not in contrasts:
-                raise ValueError(f"X has contrast {name!r}, which is not one of the model's contrasts {contrasts}")
-        for name in contrasts:
-            if name not in X:
-                raise ValueError(f"contrast {name!r} is missing from X (the model's contrasts are {contrasts})")
+        _check_same_names(
+            X,
+            contrasts,
+            unknown=lambda name: f"X has contrast {name!r}, which is not one of the model's contrasts {contrasts}",
+            missing=lambda name: f"contrast {name!r} is missing from X (the model's contrasts are {contrasts})",
+        )
         parts = {name: split_volumes(X[name], None, _no_rows(name)) for name in contrasts}
         for name, (volumes, _) in parts.items():
             if any(volume.dtype.kind == "c" for volume in volumes):
@@ -287,3 +311,89 @@ def join_contrast_items(items: list[np.ndarray], layout: Layout, contrasts: tupl
     if layout.kind == "list":
         return [i.reshape(shape).astype(dtype, copy=False) for i, shape, dtype in zip(items, layout.shapes, layout.dtypes)]
     return np.stack(items).reshape(layout.array_shape).astype(layout.dtypes[0], copy=False)
+
+
+def item_scales(items: list[np.ndarray]) -> np.ndarray:
+    """:func:`intensity_scale` of each contrast of each item ``(n_contrasts, D, H, W)``: ``(n_items, n_contrasts)``."""
+    return np.array([[intensity_scale(volume) for volume in item] for item in items])
+
+
+def check_contrast_names(
+    contrasts: tuple[str, ...] | list[str] | None,
+    target_contrasts: tuple[str, ...] | list[str] | None,
+    sigma: object,
+) -> tuple[str, ...] | None:
+    """The estimator's ``contrasts`` as a tuple (None for single-contrast input), checked.
+
+    ``target_contrasts`` must name contrasts of ``contrasts``, and a dict ``sigma`` must have
+    exactly one entry per contrast.
+
+    Raises
+    ------
+    ValueError
+        Naming the contrast at fault.
+    """
+    if contrasts is None:
+        if target_contrasts is not None:
+            raise ValueError("target_contrasts needs contrasts (the names of the contrasts in X)")
+        if isinstance(sigma, dict):
+            raise ValueError("sigma can be a dict of per-contrast values only with contrasts")
+        return None
+    names = tuple(contrasts)
+    if not names or not all(isinstance(name, str) and name for name in names):
+        raise ValueError(f"contrasts must be a non-empty sequence of non-empty names, got {contrasts!r}")
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise ValueError(f"contrast {duplicates[0]!r} appears more than once in contrasts={names}")
+    for name in target_contrasts or ():
+        if name not in names:
+            raise ValueError(f"target contrast {name!r} is not one of contrasts={names}")
+    if isinstance(sigma, dict):
+        _check_same_names(
+            sigma,
+            names,
+            unknown=lambda name: f"sigma has an entry for contrast {name!r}, which is not one of contrasts={names}",
+            missing=lambda name: f"sigma has no entry for contrast {name!r}",
+        )
+    return names
+
+
+def check_fitted_contrasts(names: tuple[str, ...] | None, fitted: tuple[str, ...] | None) -> tuple[str, ...] | None:
+    """``names`` after checking that they are the fitted contrasts ``fitted``, in the same order."""
+    if names != fitted:
+        if fitted is None or names is None:
+            raise ValueError(f"contrasts={names} but the model was fitted with contrasts={fitted}")
+        for position, (given, expected) in enumerate(zip(names, fitted)):
+            if given != expected:
+                raise ValueError(
+                    f"contrast {given!r} is at position {position} but the model was fitted with {expected!r} "
+                    f"there (fitted order {fitted})"
+                )
+        extra = set(names) ^ set(fitted)
+        raise ValueError(f"contrast {sorted(extra)[0]!r} differs from the fitted contrasts {fitted}")
+    return names
+
+
+def check_min_depth(items: list[np.ndarray], depth: int, context_slices: int) -> None:
+    """Raise for the first item ``(n_contrasts, D, H, W)`` with fewer than ``depth`` slices."""
+    for index, item in enumerate(items):
+        if item.shape[1] < depth:
+            raise ValueError(
+                f"context_slices={context_slices} needs volumes of at least {depth} slices; item {index} "
+                f"has {item.shape[1]} (pass volumes (n, D, H, W), or context_slices=0 for single images)"
+            )
+
+
+def check_kind(items: list[np.ndarray], expected: bool | None) -> bool:
+    """Whether the items are complex; all must be alike (and, unless ``expected`` is None, like it)."""
+    kinds = [np.iscomplexobj(item) for item in items]
+    if any(kinds) and not all(kinds):
+        first = kinds.index(not kinds[0])
+        raise ValueError(
+            f"X mixes complex and real images (item 0 is {'complex' if kinds[0] else 'real'}, item {first} is not)"
+        )
+    is_complex = bool(kinds[0])
+    if expected is not None and is_complex != expected:
+        fitted, given = ("complex", "real") if expected else ("real", "complex")
+        raise ValueError(f"the model was fitted on {fitted} images but X is {given}")
+    return is_complex

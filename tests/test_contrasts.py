@@ -23,7 +23,7 @@ def two_contrasts(n=3, size=16, seed=0):
 
 # ------------------------------------------------------------------ channels
 def test_channel_plan_puts_the_target_first_and_never_repeats_it():
-    plan = channel_plan(n_contrasts=3, target=1, context_slices=2)
+    plan = channel_plan(n_contrasts=3, target_contrast=1, context_slices=2)
     assert plan[0] == (1, 0)
     assert len(plan) == 3 * 5 and len(set(plan)) == len(plan)
     assert (1, 0) not in plan[1:]
@@ -42,7 +42,7 @@ def test_neighbours_never_feed_back_the_target_slice(k):
 
 def test_slice_stacks_hold_the_right_slices():
     item = np.arange(2 * 4)[:, None, None].repeat(3, 1).repeat(3, 2).reshape(2, 4, 3, 3).astype(float)
-    stacks = slice_stacks(item, channel_plan(2, target=0, context_slices=1))
+    stacks = slice_stacks(item, channel_plan(2, target_contrast=0, context_slices=1))
     assert len(stacks) == 4 and stacks[0].shape == (6, 3, 3)
     # item[c, z] is filled with 4c + z; slice 0: target (0,0), then (0,-1)->mirror 1, (0,+1)=1, (1,-1)->1, (1,0), (1,1)
     np.testing.assert_array_equal(stacks[0][:, 0, 0], [0, 1, 1, 5, 4, 5])
@@ -67,7 +67,7 @@ def test_gdsm_step_corrupts_and_regresses_the_target_channel_only():
             return self.a * x[:, :1]
 
     y = torch.rand(4, 3, 8, 8, requires_grad=True)
-    step = GDSMStep(NoiseSchedule("added", 1.5), GDSMLoss(), refinement=0.0, n_target_channels=1)
+    step = GDSMStep(NoiseSchedule("added", 1.5), GDSMLoss(), refinement=0.0, n_denoised_channels=1)
     loss = step(TargetOnly(), y, torch.full((4,), 0.1), torch.Generator().manual_seed(0), 1.0)
     loss.backward()
     assert torch.equal(seen["input"][:, 1:], y.detach()[:, 1:])  # conditioning not corrupted

@@ -159,3 +159,13 @@ def test_loss_weighting_alpha_and_output_normalisation():
     assert GDSMLoss(normalize_output_weight=True)(output, x_t, y, tau, sigma_data, sigma_target).item() == pytest.approx(
         (output - regression_target).square().mean(dim=(1, 2, 3)).mean().item()
     )
+
+
+def test_gdsm_module_examples_run():
+    """The worked example in the docstring of c2s_denoise.engine.gdsm (the GDSM step in one module)."""
+    import doctest
+
+    import c2s_denoise.engine.gdsm as gdsm_module
+
+    result = doctest.testmod(gdsm_module, raise_on_error=False)
+    assert result.attempted > 0 and result.failed == 0

@@ -5,7 +5,6 @@ import pytest
 
 from c2s_denoise.noise import (
     NOISE_ESTIMATORS,
-    _air_fraction,
     choose_noise_estimator,
     estimate_sigma,
     estimate_sigma_background,
@@ -13,6 +12,7 @@ from c2s_denoise.noise import (
     estimate_sigma_rayleigh,
     estimate_sigma_wavelet,
 )
+from c2s_denoise.noise.auto import _air_fraction
 from c2s_denoise.phantom import brain_phantom
 
 MAGNITUDE_ESTIMATORS = ("background", "foreground")

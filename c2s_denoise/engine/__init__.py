@@ -1,17 +1,18 @@
 """The torch engine of C2S: network, GDSM loss, noise schedule, trainer and inference.
 
-Plain torch only; the scikit-learn estimator in :mod:`c2s_denoise.estimator` is the sole
-numpy-torch boundary.
+Plain torch only; the scikit-learn estimator (:mod:`c2s_denoise.estimator`, its private steps in
+:mod:`c2s_denoise._base`) is the sole numpy-torch boundary. The GDSM training step is :mod:`c2s_denoise.engine.gdsm`; the training
+loop (any per-batch loss) is :func:`train_network`.
 """
 
 from .device import resolve_device
 from .ema import ExponentialMovingAverage
-from .gdsm import GDSMLoss, gdsm_coefficients
+from .gdsm import GDSMLoss, GDSMStep, corrupt, gdsm_coefficients, total_noise_level, train_gdsm
 from .inference import denoise_images
 from .patches import PatchSampler
-from .schedule import NOISE_SCHEDULES, NoiseSchedule, corrupt
-from .trainer import GDSMStep, StepLoss, TrainingConfig, TrainingResult, train_gdsm, train_network, warmup_cosine
-from .unet import NoiseConditionedUNet, multiply_adds_per_pixel
+from .schedule import NOISE_SCHEDULES, NoiseSchedule
+from .trainer import StepLoss, TrainingConfig, TrainingResult, train_network, warmup_cosine
+from .unet import NoiseConditionedUNet, multiply_adds_per_pixel, network_from_state, network_state
 
 __all__ = [
     "NOISE_SCHEDULES",
@@ -28,7 +29,10 @@ __all__ = [
     "denoise_images",
     "gdsm_coefficients",
     "multiply_adds_per_pixel",
+    "network_from_state",
+    "network_state",
     "resolve_device",
+    "total_noise_level",
     "train_gdsm",
     "train_network",
     "warmup_cosine",

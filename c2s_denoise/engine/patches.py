@@ -31,7 +31,7 @@ class PatchSampler:
     air_weight : float, default=1.0
         Probability of keeping a drawn air patch (1 samples uniformly over the field of view).
     signal_channels : int, default=1
-        Leading channels that decide whether a patch is air (the target channels).
+        Leading channels that decide whether a patch is air (the denoised channels).
 
     Notes
     -----

@@ -1,4 +1,4 @@
-"""Noise-level sampling for GDSM training (docs/method.md section 3).
+"""Sampling of the added noise level ``tau`` for GDSM training (docs/method.md section 3).
 
 Three schedules:
 
@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["NOISE_SCHEDULES", "NoiseSchedule", "corrupt"]
+__all__ = ["NOISE_SCHEDULES", "NoiseSchedule"]
 
 NOISE_SCHEDULES = ("added", "total", "fixed")
 
@@ -62,8 +62,3 @@ class NoiseSchedule:
             _MIN_TAU_RATIO * sigma_data
         )
 
-
-def corrupt(y: Tensor, tau: Tensor, generator: torch.Generator | None = None) -> Tensor:
-    """Return ``x_t = y + tau * z`` with ``z ~ N(0, I)``, ``tau`` given per sample (shape (B,))."""
-    z = torch.randn(y.shape, generator=generator, dtype=y.dtype, device="cpu").to(y.device)
-    return y + tau.view((-1,) + (1,) * (y.ndim - 1)) * z

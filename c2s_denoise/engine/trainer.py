@@ -1,4 +1,8 @@
-"""Training loop (patches, AdamW, learning-rate schedule, EMA) and the GDSM training step."""
+"""The training loop: patches, AdamW, learning-rate schedule, EMA, divergence guard.
+
+The loss of each batch is a :data:`StepLoss`; the GDSM one is
+:class:`~c2s_denoise.engine.gdsm.GDSMStep`.
+"""
 
 from __future__ import annotations
 
@@ -12,12 +16,10 @@ import torch
 from torch import Tensor, nn
 
 from .ema import ExponentialMovingAverage
-from .gdsm import GDSMLoss
 from .guard import DivergenceGuard
 from .patches import PatchSampler
-from .schedule import NoiseSchedule, corrupt
 
-__all__ = ["GDSMStep", "StepLoss", "TrainingConfig", "TrainingResult", "train_gdsm", "train_network", "warmup_cosine"]
+__all__ = ["StepLoss", "TrainingConfig", "TrainingResult", "train_network", "warmup_cosine"]
 
 # loss_step(network, patches (B, C, h, w) on the device, sigma_data (B,), generator, progress in (0, 1]) -> scalar loss
 StepLoss = Callable[[nn.Module, Tensor, Tensor, torch.Generator, float], Tensor]
@@ -25,7 +27,7 @@ StepLoss = Callable[[nn.Module, Tensor, Tensor, torch.Generator, float], Tensor]
 
 @dataclass
 class TrainingConfig:
-    """Hyper-parameters of :func:`train_gdsm`.
+    """Hyper-parameters of :func:`train_network`.
 
     Attributes
     ----------
@@ -78,7 +80,7 @@ class TrainingConfig:
 
 @dataclass
 class TrainingResult:
-    """What :func:`train_gdsm` returns."""
+    """What :func:`train_network` returns."""
 
     network: nn.Module
     loss_curve: list[float] = field(default_factory=list)
@@ -95,42 +97,6 @@ def warmup_cosine(step: int, total: int, warmup_fraction: float, final_fraction:
         return (step + 1) / warmup
     progress = min(1.0, (step - warmup) / max(1, total - warmup))
     return final_fraction + (1.0 - final_fraction) * 0.5 * (1.0 + math.cos(math.pi * progress))
-
-
-class GDSMStep:
-    """One GDSM training step's loss: draw ``tau``, corrupt, evaluate :class:`GDSMLoss`.
-
-    Parameters
-    ----------
-    schedule : NoiseSchedule
-        Sampler of the added noise ``tau``.
-    loss_fn : GDSMLoss
-    refinement : float, default=0.0
-        ``rho = sigma_target / sigma_data``.
-    n_target_channels : int, default=1
-        The first ``n_target_channels`` channels of a batch are the target (corrupted, and the
-        loss's regression target); the remaining channels are conditioning inputs passed to the
-        network unchanged (docs/method.md section 6: other contrasts, neighbouring slices).
-    """
-
-    def __init__(
-        self, schedule: NoiseSchedule, loss_fn: GDSMLoss, refinement: float = 0.0, n_target_channels: int = 1
-    ) -> None:
-        self.schedule = schedule
-        self.loss_fn = loss_fn
-        self.refinement = float(refinement)
-        self.n_target_channels = int(n_target_channels)
-
-    def __call__(self, network: nn.Module, y: Tensor, sigma_data: Tensor, generator: torch.Generator, progress: float) -> Tensor:
-        n_target = self.n_target_channels
-        target = y[:, :n_target]
-        tau = self.schedule.sample_tau(sigma_data, generator)
-        x_t = corrupt(target, tau, generator)
-        sigma_t = torch.sqrt(sigma_data.square() + tau.square())
-        # conditioning channels (after the target) enter as they are: no corruption, no loss
-        inputs = torch.cat([x_t, y[:, n_target:]], dim=1) if y.shape[1] > n_target else x_t
-        output = network(inputs, sigma_t)
-        return self.loss_fn(output, x_t, target, tau, sigma_data, self.refinement * sigma_data)
 
 
 def train_network(
@@ -262,38 +228,3 @@ def train_network(
     result.network = ema.network.eval()
     return result
 
-
-def train_gdsm(
-    network: nn.Module,
-    images: list[Tensor],
-    noise_levels: Tensor,
-    *,
-    config: TrainingConfig,
-    schedule: NoiseSchedule,
-    loss_fn: GDSMLoss,
-    generator: torch.Generator,
-    device: torch.device,
-    verbose: int = 0,
-    callback: Callable[[int, float], None] | None = None,
-    air_rms: Tensor | None = None,
-) -> TrainingResult:
-    """Train ``network`` on noisy images only with the GDSM loss (:func:`train_network` + :class:`GDSMStep`).
-
-    ``network(x_t, sigma_t)`` must return an estimate of ``E[x_target | x_t]``; the target level is
-    ``config.refinement * sigma_data``. The first ``network.out_channels`` image channels are the
-    target; any further channels are conditioning inputs (see :class:`GDSMStep`). See :func:`train_network` for the other parameters.
-    """
-    n_target = getattr(network, "out_channels", 1)
-    return train_network(
-        network,
-        images,
-        noise_levels,
-        loss_step=GDSMStep(schedule, loss_fn, config.refinement, n_target),
-        config=config,
-        generator=generator,
-        device=device,
-        verbose=verbose,
-        callback=callback,
-        air_rms=air_rms,
-        signal_channels=n_target,
-    )

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["NoiseConditionedUNet", "multiply_adds_per_pixel"]
+__all__ = ["NoiseConditionedUNet", "multiply_adds_per_pixel", "network_from_state", "network_state"]
 
 
 class NoiseEmbedding(nn.Module):
@@ -88,10 +88,10 @@ class NoiseConditionedUNet(nn.Module):
     Parameters
     ----------
     in_channels : int, default=1
-        Input channels: the ``out_channels`` target channels first, then any conditioning
+        Input channels: the ``out_channels`` denoised channels first, then any conditioning
         channels (other contrasts of the same slice, neighbouring slices).
     out_channels : int, default=1
-        Channels of the output (the denoised target channels, the first ``out_channels`` of the input).
+        Channels of the output (the denoised channels, the first ``out_channels`` of the input).
     width : int, default=16
         Channels at full resolution; doubled at each lower level.
     depth : int, default=3
@@ -167,15 +167,15 @@ class NoiseConditionedUNet(nn.Module):
         c_in = var_total.rsqrt().view(-1, 1, 1, 1)
         c_skip = (self.signal_std**2 / var_total).view(-1, 1, 1, 1)
         c_out = (sigma * self.signal_std * var_total.rsqrt()).view(-1, 1, 1, 1)
-        target = x[:, : self.out_channels]
+        denoised_input = x[:, : self.out_channels]
         if x.shape[1] > self.out_channels:
             # conditioning channels (other contrasts, neighbouring slices) keep their own noise
             # level, not sigma: they get a fixed unit-variance scaling instead of c_in(sigma)
-            scaled = torch.cat([c_in * target, x[:, self.out_channels :] / self.signal_std], dim=1)
+            scaled = torch.cat([c_in * denoised_input, x[:, self.out_channels :] / self.signal_std], dim=1)
         else:
             scaled = c_in * x
         residual = self._backbone(scaled, sigma)
-        return c_skip * target + c_out * residual
+        return c_skip * denoised_input + c_out * residual
 
     def _backbone(self, x: Tensor, sigma: Tensor) -> Tensor:
         height, width = x.shape[-2:]
@@ -225,3 +225,29 @@ def multiply_adds_per_pixel(network: NoiseConditionedUNet, size: int = 64) -> fl
         for handle in handles:
             handle.remove()
     return total[0] / (size * size)
+
+
+def network_state(network: NoiseConditionedUNet) -> dict:
+    """A network's constructor arguments and weights as CPU tensors (what pickling stores).
+
+    Parameters
+    ----------
+    network : NoiseConditionedUNet
+
+    Returns
+    -------
+    dict
+        ``{"config": constructor arguments, "weights": state dict on the CPU}``; the inverse of
+        :func:`network_from_state`.
+    """
+    return {
+        "config": dict(network.config),
+        "weights": {name: tensor.detach().cpu().clone() for name, tensor in network.state_dict().items()},
+    }
+
+
+def network_from_state(saved: dict) -> NoiseConditionedUNet:
+    """Rebuild the network saved by :func:`network_state`, in evaluation mode."""
+    network = NoiseConditionedUNet(**saved["config"])
+    network.load_state_dict(saved["weights"])
+    return network.eval()

@@ -1,0 +1,361 @@
+"""The machinery behind :class:`~c2s_denoise.estimator.C2SDenoiser`: the numpy-torch boundary.
+
+:class:`C2SBase` holds the private steps of ``fit`` (``fit -> _fit -> _train_networks ->
+_train_network``, then ``_store_fit``), of ``transform`` (``_denoise_items``), of the
+self-supervised score (``_sure_psnrs``) and pickling; :class:`~c2s_denoise.estimator.C2SDenoiser`
+adds the parameters and the public methods, as scikit-learn's ``BaseMultilayerPerceptron`` and
+``MLPRegressor`` do.
+"""
+
+from __future__ import annotations
+
+import functools
+import warnings
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils.validation import check_is_fitted, check_random_state, validate_data
+
+from ._channels import as_parts, min_depth, network_inputs
+from ._inputs import (
+    Layout,
+    check_contrast_names,
+    check_fitted_contrasts,
+    check_kind,
+    check_min_depth,
+    item_scales,
+    join_contrast_items,
+    join_volumes,
+    split_contrast_items,
+    split_volumes,
+)
+from ._noise_levels import MIN_RELATIVE_SIGMA, air_factor, coils, noise_levels
+from ._version import __version__
+from .engine import (
+    GDSMLoss,
+    NoiseConditionedUNet,
+    NoiseSchedule,
+    TrainingConfig,
+    TrainingResult,
+    denoise_images,
+    network_from_state,
+    network_state,
+    resolve_device,
+    train_gdsm,
+)
+from .magnitude import unbias_magnitude
+from .metrics import sure_psnr
+from .noise import resolve_noise_model
+
+__all__ = ["C2SBase"]
+
+#: Items ``(n_contrasts, D, H, W)``, one per image/volume (complex ones as parts in the networks' steps).
+Items = list[np.ndarray]
+#: The contrast names, None without named contrasts.
+Names = tuple[str, ...] | None
+
+
+class C2SBase(TransformerMixin, BaseEstimator):
+    """Private steps of :class:`~c2s_denoise.estimator.C2SDenoiser` (not for direct use)."""
+
+    # ------------------------------------------------------------------ input handling
+    def _contrast_names(self) -> tuple[str, ...] | None:
+        """Validated ``contrasts`` (None for single-contrast input)."""
+        return check_contrast_names(self.contrasts, self.target_contrasts, self.sigma)
+
+    def _split(self, X, names: tuple[str, ...] | None, *, reset: bool) -> tuple[list[np.ndarray], Layout]:
+        """Items ``(n_contrasts, D, H, W)`` (``n_contrasts = 1`` without contrasts) and the layout."""
+        if names is not None:
+            items, layout = split_contrast_items(X, names)
+        else:
+
+            def validate_rows(rows):
+                return validate_data(self, rows, reset=reset, dtype=[np.float64, np.float32], ensure_all_finite=True)
+
+            volumes, layout = split_volumes(X, self.image_shape, validate_rows)
+            items = [volume[None] for volume in volumes]
+        check_min_depth(items, min_depth(self.context_slices), self.context_slices)
+        return items, layout
+
+    def _read_fitted(self, X) -> tuple[list[np.ndarray], Layout, tuple[str, ...] | None, np.ndarray, np.ndarray]:
+        """``X`` for a fitted model: items, layout, contrast names, noise levels and intensity scales."""
+        check_is_fitted(self)
+        names = check_fitted_contrasts(self._contrast_names(), getattr(self, "contrasts_", None))
+        items, layout = self._split(X, names, reset=False)
+        check_kind(items, self._fitted_complex())
+        sigmas, _ = self._noise_levels(items, names)
+        return items, layout, names, sigmas, item_scales(items)
+
+    @staticmethod
+    def _join(items: list[np.ndarray], layout: Layout, names: tuple[str, ...] | None):
+        if names is None:
+            return join_volumes([item[0] for item in items], layout)
+        return join_contrast_items(items, layout, names)
+
+    def _fitted_complex(self) -> bool:
+        return bool(getattr(self, "complex_input_", False))
+
+    def _noise_levels(self, items: list[np.ndarray], names: tuple[str, ...] | None) -> tuple[np.ndarray, np.ndarray]:
+        """Noise level of each item and contrast ``(n_items, n_contrasts)`` in input units, and how it was obtained."""
+        noise_model = getattr(self, "noise_model_", None)
+        return noise_levels(
+            items, names, self.sigma, noise_model, noise_model_rule=self.noise_model, n_coils=self.n_coils
+        )
+
+    # ------------------------------------------------------------------ networks
+    def _network_inputs(
+        self, parts: Items, sigmas: np.ndarray, scales: np.ndarray, contrast: int, is_complex: bool
+    ) -> tuple[list[torch.Tensor], torch.Tensor, int]:
+        """Input tensors ``(n_channels, H, W)`` of every slice, the contrast's normalised noise levels, ``n_channels``."""
+        inputs, levels, n_channels = network_inputs(
+            parts,
+            sigmas,
+            scales,
+            contrast,
+            self.context_slices,
+            is_complex=is_complex,
+            min_relative_sigma=MIN_RELATIVE_SIGMA,
+        )
+        return [torch.from_numpy(array) for array in inputs], torch.tensor(levels, dtype=torch.float32), n_channels
+
+    def _fitted_networks(self) -> dict[int, torch.nn.Module]:
+        """Network of each denoised contrast, by contrast index."""
+        if getattr(self, "contrasts_", None) is None:
+            return {0: self.network_}
+        return {self.contrasts_.index(name): network for name, network in self.networks_.items()}
+
+    def _fit(self, X) -> C2SBase:
+        """Read ``X``, measure its noise, train one network per denoised contrast, store the fitted attributes."""
+        names = self._contrast_names()
+        items, _ = self._split(X, names, reset=True)
+        is_complex = check_kind(items, None)
+        self.noise_model_ = resolve_noise_model(items, self.noise_model, n_coils=self.n_coils)
+        sigmas, methods = self._noise_levels(items, names)
+        scales = item_scales(items)
+        parts, part_sigmas, part_scales = as_parts(items, sigmas, scales, is_complex)
+        denoised_contrasts = self._denoised_contrasts(names)
+        results = self._train_networks(parts, part_sigmas, part_scales, denoised_contrasts, names, is_complex)
+        self._store_fit(results, names, sigmas, scales, methods, is_complex)
+        return self
+
+    def _denoised_contrasts(self, names: tuple[str, ...] | None) -> list[int]:
+        """Indices of the contrasts that get a network (``target_contrasts``, or all)."""
+        if names is None:
+            return [0]
+        wanted = names if self.target_contrasts is None else tuple(self.target_contrasts)
+        return [index for index, name in enumerate(names) if name in wanted]
+
+    def _training_config(self) -> TrainingConfig:
+        return TrainingConfig(
+            max_iter=self.max_iter,
+            batch_size=self.batch_size,
+            patch_size=self.patch_size,
+            learning_rate=self.learning_rate,
+            ema_decay=self.ema_decay,
+            refinement=float(self.refinement),
+            air_weight=float(self.air_weight),
+        )
+
+    def _train_networks(
+        self,
+        parts: Items,
+        sigmas: np.ndarray,
+        scales: np.ndarray,
+        denoised_contrasts: list[int],
+        names: Names,
+        is_complex: bool,
+    ) -> dict[int, TrainingResult]:
+        """Train the network of each denoised contrast in turn (the rest are skipped once a fit is interrupted)."""
+        random_state = check_random_state(self.random_state)
+        results: dict[int, TrainingResult] = {}
+        for contrast in denoised_contrasts:
+            seed = int(random_state.randint(np.iinfo(np.int32).max))
+            result = results[contrast] = self._train_network(parts, sigmas, scales, contrast, is_complex, seed)
+            if result.rollbacks:
+                warnings.warn(
+                    f"training diverged {result.rollbacks} time(s)"
+                    + (f" for contrast {names[contrast]!r}" if names else "")
+                    + "; each time the last healthy weights were restored and the learning rate halved "
+                    "(a lower learning_rate avoids this)",
+                    UserWarning,
+                    stacklevel=4,
+                )
+            if result.interrupted:
+                left = [names[c] for c in denoised_contrasts if c not in results] if names else []
+                warnings.warn(
+                    f"fit interrupted after {result.n_iter} of {self.max_iter} steps; keeping the averaged (EMA) "
+                    "weights reached so far" + (f"; contrasts {left} were not trained and are returned unchanged" if left else ""),
+                    UserWarning,
+                    stacklevel=4,
+                )
+                break
+        return results
+
+    def _train_network(
+        self, parts: Items, sigmas: np.ndarray, scales: np.ndarray, contrast: int, is_complex: bool, seed: int
+    ) -> TrainingResult:
+        """Build the network of one contrast (weights seeded by ``seed``) and train it with GDSM."""
+        inputs, levels, n_channels = self._network_inputs(parts, sigmas, scales, contrast, is_complex)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            network = NoiseConditionedUNet(
+                in_channels=n_channels,
+                out_channels=2 if is_complex else 1,
+                width=self.width,
+                depth=self.depth,
+                attention=self.attention,
+                noise_conditioning=self.noise_conditioning,
+            )
+        return train_gdsm(
+            network,
+            inputs,
+            levels,
+            config=self._training_config(),
+            schedule=NoiseSchedule(self.noise_schedule, self.tau_max),
+            loss_fn=GDSMLoss(alpha=self.loss_alpha),
+            generator=torch.Generator().manual_seed(seed),
+            device=resolve_device(self.device),
+            verbose=self.verbose,
+            air_rms=levels * air_factor(self.noise_model_, self.n_coils),
+        )
+
+    def _store_fit(
+        self,
+        results: dict[int, TrainingResult],
+        names: Names,
+        sigmas: np.ndarray,
+        scales: np.ndarray,
+        methods: np.ndarray,
+        is_complex: bool,
+    ) -> None:
+        """Set the fitted attributes from the training results."""
+        if names is None:
+            self.network_ = results[0].network
+            self.sigma_, self.scales_, self.sigma_methods_ = sigmas[:, 0], scales[:, 0], methods[:, 0]
+        else:
+            self.networks_ = {names[contrast]: result.network for contrast, result in results.items()}
+            self.contrasts_ = names
+            self.target_contrasts_ = tuple(self.networks_)
+            self.sigma_, self.scales_, self.sigma_methods_ = sigmas, scales, methods
+        self.complex_input_ = is_complex
+        self.n_iter_ = sum(result.n_iter for result in results.values())
+        self.loss_curve_ = [value for result in results.values() for value in result.loss_curve]
+        self.fit_time_ = sum((result.seconds for result in results.values()), 0.0)
+        self.device_ = str(resolve_device(self.device))
+
+    # ------------------------------------------------------------------ transform
+    def _denoise_items(
+        self, items: Items, sigmas: np.ndarray, scales: np.ndarray, contrasts: list[int] | None = None
+    ) -> Items:
+        """Denoised copies of ``items`` (float64 or complex128, input units); contrasts without a network are copied.
+
+        Complex items are denoised as (real, imaginary) channels; magnitude items get their
+        noise bias removed (``noise_model_`` "rician"/"ncchi"). ``contrasts`` limits the
+        denoising to those contrast indices.
+        """
+        is_complex = self._fitted_complex()
+        parts, part_sigmas, part_scales = as_parts(items, sigmas, scales, is_complex)
+        outputs = [item.astype(np.float64, copy=True) for item in parts]
+        n_denoised_channels = 2 if is_complex else 1
+        noise_model = getattr(self, "noise_model_", "gaussian")  # models saved before noise models existed
+        for contrast, network in self._fitted_networks().items():
+            if contrasts is not None and contrast not in contrasts:
+                continue
+            inputs, levels, _ = self._network_inputs(parts, part_sigmas, part_scales, contrast, is_complex)
+            denoised = denoise_images(
+                network,
+                inputs,
+                levels,
+                device=resolve_device(self.device),
+                batch_size=self.inference_batch_size,
+                self_ensemble=self.self_ensemble,
+            )
+            position = 0
+            for output, scale, sigma in zip(outputs, part_scales, part_sigmas):
+                depth = output.shape[1]
+                stack = torch.stack(denoised[position : position + depth], dim=1).numpy()  # (channels, D, H, W)
+                channels = slice(contrast, contrast + n_denoised_channels)
+                output[channels] = stack * scale[channels, None, None, None]
+                if noise_model != "gaussian":
+                    n_coils = coils(noise_model, self.n_coils)
+                    output[contrast] = unbias_magnitude(output[contrast], float(sigma[contrast]), n_coils)
+                position += depth
+        if is_complex:
+            return [(output[0] + 1j * output[1])[None] for output in outputs]
+        return outputs
+
+    def _read_references(self, y, items: list[np.ndarray], names: tuple[str, ...] | None) -> list[np.ndarray]:
+        """Clean references ``y`` as items like ``items`` (same layout and shapes, or a ValueError)."""
+        if names is None:
+            references = [volume[None] for volume in split_volumes(y, self.image_shape, np.asarray)[0]]
+        else:
+            references = split_contrast_items(y, names)[0]
+        if [r.shape for r in references] != [i.shape for i in items]:
+            raise ValueError("y must have the same layout and shapes as X")
+        return references
+
+    def _sure_psnrs(
+        self, items: Items, denoised: Items, sigmas: np.ndarray, scales: np.ndarray, contrasts: list[int]
+    ) -> list[float]:
+        """:func:`~c2s_denoise.metrics.sure_psnr` of each item and denoised contrast."""
+        probe_rng = np.random.default_rng(0)
+        scores = []
+        for item, output, sigma_row, scale_row in zip(items, denoised, sigmas, scales):
+            for contrast in contrasts:
+                sigma = max(float(sigma_row[contrast]), MIN_RELATIVE_SIGMA * scale_row[contrast])
+                denoise = functools.partial(self._denoise_channel, item, sigma_row, scale_row, contrast)
+                scores.append(sure_psnr(item[contrast], output[contrast], sigma, scale_row[contrast], denoise, probe_rng))
+        return scores
+
+    def _denoise_channel(
+        self, item: np.ndarray, sigma_row: np.ndarray, scale_row: np.ndarray, contrast: int, channel: np.ndarray
+    ) -> np.ndarray:
+        """The denoised ``contrast`` of ``item`` with that contrast replaced by ``channel``."""
+        replaced = item.astype(channel.dtype, copy=True)
+        replaced[contrast] = channel
+        return self._denoise_items([replaced], sigma_row[None], scale_row[None], [contrast])[0][contrast]
+
+    # ------------------------------------------------------------------ persistence
+    def __getstate__(self) -> dict:
+        state = dict(super().__getstate__())  # a copy: the live estimator keeps its network
+        network = state.pop("network_", None)
+        if network is not None:
+            state["_network_state"] = network_state(network)
+        networks = state.pop("networks_", None)
+        if networks is not None:
+            state["_networks_state"] = {name: network_state(net) for name, net in networks.items()}
+        state["_c2s_version"] = __version__
+        state["_torch_version"] = torch.__version__
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        state = dict(state)
+        saved_version = state.pop("_c2s_version", None)
+        saved_torch = state.pop("_torch_version", None)
+        if saved_version is not None and saved_version != __version__:
+            warnings.warn(
+                f"this model was saved with c2s-denoise {saved_version}; loading it with {__version__}",
+                UserWarning,
+                stacklevel=2,
+            )
+        if saved_torch is not None and saved_torch.split("+")[0] != torch.__version__.split("+")[0]:
+            warnings.warn(
+                f"this model was saved with torch {saved_torch}; loading it with {torch.__version__}",
+                UserWarning,
+                stacklevel=2,
+            )
+        saved_network = state.pop("_network_state", None)
+        saved_networks = state.pop("_networks_state", None)
+        if saved_version is None or "noise_model" not in state:  # saved before noise models: Gaussian, as then
+            state.setdefault("noise_model", "gaussian")
+            state.setdefault("n_coils", 1)
+            if "n_iter_" in state:
+                state.setdefault("noise_model_", "gaussian")
+                state.setdefault("complex_input_", False)
+        state.setdefault("air_weight", 1.0)  # saved before air was down-weighted: patches were uniform
+        super().__setstate__(state)
+        if saved_network is not None:
+            self.network_ = network_from_state(saved_network)
+        if saved_networks is not None:
+            self.networks_ = {name: network_from_state(saved) for name, saved in saved_networks.items()}

@@ -1,0 +1,118 @@
+"""The estimator's noise levels: the ``sigma`` rule applied to each item and contrast.
+
+``sigma`` is a number (in input units), an estimator name, ``"auto"``, or with named contrasts
+a dict ``{contrast: number or name}`` (see :class:`c2s_denoise.C2SDenoiser`).
+"""
+
+from __future__ import annotations
+
+import warnings
+from numbers import Real
+
+import numpy as np
+
+from .noise import auto_noise_level, estimate_sigma, resolve_noise_model
+
+__all__ = ["MIN_RELATIVE_SIGMA", "air_factor", "coils", "noise_level", "noise_levels", "sigma_rule"]
+
+# Noise levels below this (in normalised units, i.e. relative to the image's intensity scale) are
+# raised to it: a zero level makes every GDSM coefficient 0/0.
+MIN_RELATIVE_SIGMA = 1e-3
+
+
+def coils(noise_model: str, n_coils: int) -> int:
+    """Coils behind a magnitude image: ``n_coils`` for ``"ncchi"``, else 1."""
+    return n_coils if noise_model == "ncchi" else 1
+
+
+def air_factor(noise_model: str, n_coils: int) -> float:
+    """Root-mean-square of pure noise in units of sigma, per denoised channel."""
+    return 1.0 if noise_model == "gaussian" else float(np.sqrt(2 * coils(noise_model, n_coils)))
+
+
+def sigma_rule(sigma: float | str | dict, contrast: str | None) -> float | str:
+    """The ``sigma`` parameter's rule for one contrast."""
+    return sigma[contrast] if isinstance(sigma, dict) else sigma
+
+
+def noise_level(
+    volume: np.ndarray,
+    rule: float | str,
+    noise_model: str | None,
+    *,
+    noise_model_rule: str,
+    n_coils: int,
+    contrast: str | None = None,
+) -> tuple[float, str]:
+    """``(sigma, how)``: the noise level that ``rule`` gives ``volume``, and the estimator used.
+
+    Parameters
+    ----------
+    volume : ndarray, shape (H, W) or (D, H, W)
+        One image or volume, real or complex.
+    rule : float or str
+        A level in input units ("given"), an estimator name, or ``"auto"``.
+    noise_model : str or None
+        The fitted noise model; None resolves ``noise_model_rule`` on ``volume``.
+    noise_model_rule : str
+        The estimator's ``noise_model`` parameter.
+    n_coils : int
+        The estimator's ``n_coils`` parameter.
+    contrast : str, optional
+        Named in the error message.
+
+    Raises
+    ------
+    ValueError
+        For a rule that is neither a finite positive number nor a name, or when the estimator
+        cannot measure the noise of ``volume``.
+    """
+    if isinstance(rule, str):
+        volume = np.asarray(volume)
+        if noise_model is None:
+            noise_model = resolve_noise_model([volume], noise_model_rule, n_coils=n_coils)
+        n = coils(noise_model, n_coils)
+        if rule != "auto":
+            return float(estimate_sigma(volume, rule, n_coils=1 if rule == "rayleigh" else n)), rule
+        return auto_noise_level(volume, noise_model, n_coils=n)
+    if isinstance(rule, Real) and not isinstance(rule, bool) and 0 < rule < np.inf:
+        return float(rule), "given"
+    raise ValueError(f"sigma for contrast {contrast!r} must be a finite positive number or a method name, got {rule!r}")
+
+
+def noise_levels(
+    items: list[np.ndarray],
+    contrasts: tuple[str, ...] | None,
+    sigma: float | str | dict,
+    noise_model: str | None,
+    *,
+    noise_model_rule: str,
+    n_coils: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Noise level of each item and contrast ``(n_items, n_contrasts)`` in input units, and how it was obtained.
+
+    An estimator that fails on an item gives level 0 and method ``"failed"`` with a warning
+    ("item 3, contrast 'T1': ...") instead of an error; a given level that is not valid raises.
+    """
+    levels = np.empty((len(items), items[0].shape[0]), dtype=np.float64)
+    methods = np.empty(levels.shape, dtype=object)
+    for c in range(levels.shape[1]):
+        contrast = contrasts[c] if contrasts else None
+        rule = sigma_rule(sigma, contrast)
+        for i, item in enumerate(items):
+            try:
+                levels[i, c], methods[i, c] = noise_level(
+                    item[c], rule, noise_model, noise_model_rule=noise_model_rule, n_coils=n_coils, contrast=contrast
+                )
+            except ValueError as exc:
+                if not isinstance(rule, str):
+                    raise
+                warnings.warn(
+                    f"item {i}" + (f", contrast {contrast!r}" if contrasts else "") + f": {exc}; it is treated as "
+                    f"nearly noise-free (sigma = {MIN_RELATIVE_SIGMA:g} x its intensity scale) and comes back "
+                    "almost unchanged",
+                    UserWarning,
+                    stacklevel=4,
+                )
+                levels[i, c], methods[i, c] = 0.0, "failed"
+    return levels, methods.astype(str)

@@ -1,0 +1,154 @@
+"""The background noise estimator: noncentral-chi statistics of the signal-free air of a magnitude image."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy.ndimage import maximum_filter
+from scipy.special import gammainc, gammaincinv
+
+from ..magnitude import _background_mean, _check_n_coils
+from .wavelet import _PASS_SIGMA, _constant_mask, _magnitude_slices
+
+__all__ = ["estimate_sigma_background", "estimate_sigma_rayleigh"]
+
+_MIN_BACKGROUND_PIXELS = 50
+# Background pixels need their neighbourhood below this quantile of the air's chi distribution.
+_NEIGHBOUR_QUANTILE = 0.999
+
+
+def _chi_truncation(n_coils: float, quantile: float) -> tuple[float, float]:
+    """Cut-off ``c`` (the ``quantile`` of the unit chi(2N)) and ``g = E[chi | chi < c]``."""
+    if not 0.0 < quantile < 1.0:
+        raise ValueError(f"quantile must be in (0, 1), got {quantile!r}")
+    half_c2 = float(gammaincinv(n_coils, quantile))
+    # E[chi 1{chi < c}] = sqrt(2) Gamma(N + 1/2) / Gamma(N) P(N + 1/2, c**2 / 2), P(N, c**2/2) = quantile
+    mean = _background_mean(n_coils)
+    return math.sqrt(2.0 * half_c2), mean * float(gammainc(n_coils + 0.5, half_c2)) / quantile
+
+
+def _unmasked_magnitudes(image: np.ndarray, neighbourhood: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Positive finite magnitudes, without a constant mask at the minimum (complex: ``|z|``).
+
+    Also returns, for each, the largest magnitude in its ``neighbourhood`` x ``neighbourhood``
+    window of the same slice (the value itself for ``neighbourhood <= 1``).
+    """
+    slices = _magnitude_slices(image)
+    finite = np.isfinite(slices)
+    keep = ~_constant_mask(slices) & finite & (slices > 0)
+    if neighbourhood > 1:
+        window = (1, neighbourhood, neighbourhood)
+        local_max = maximum_filter(np.where(finite, slices, np.inf), size=window, mode="nearest")
+    else:
+        local_max = slices
+    return slices[keep], local_max[keep]
+
+
+def estimate_sigma_background(
+    image: np.ndarray, n_coils: float = 1, *, quantile: float = 0.9, max_iter: int = 100, neighbourhood: int = 5
+) -> float:
+    """Background estimate for magnitude images with signal-free air around the object.
+
+    In air, an RSS magnitude of ``N`` coils is ``sigma`` times a central chi variable with
+    ``2N`` degrees of freedom. With ``c`` the ``quantile`` of the unit chi(2N) and
+    ``g = E[chi | chi < c]`` (closed form), the background is taken as the pixels below
+    ``c sigma`` and ``sigma`` solves the fixed point ``sigma = mean(R[R < c sigma]) / g``,
+    iterated from the mean of the darkest decile of the pixels (which starts it below the
+    air's level, so that it climbs to the lowest, the air's, fixed point). Exact zeros, and the
+    pixels at the minimum when that value covers more than 5% of them (a constant mask), are
+    ignored, as are negative values; complex input is replaced by its magnitude.
+
+    The fixed point is then refined from there on the pixels whose ``neighbourhood`` x
+    ``neighbourhood`` window (in their slice) stays below the 99.9% quantile of the air,
+    ``c' sigma``: noise is independent between pixels, so this does not change the truncated
+    mean of air pixels, but it drops the dark tissue next to brighter tissue (skull, partial
+    volume at the head's edge) that passes the cut-off at low SNR (on a brain phantom at SNR
+    10 it takes the single-coil estimate from 3.7% to 0.1% high). The refinement is skipped
+    when it leaves fewer than 50 pixels.
+
+    Parameters
+    ----------
+    image : ndarray, shape (H, W) or (D, H, W)
+        Magnitude image or volume (RSS over ``n_coils`` coils).
+    n_coils : float, default=1
+        Number of coils ``N`` (1: Rician / Rayleigh background).
+    quantile : float, default=0.9
+        Fraction of the air below the cut-off; larger uses more air but admits more of the
+        darkest tissue.
+    max_iter : int, default=100
+        Maximum number of fixed-point iterations (it stops at a relative change of 1e-7).
+    neighbourhood : int, default=5
+        Window of the refinement; 1 or less skips it.
+
+    Returns
+    -------
+    float
+        Noise standard deviation per real component and coil, in the image's units.
+
+    Raises
+    ------
+    ValueError
+        If the image has no positive pixel, or fewer than 50 pixels end up in the background.
+    """
+    n = _check_n_coils(n_coils)
+    values, local_max = _unmasked_magnitudes(image, neighbourhood)
+    if values.size == 0:
+        raise ValueError(
+            "the background estimator needs positive background pixels; the image has none "
+            f"(all zero, constant or masked); {_PASS_SIGMA}"
+        )
+    cutoff, g = _chi_truncation(n, quantile)
+    wide = math.sqrt(2.0 * float(gammaincinv(n, _NEIGHBOUR_QUANTILE)))
+    darkest = values[values <= np.quantile(values, 0.1)]
+    sigma = float(darkest.mean()) / g
+
+    def background_of(sigma: float, isolated: bool) -> np.ndarray:
+        below = values < cutoff * sigma
+        return values[below & (local_max < wide * sigma)] if isolated else values[below]
+
+    def fixed_point(sigma: float, isolated: bool) -> float:
+        for _ in range(max_iter):
+            background = background_of(sigma, isolated)
+            if background.size == 0:
+                break
+            updated = float(background.mean()) / g
+            converged = abs(updated - sigma) <= 1e-7 * sigma
+            sigma = updated
+            if converged:
+                break
+        return sigma
+
+    sigma = fixed_point(sigma, False)
+    count = int(background_of(sigma, False).size)
+    if neighbourhood > 1 and count >= _MIN_BACKGROUND_PIXELS:
+        refined = fixed_point(sigma, True)
+        if background_of(refined, True).size >= _MIN_BACKGROUND_PIXELS:
+            sigma = refined
+    if count < _MIN_BACKGROUND_PIXELS or not math.isfinite(sigma) or sigma <= 0:
+        raise ValueError(
+            f"too few background pixels for the background estimator ({count} < "
+            f"{_MIN_BACKGROUND_PIXELS}); the image needs signal-free air: use the 'foreground' "
+            f"estimator or {_PASS_SIGMA}"
+        )
+    return sigma
+
+
+def estimate_sigma_rayleigh(image: np.ndarray) -> float:
+    """Background estimate for single-coil magnitude images (Rayleigh-distributed air).
+
+    Same as ``estimate_sigma_background(image, 1)``: in air, the magnitude of complex Gaussian
+    noise of level ``sigma`` is Rayleigh distributed with mean ``sigma sqrt(pi/2)``; ``sigma`` is
+    solved from the truncated mean of the pixels below the Rayleigh 90% quantile
+    ``2.146 sigma`` (then refined on the pixels away from brighter tissue, see
+    :func:`estimate_sigma_background`). Exact zeros (zero filling, masking) are ignored. (The
+    former version, a cut-off of ``2 sigma`` without refinement, agrees on noise-only air but
+    read 2-4% high on a single-coil brain phantom at SNR 7-20, where this one is within 0.3%.)
+
+    Raises
+    ------
+    ValueError
+        If the image has no positive pixel (no background to measure) or too few background
+        pixels.
+    """
+    return estimate_sigma_background(image, 1)
