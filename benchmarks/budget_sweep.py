@@ -23,11 +23,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from report import command
-
 from c2s_denoise import C2SDenoiser, __version__
 from c2s_denoise.metrics import psnr
 from c2s_denoise.phantom import brain_phantom
+from report import command
 
 DEFAULT_CONFIGS = [
     {},
@@ -63,7 +62,14 @@ def main() -> None:
 
         start = time.perf_counter()
         denoised = np.stack([bm3d.bm3d(image, sigma) for image in noisy_test])
-        rows.append(("BM3D (sigma known)", "-", f"{time.perf_counter() - start:.1f} (6 slices)", f"{clipped_psnr(denoised, test):.2f}"))
+        rows.append(
+            (
+                "BM3D (sigma known)",
+                "-",
+                f"{time.perf_counter() - start:.1f} (6 slices)",
+                f"{clipped_psnr(denoised, test):.2f}",
+            )
+        )
         print(rows[-1], flush=True)
     defaults = C2SDenoiser().get_params()
     for config in args.configs:

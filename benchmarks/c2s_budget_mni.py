@@ -16,9 +16,8 @@ import json
 import numpy as np
 
 from bench_data import add_noise, load_mni152_axial
-from scoring import metrics
-
 from c2s_denoise import C2SDenoiser
+from scoring import metrics
 
 
 def main() -> None:
@@ -35,7 +34,12 @@ def main() -> None:
         import bm3d
 
         result = metrics(np.stack([bm3d.bm3d(image, sigma) for image in noisy_test]), split.test, split.test_mask)
-        print(json.dumps({"method": "BM3D (sigma known)", "level": args.level, **{k: round(v, 3) for k, v in result.items()}}), flush=True)
+        print(
+            json.dumps(
+                {"method": "BM3D (sigma known)", "level": args.level, **{k: round(v, 3) for k, v in result.items()}}
+            ),
+            flush=True,
+        )
     for config in json.loads(args.configs):
         model = C2SDenoiser(**{"sigma": sigma, "max_iter": 1000, "random_state": 0, **config}).fit([noisy_train])
         result = metrics(model.transform([noisy_test])[0], split.test, split.test_mask)

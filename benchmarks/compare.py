@@ -35,11 +35,10 @@ import numpy as np
 import torch
 
 from bench_data import add_noise, load_dipy_t1_slice, load_mni152_axial
+from c2s_denoise import C2SDenoiser, __version__
 from peers import denoise_peer, make_peer, make_peer_network, train_peer
 from report import command, machine
 from scoring import metrics
-
-from c2s_denoise import C2SDenoiser, __version__
 
 MODES = {
     # steps of every deep method; noise kinds
@@ -60,7 +59,10 @@ def classical_methods(noisy: np.ndarray, sigma: float) -> dict[str, tuple[np.nda
     results["BM3D (sigma known)"] = (out, 0.0, (time.perf_counter() - start) / len(noisy))
     start = time.perf_counter()
     out = np.stack(
-        [denoise_nl_means(image, h=0.8 * sigma, sigma=sigma, patch_size=5, patch_distance=6, fast_mode=True) for image in noisy]
+        [
+            denoise_nl_means(image, h=0.8 * sigma, sigma=sigma, patch_size=5, patch_distance=6, fast_mode=True)
+            for image in noisy
+        ]
     )
     results["NL-means (sigma known)"] = (out, 0.0, (time.perf_counter() - start) / len(noisy))
     start = time.perf_counter()
@@ -74,7 +76,13 @@ def classical_methods(noisy: np.ndarray, sigma: float) -> dict[str, tuple[np.nda
 
 
 def deep_methods(
-    noisy_train, clean_train, tests: dict[str, np.ndarray], sigma: float, steps: int, seed: int = 0, only: tuple[str, ...] | None = None
+    noisy_train,
+    clean_train,
+    tests: dict[str, np.ndarray],
+    sigma: float,
+    steps: int,
+    seed: int = 0,
+    only: tuple[str, ...] | None = None,
 ):
     """Peers, Noise2Clean and C2S with the same network and steps, trained once on the MNI
     training slices and applied to every test set: ``{test set: {name: (output, fit s, s/slice)}}``."""
@@ -105,10 +113,15 @@ def deep_methods(
 
 
 def write_table(path: Path, title: str, header: list[str], rows: list[dict], noisy_row: dict) -> str:
-    lines = [f"# {title}", "", *header, "",
-             "| method | PSNR (dB) | PSNR brain (dB) | SSIM | train s | s / slice |",
-             "| --- | --- | --- | --- | --- | --- |",
-             f"| noisy input | {noisy_row['psnr']:.2f} | {noisy_row['psnr_brain']:.2f} | {noisy_row['ssim']:.3f} | - | - |"]
+    lines = [
+        f"# {title}",
+        "",
+        *header,
+        "",
+        "| method | PSNR (dB) | PSNR brain (dB) | SSIM | train s | s / slice |",
+        "| --- | --- | --- | --- | --- | --- |",
+        f"| noisy input | {noisy_row['psnr']:.2f} | {noisy_row['psnr_brain']:.2f} | {noisy_row['ssim']:.3f} | - | - |",
+    ]
     for row in sorted(rows, key=lambda r: r["psnr_brain"]):
         lines.append(
             f"| {row['method']} | {row['psnr']:.2f} | {row['psnr_brain']:.2f} | {row['ssim']:.3f} | "
@@ -150,11 +163,18 @@ def main() -> None:
     parser.add_argument("--mode", choices=sorted(MODES), default="quick")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     parser.add_argument("--steps", type=int, default=None, help="override the mode's steps of every deep method")
-    parser.add_argument("--sigmas", nargs="+", type=int, choices=(13, 25), default=[13, 25], help="noise levels k of sigma = k/255")
-    parser.add_argument("--noises", nargs="+", choices=("gaussian", "rician"), default=None, help="override the mode's noise models")
+    parser.add_argument(
+        "--sigmas", nargs="+", type=int, choices=(13, 25), default=[13, 25], help="noise levels k of sigma = k/255"
+    )
+    parser.add_argument(
+        "--noises", nargs="+", choices=("gaussian", "rician"), default=None, help="override the mode's noise models"
+    )
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument(
-        "--methods", nargs="+", choices=(*SELF_SUPERVISED_PEERS, "noise2clean", "c2s"), default=None,
+        "--methods",
+        nargs="+",
+        choices=(*SELF_SUPERVISED_PEERS, "noise2clean", "c2s"),
+        default=None,
         help="train only these deep methods (tables then get the suffix _only-<names>)",
     )
     args = parser.parse_args()
@@ -184,7 +204,11 @@ def main() -> None:
             }
             print(f"{noise} sigma={k}/255", file=sys.stderr, flush=True)
             deep = deep_methods(
-                noisy_train, split.train, {key: t[2] for key, t in tests.items()}, sigma, mode["steps"],
+                noisy_train,
+                split.train,
+                {key: t[2] for key, t in tests.items()},
+                sigma,
+                mode["steps"],
                 only=tuple(args.methods) if args.methods else None,
             )
             for key, (clean, mask, noisy_test) in tests.items():
@@ -194,12 +218,16 @@ def main() -> None:
                     for name, (out, fit_s, per_slice) in outputs.items()
                 ]
                 if key == "mni":
-                    data = (f"{split.source}; {len(split.train)} training / {len(split.test)} held-out axial slices "
-                            f"{split.test.shape[1]}x{split.test.shape[2]}")
+                    data = (
+                        f"{split.source}; {len(split.train)} training / {len(split.test)} held-out axial slices "
+                        f"{split.test.shape[1]}x{split.test.shape[2]}"
+                    )
                     title = f"MNI152 T1, {noise} noise sigma = {k}/255 ({args.mode} mode)"
                 else:
-                    data = ("test image: dipy's real single-subject T1 coronal slice 256x256 (mask: non-zero pixels); "
-                            f"deep methods trained on the {len(split.train)} noisy MNI152 training slices (no retraining)")
+                    data = (
+                        "test image: dipy's real single-subject T1 coronal slice 256x256 (mask: non-zero pixels); "
+                        f"deep methods trained on the {len(split.train)} noisy MNI152 training slices (no retraining)"
+                    )
                     title = f"dipy T1 slice, {noise} noise sigma = {k}/255 ({args.mode} mode)"
                 header = [
                     f"- date: {started:%Y-%m-%d %H:%M UTC}; command: `{command()}`",

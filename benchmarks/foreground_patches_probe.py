@@ -21,20 +21,27 @@ import time
 import numpy as np
 
 from bench_data import load_mni152_axial
-from scoring import scores
-
 from c2s_denoise import C2SDenoiser
 from c2s_denoise.magnitude import unbias_magnitude
 from c2s_denoise.noise import estimate_sigma
 from c2s_denoise.simulate import magnitude_noise
+from scoring import scores
 
 
 def noisy_pair(noise: str, sigma: float):
     data = load_mni152_axial()
     if noise == "rician":
-        return data, magnitude_noise(data.train, sigma, n_coils=1, seed=0), magnitude_noise(data.test, sigma, n_coils=1, seed=1)
+        return (
+            data,
+            magnitude_noise(data.train, sigma, n_coils=1, seed=0),
+            magnitude_noise(data.test, sigma, n_coils=1, seed=1),
+        )
     rng = np.random.default_rng(0)
-    return data, data.train + sigma * rng.standard_normal(data.train.shape), data.test + sigma * rng.standard_normal(data.test.shape)
+    return (
+        data,
+        data.train + sigma * rng.standard_normal(data.train.shape),
+        data.test + sigma * rng.standard_normal(data.test.shape),
+    )
 
 
 def bm3d_row(data, test, noise: str) -> dict:
@@ -66,8 +73,20 @@ def main() -> None:
             seconds = time.perf_counter() - start
             plain = scores(model.transform([test])[0], data.test, data.test_mask)
             ensembled = scores(model.set_params(self_ensemble=True).transform([test])[0], data.test, data.test_mask)
-            print(json.dumps({"noise": args.noise, "seed": seed, "air_weight": weight, "fit_s": round(seconds),
-                              "plain": plain, "self_ensemble": ensembled, "noise_model": model.noise_model_}), flush=True)
+            print(
+                json.dumps(
+                    {
+                        "noise": args.noise,
+                        "seed": seed,
+                        "air_weight": weight,
+                        "fit_s": round(seconds),
+                        "plain": plain,
+                        "self_ensemble": ensembled,
+                        "noise_model": model.noise_model_,
+                    }
+                ),
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

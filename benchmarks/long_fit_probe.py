@@ -19,8 +19,6 @@ import numpy as np
 import torch
 
 from bench_data import add_noise, load_mni152_axial
-from scoring import metrics
-
 from c2s_denoise.engine import (
     ExponentialMovingAverage,
     GDSMLoss,
@@ -30,6 +28,7 @@ from c2s_denoise.engine import (
     denoise_images,
     train_gdsm,
 )
+from scoring import metrics
 
 
 def main() -> None:
@@ -68,16 +67,22 @@ def main() -> None:
         psnr = metrics(np.stack([o[0].numpy() for o in out]) * scale, split.test, split.test_mask)["psnr_brain"]
         largest = max(p.abs().max().item() for p in live.parameters())
         print(
-            f"step {step + 1} ({time.time() - start:.0f} s): window loss {np.mean(losses[-args.every:]):.3e}, "
+            f"step {step + 1} ({time.time() - start:.0f} s): window loss {np.mean(losses[-args.every :]):.3e}, "
             f"EMA brain PSNR {psnr:.2f} dB, head weight norm {live.head[1].weight.norm().item():.3e}, "
             f"largest weight {largest:.2e}",
             flush=True,
         )
 
     result = train_gdsm(
-        network, images, torch.full((len(images),), sigma / scale), config=TrainingConfig(max_iter=args.max_iter),
-        schedule=NoiseSchedule("added", 1.5), loss_fn=GDSMLoss(), generator=torch.Generator().manual_seed(0),
-        device=torch.device("cpu"), callback=probe,
+        network,
+        images,
+        torch.full((len(images),), sigma / scale),
+        config=TrainingConfig(max_iter=args.max_iter),
+        schedule=NoiseSchedule("added", 1.5),
+        loss_fn=GDSMLoss(),
+        generator=torch.Generator().manual_seed(0),
+        device=torch.device("cpu"),
+        callback=probe,
     )
     print(f"done: {result.n_iter} steps, {result.rollbacks} rollback(s)", flush=True)
 

@@ -44,10 +44,9 @@ from bench_data import (
     load_mni152_multicontrast,
     load_mni152_slabs,
 )
+from c2s_denoise import C2SDenoiser, __version__
 from report import command, machine
 from scoring import metrics
-
-from c2s_denoise import C2SDenoiser, __version__
 
 SIGMA_LEVEL = 25  # sigma = 25/255 on images in [0, 1]
 PAPER_CLAIM = "+0.5 to +1.1 dB on T1 from adding a second contrast (docs/method.md section 6)"
@@ -142,7 +141,9 @@ def table_b(slabs, noisy_train, noisy_test, sigma: float, steps: int, contexts: 
                 "fit_s": model.fit_time_,
             }
         )
-        print(f"  context_slices={k}: {every['psnr_brain']:.2f} dB ({model.fit_time_:.0f} s)", file=sys.stderr, flush=True)
+        print(
+            f"  context_slices={k}: {every['psnr_brain']:.2f} dB ({model.fit_time_:.0f} s)", file=sys.stderr, flush=True
+        )
     return rows
 
 
@@ -177,7 +178,11 @@ def write_report(path: Path, header: list[str], rows_a: list[dict], rows_b: list
         f"| noisy input | {noisy_b['psnr_brain']:.2f} | - | {noisy_b['ssim']:.3f} | - | - | - |",
     ]
     for r in rows_b:
-        label = "2-D C2S (context_slices=0)" if r["context_slices"] == 0 else f"2.5-D C2S, context_slices={r['context_slices']}"
+        label = (
+            "2-D C2S (context_slices=0)"
+            if r["context_slices"] == 0
+            else f"2.5-D C2S, context_slices={r['context_slices']}"
+        )
         gain = f"{r['psnr_brain'] - base['psnr_brain']:+.2f}" if base is not None else "-"
         lines.append(
             f"| {label} | {r['psnr_brain']:.2f} | {gain} | {r['ssim']:.3f} | {r['centre_psnr_brain']:.2f} "
@@ -194,9 +199,13 @@ def main() -> None:
     parser.add_argument("--contexts", type=int, nargs="+", default=[0, 1, 2], help="Table B context_slices values")
     parser.add_argument("--table-b-only", action="store_true", help="skip Table A (multi-contrast)")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
-    parser.add_argument("--dry-run", action="store_true", help="build the data, print shapes and noisy metrics; no training")
+    parser.add_argument(
+        "--dry-run", action="store_true", help="build the data, print shapes and noisy metrics; no training"
+    )
     parser.add_argument("--train-slabs", type=int, default=8, help="Table B training slabs (default 8)")
-    parser.add_argument("--slab-depth", type=int, default=5, help="Table B slices per slab (default 5; >= 4 for context 2)")
+    parser.add_argument(
+        "--slab-depth", type=int, default=5, help="Table B slices per slab (default 5; >= 4 for context 2)"
+    )
     parser.add_argument(
         "--slab-test-slices",
         type=int,
@@ -205,7 +214,9 @@ def main() -> None:
         help="Table B test slab centres (default 40 72 104: every other test slice, as 5-slice slabs 2 mm "
         "apart around all six leave no room for training slabs between them)",
     )
-    parser.add_argument("--slab-gap", type=int, default=4, help="Table B: training slices > gap from test slabs (default 4)")
+    parser.add_argument(
+        "--slab-gap", type=int, default=4, help="Table B: training slices > gap from test slabs (default 4)"
+    )
     args = parser.parse_args()
     sigma = SIGMA_LEVEL / 255
     contexts = tuple(args.contexts)
@@ -214,7 +225,12 @@ def main() -> None:
     noisy_train = add_noise(data.train, sigma, seed=TRAIN_NOISE_SEED)
     noisy_test = add_noise(data.test, sigma, seed=TEST_NOISE_SEED)
     slabs = load_mni152_slabs(
-        args.train_slabs, args.slab_depth, slice_step=2, crop_margin=4, test_slices=tuple(args.slab_test_slices), gap=args.slab_gap
+        args.train_slabs,
+        args.slab_depth,
+        slice_step=2,
+        crop_margin=4,
+        test_slices=tuple(args.slab_test_slices),
+        gap=args.slab_gap,
     )
     noisy_train_slabs = add_noise(slabs.train, sigma, seed=TRAIN_NOISE_SEED)
     noisy_test_slabs = add_noise(slabs.test, sigma, seed=TEST_NOISE_SEED)
@@ -222,12 +238,16 @@ def main() -> None:
     noisy_b = metrics(noisy_test_slabs.reshape(flat), slabs.test.reshape(flat), slabs.test_mask.reshape(flat))
     if args.dry_run:
         print(f"Table A: {data.source}")
-        print(f"  contrasts {data.contrasts}; train {data.train.shape}, test {data.test.shape}, masks {data.test_mask.shape}")
+        print(
+            f"  contrasts {data.contrasts}; train {data.train.shape}, test {data.test.shape}, masks {data.test_mask.shape}"
+        )
         print(f"  train slices {data.train_indices}; test slices {data.test_indices}")
         for c, name in enumerate(data.contrasts):
             inside = data.test[:, c][data.test_mask]
             m = metrics(noisy_test[:, c], data.test[:, c], data.test_mask)
-            print(f"  {name}: clean brain mean {inside.mean():.3f}, noisy PSNR brain {m['psnr_brain']:.2f} dB, SSIM {m['ssim']:.3f}")
+            print(
+                f"  {name}: clean brain mean {inside.mean():.3f}, noisy PSNR brain {m['psnr_brain']:.2f} dB, SSIM {m['ssim']:.3f}"
+            )
         print(f"Table B: {slabs.source}")
         print(f"  train {slabs.train.shape}, test {slabs.test.shape}; max context_slices {max(contexts)}")
         print(f"  train slabs {slabs.train_indices}")

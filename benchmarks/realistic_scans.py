@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import json
 import os
 import subprocess
@@ -45,15 +46,15 @@ import h5py
 import numpy as np
 
 from bench_data import load_mni152_axial
-from report import machine
-from scoring import scores
-
 from c2s_denoise import C2SDenoiser, __version__
 from c2s_denoise.coil_combination import combine_coils
 from c2s_denoise.coil_noise import estimate_noise_covariance
 from c2s_denoise.io.fastmri import centered_ifft2, rss
+from c2s_denoise.magnitude import unbias_magnitude
 from c2s_denoise.noise import auto_noise_level, estimate_sigma
 from c2s_denoise.simulate import magnitude_noise, simulate_multicoil
+from report import machine
+from scoring import scores
 
 RESULTS = Path(__file__).parent / "results"
 SIGMAS = {"low": 0.08, "high": 0.03}
@@ -100,7 +101,9 @@ def crop_rows(array: np.ndarray, height: int) -> np.ndarray:
     return array[..., top : top + height, :]
 
 
-def kspace_table(data, coils: tuple[int, ...], levels: tuple[str, ...], fit_coils: tuple[int, ...], workdir: Path, seed: int):
+def kspace_table(
+    data, coils: tuple[int, ...], levels: tuple[str, ...], fit_coils: tuple[int, ...], workdir: Path, seed: int
+):
     rows, figure = [], {}
     height, width = data.test.shape[1:]
     for n_coils in coils:
@@ -119,12 +122,11 @@ def kspace_table(data, coils: tuple[int, ...], levels: tuple[str, ...], fit_coil
             combined = combine_coils(coil_images, noise_covariance=covariance)
             oracle = combine_coils(coil_images, noise_covariance=truth, sensitivities=test.coil_maps)
             setting = {"coils": n_coils, "snr": level, "sigma": sigma}
-            print(f"k-space {n_coils} coils, {level} SNR: covariance error {cov_error:.3f}", file=sys.stderr, flush=True)
+            print(
+                f"k-space {n_coils} coils, {level} SNR: covariance error {cov_error:.3f}", file=sys.stderr, flush=True
+            )
 
-            def add(name, estimate, seconds=None, **extra):
-                row = {**setting, "method": name, **scores(estimate, clean, mask), "seconds": seconds, **extra}
-                rows.append(row)
-                print(f"  {name}: {row['psnr_brain']:.2f} dB", file=sys.stderr, flush=True)
+            add = functools.partial(add_row, rows, setting, clean, mask)
 
             add("noisy RSS", noisy_rss)
             add(
@@ -136,31 +138,70 @@ def kspace_table(data, coils: tuple[int, ...], levels: tuple[str, ...], fit_coil
             )
             sigma_rss = estimate_sigma(noisy_rss, "foreground")
             t = time.perf_counter()
-            add("BM3D on RSS (estimated sigma)", bm3d_magnitude(noisy_rss, sigma_rss), time.perf_counter() - t, sigma_used=sigma_rss)
+            add(
+                "BM3D on RSS (estimated sigma)",
+                bm3d_magnitude(noisy_rss, sigma_rss),
+                time.perf_counter() - t,
+                sigma_used=sigma_rss,
+            )
             t = time.perf_counter()
             bm3d_out = bm3d_complex(crop_rows(combined.image, height))
-            add("BM3D on complex (sigma = 1)", np.abs(bm3d_out) * crop_rows(combined.rss_gain, height), time.perf_counter() - t)
+            add(
+                "BM3D on complex (sigma = 1)",
+                np.abs(bm3d_out) * crop_rows(combined.rss_gain, height),
+                time.perf_counter() - t,
+            )
             if n_coils not in fit_coils:
                 continue
             folder = workdir / f"{n_coils}coils_{level}"
             folder.mkdir(parents=True, exist_ok=True)
             write_kspace(folder / "train.h5", train.kspace, (height, width))
             write_kspace(folder / "test.h5", test.kspace, (height, width))
-            for name, extra_args in (("C2S complex (default CLI)", []), ("C2S on RSS (CLI --combine rss)", ["--combine", "rss"])):
+            for name, extra_args in (
+                ("C2S complex (default CLI)", []),
+                ("C2S on RSS (CLI --combine rss)", ["--combine", "rss"]),
+            ):
                 tag = "rss" if extra_args else "complex"
-                fitted = cli("fit", str(folder / "train.h5"), "-o", str(folder / f"{tag}.joblib"), "--seed", str(seed), *extra_args)
-                applied = cli("apply", str(folder / f"{tag}.joblib"), str(folder / "test.h5"), "-o", str(folder / tag), *extra_args)
+                fitted = cli(
+                    "fit",
+                    str(folder / "train.h5"),
+                    "-o",
+                    str(folder / f"{tag}.joblib"),
+                    "--seed",
+                    str(seed),
+                    *extra_args,
+                )
+                applied = cli(
+                    "apply",
+                    str(folder / f"{tag}.joblib"),
+                    str(folder / "test.h5"),
+                    "-o",
+                    str(folder / tag),
+                    *extra_args,
+                )
                 with h5py.File(folder / tag / "test.h5", "r") as handle:
                     output = np.asarray(handle["reconstruction"])
                 if output.shape[-2] != height:
                     output = crop_rows(output, height)
-                add(name, output, fitted["fit_seconds"], sigma_used=fitted["sigma"][0], noise_model=fitted["noise_model"],
-                    apply_seconds=applied["outputs"][0]["seconds"])
+                add(
+                    name,
+                    output,
+                    fitted["fit_seconds"],
+                    sigma_used=fitted["sigma"][0],
+                    noise_model=fitted["noise_model"],
+                    apply_seconds=applied["outputs"][0]["seconds"],
+                )
                 figure[(n_coils, level, tag)] = output
-            train_oracle = combine_coils(centered_ifft2(train.kspace), noise_covariance=train.noise_covariance, sensitivities=train.coil_maps)
+            train_oracle = combine_coils(
+                centered_ifft2(train.kspace), noise_covariance=train.noise_covariance, sensitivities=train.coil_maps
+            )
             model = C2SDenoiser(sigma=1.0, random_state=seed).fit([crop_rows(train_oracle.image, height)])
             out = model.transform([crop_rows(oracle.image, height)])[0]
-            add("C2S complex, oracle maps and covariance", np.abs(out) * crop_rows(oracle.rss_gain, height), model.fit_time_)
+            add(
+                "C2S complex, oracle maps and covariance",
+                np.abs(out) * crop_rows(oracle.rss_gain, height),
+                model.fit_time_,
+            )
             figure[(n_coils, level, "noisy")] = noisy_rss
             figure[(n_coils, level, "clean")] = clean
     return rows, figure
@@ -183,25 +224,69 @@ def magnitude_table(data, coils: tuple[int, ...], seed: int):
                 print(f"  {method}: {exc}", file=sys.stderr)
             estimates[method] = value
         auto_sigma, auto_method = auto_noise_level(noisy_test, "ncchi" if n_coils > 1 else "rician", n_coils=n_coils)
-        rows.append({**setting, "kind": "estimates", **{f"sigma_{k}": v for k, v in estimates.items()},
-                     "auto_estimator": auto_method, "sigma_auto": auto_sigma})
-        print(f"magnitude {n_coils} coils: estimates {estimates}, auto {auto_method} {auto_sigma:.4f}", file=sys.stderr, flush=True)
+        rows.append(
+            {
+                **setting,
+                "kind": "estimates",
+                **{f"sigma_{k}": v for k, v in estimates.items()},
+                "auto_estimator": auto_method,
+                "sigma_auto": auto_sigma,
+            }
+        )
+        print(
+            f"magnitude {n_coils} coils: estimates {estimates}, auto {auto_method} {auto_sigma:.4f}",
+            file=sys.stderr,
+            flush=True,
+        )
 
-        def add(name, estimate, seconds=None, **extra):
-            row = {**setting, "kind": "denoise", "method": name, **scores(estimate, clean, mask), "seconds": seconds, **extra}
-            rows.append(row)
-            print(f"  {name}: {row['psnr_brain']:.2f} dB", file=sys.stderr, flush=True)
+        add = functools.partial(add_row, rows, {**setting, "kind": "denoise"}, clean, mask)
 
         add("noisy", noisy_test)
         t = time.perf_counter()
-        add("BM3D (foreground-estimated sigma)", bm3d_magnitude(noisy_test, estimates["foreground"]), time.perf_counter() - t,
-            sigma_used=estimates["foreground"])
+        add(
+            "BM3D (foreground-estimated sigma)",
+            bm3d_magnitude(noisy_test, estimates["foreground"]),
+            time.perf_counter() - t,
+            sigma_used=estimates["foreground"],
+        )
+        t = time.perf_counter()
+        bm3d_out = unbias_magnitude(
+            bm3d_magnitude(noisy_test, estimates["foreground"]), estimates["foreground"], n_coils
+        )
+        add(
+            "BM3D (foreground sigma) + our bias removal",
+            bm3d_out,
+            time.perf_counter() - t,
+            sigma_used=estimates["foreground"],
+        )
         for noise_model in ("gaussian", "ncchi" if n_coils > 1 else "rician"):
             model = C2SDenoiser(noise_model=noise_model, n_coils=n_coils, random_state=seed).fit([noisy_train])
             out = model.transform([noisy_test])[0]
-            label = f"C2S noise_model={noise_model}" + (" (default with --n-coils)" if noise_model != "gaussian" else "")
+            label = f"C2S noise_model={noise_model}" + (
+                " (default with --n-coils)" if noise_model != "gaussian" else ""
+            )
             add(label, out, model.fit_time_, sigma_used=float(model.sigma_[0]), estimator=str(model.sigma_methods_[0]))
     return rows
+
+
+def add_row(
+    rows: list,
+    setting: dict,
+    clean: np.ndarray,
+    mask: np.ndarray,
+    name: str,
+    estimate: np.ndarray,
+    seconds: float | None = None,
+    **extra,
+) -> None:
+    """Score ``estimate`` against ``clean`` inside ``mask``, append the row and print its PSNR."""
+    row = {**setting, "method": name, **scores(estimate, clean, mask), "seconds": seconds, **extra}
+    rows.append(row)
+    print(f"  {name}: {row['psnr_brain']:.2f} dB", file=sys.stderr, flush=True)
+
+
+def relative_error(value: float | None, truth: float) -> str:
+    return "fails" if value is None else f"{value:.4f} ({100 * (value / truth - 1):+.1f}%)"
 
 
 def fmt(value, digits=2):
@@ -219,31 +304,57 @@ def report(kspace_rows, magnitude_rows, command: str, seconds: float) -> str:
         "",
     ]
     if kspace_rows:
-        lines += ["## Table 1: k-space (fastMRI-style files, CLI defaults)", "",
-                  "| coils | SNR | method | PSNR brain | SSIM | fit s |", "|---|---|---|---|---|---|"]
+        lines += [
+            "## Table 1: k-space (fastMRI-style files, CLI defaults)",
+            "",
+            "| coils | SNR | method | PSNR brain | SSIM | fit s |",
+            "|---|---|---|---|---|---|",
+        ]
         for r in kspace_rows:
-            lines.append(f"| {r['coils']} | {r['snr']} (sigma {r['sigma']}) | {r['method']} | {fmt(r['psnr_brain'])} | "
-                         f"{fmt(r['ssim'], 3)} | {fmt(r['seconds'], 0)} |")
-        lines += ["", "Coil noise covariance estimated from the data, relative (Frobenius) error and worst coil variance error:", "",
-                  "| coils | SNR | covariance error | worst coil variance error |", "|---|---|---|---|"]
+            lines.append(
+                f"| {r['coils']} | {r['snr']} (sigma {r['sigma']}) | {r['method']} | {fmt(r['psnr_brain'])} | "
+                f"{fmt(r['ssim'], 3)} | {fmt(r['seconds'], 0)} |"
+            )
+        lines += [
+            "",
+            "Coil noise covariance estimated from the data, relative (Frobenius) error and worst coil variance error:",
+            "",
+            "| coils | SNR | covariance error | worst coil variance error |",
+            "|---|---|---|---|",
+        ]
         for r in kspace_rows:
             if "cov_rel_error" in r:
-                lines.append(f"| {r['coils']} | {r['snr']} | {100 * r['cov_rel_error']:.1f}% | {100 * r['max_coil_variance_error']:.1f}% |")
+                lines.append(
+                    f"| {r['coils']} | {r['snr']} | {100 * r['cov_rel_error']:.1f}% | {100 * r['max_coil_variance_error']:.1f}% |"
+                )
         lines.append("")
     if magnitude_rows:
-        lines += ["## Table 2: magnitude images (sigma = 25/255 per real component)", "",
-                  "| coils | noise | wavelet | background | foreground | auto (estimator) |", "|---|---|---|---|---|---|"]
+        lines += [
+            "## Table 2: magnitude images (sigma = 25/255 per real component)",
+            "",
+            "| coils | noise | wavelet | background | foreground | auto (estimator) |",
+            "|---|---|---|---|---|---|",
+        ]
         for r in magnitude_rows:
             if r["kind"] != "estimates":
                 continue
-            def rel(v):
-                return "fails" if v is None else f"{v:.4f} ({100 * (v / r['sigma'] - 1):+.1f}%)"
-            lines.append(f"| {r['coils']} | {r['noise']} | {rel(r['sigma_wavelet'])} | {rel(r['sigma_background'])} | "
-                         f"{rel(r['sigma_foreground'])} | {rel(r['sigma_auto'])} ({r['auto_estimator']}) |")
-        lines += ["", f"True sigma {MAGNITUDE_SIGMA:.4f}.", "", "| coils | method | PSNR brain | SSIM | fit s |", "|---|---|---|---|---|"]
+            rel = functools.partial(relative_error, truth=r["sigma"])
+            lines.append(
+                f"| {r['coils']} | {r['noise']} | {rel(r['sigma_wavelet'])} | {rel(r['sigma_background'])} | "
+                f"{rel(r['sigma_foreground'])} | {rel(r['sigma_auto'])} ({r['auto_estimator']}) |"
+            )
+        lines += [
+            "",
+            f"True sigma {MAGNITUDE_SIGMA:.4f}.",
+            "",
+            "| coils | method | PSNR brain | SSIM | fit s |",
+            "|---|---|---|---|---|",
+        ]
         for r in magnitude_rows:
             if r["kind"] == "denoise":
-                lines.append(f"| {r['coils']} | {r['method']} | {fmt(r['psnr_brain'])} | {fmt(r['ssim'], 3)} | {fmt(r['seconds'], 0)} |")
+                lines.append(
+                    f"| {r['coils']} | {r['method']} | {fmt(r['psnr_brain'])} | {fmt(r['ssim'], 3)} | {fmt(r['seconds'], 0)} |"
+                )
         lines.append("")
     return "\n".join(lines)
 
@@ -258,7 +369,12 @@ def draw(figure: dict, path: Path) -> None:
     if not keys:
         return
     n_coils, level, _ = keys[0]
-    panels = [("noisy", "noisy RSS"), ("rss", "C2S on RSS"), ("complex", "C2S complex (default)"), ("clean", "noise-free RSS")]
+    panels = [
+        ("noisy", "noisy RSS"),
+        ("rss", "C2S on RSS"),
+        ("complex", "C2S complex (default)"),
+        ("clean", "noise-free RSS"),
+    ]
     clean = figure[(n_coils, level, "clean")]
     index = len(clean) // 2
     fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.8))
@@ -286,7 +402,9 @@ def main() -> None:
     kspace_rows, magnitude_rows, figure = [], [], {}
     with tempfile.TemporaryDirectory() as work:
         if "kspace" in args.tables:
-            kspace_rows, figure = kspace_table(data, tuple(args.coils), tuple(args.levels), tuple(args.fit_coils), Path(work), args.seed)
+            kspace_rows, figure = kspace_table(
+                data, tuple(args.coils), tuple(args.levels), tuple(args.fit_coils), Path(work), args.seed
+            )
     if "magnitude" in args.tables:
         magnitude_rows = magnitude_table(data, tuple(args.magnitude_coils), args.seed)
     command = "python benchmarks/realistic_scans.py " + " ".join(sys.argv[1:])
@@ -294,7 +412,9 @@ def main() -> None:
     name = f"realistic_scans{args.suffix}"
     text = report(kspace_rows, magnitude_rows, command.strip(), time.perf_counter() - start)
     (RESULTS / f"{name}.md").write_text(text)
-    (RESULTS / f"{name}.json").write_text(json.dumps({"kspace": kspace_rows, "magnitude": magnitude_rows}, indent=1, default=float))
+    (RESULTS / f"{name}.json").write_text(
+        json.dumps({"kspace": kspace_rows, "magnitude": magnitude_rows}, indent=1, default=float)
+    )
     if figure:
         draw(figure, RESULTS / f"{name}.png")
     print(text)

@@ -28,8 +28,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from report import command, cpu_model
-
 from c2s_denoise import C2SDenoiser, __version__
 from c2s_denoise.engine import (
     GDSMLoss,
@@ -41,6 +39,7 @@ from c2s_denoise.engine import (
     resolve_device,
     train_gdsm,
 )
+from report import command, cpu_model
 
 
 def _sync(device: torch.device) -> None:
@@ -70,8 +69,14 @@ def training_speed(params: dict, device: torch.device, steps: int) -> dict:
     def run(n: int) -> float:
         config = TrainingConfig(max_iter=n, batch_size=params["batch_size"], patch_size=params["patch_size"])
         result = train_gdsm(
-            network, images, levels, config=config, schedule=NoiseSchedule(), loss_fn=GDSMLoss(),
-            generator=generator, device=device,
+            network,
+            images,
+            levels,
+            config=config,
+            schedule=NoiseSchedule(),
+            loss_fn=GDSMLoss(),
+            generator=generator,
+            device=device,
         )
         _sync(device)
         return result.seconds
@@ -89,7 +94,9 @@ def inference_seconds_per_slice(params: dict, device: torch.device, self_ensembl
     denoise_images(network, images[:2], levels[:2], device=device, batch_size=params["inference_batch_size"])
     _sync(device)
     start = time.perf_counter()
-    denoise_images(network, images, levels, device=device, batch_size=params["inference_batch_size"], self_ensemble=self_ensemble)
+    denoise_images(
+        network, images, levels, device=device, batch_size=params["inference_batch_size"], self_ensemble=self_ensemble
+    )
     _sync(device)
     return (time.perf_counter() - start) / n
 
@@ -137,7 +144,9 @@ def main() -> None:
             "c2s_denoise": __version__,
         },
         "network": {
-            "width": params["width"], "depth": params["depth"], "attention": params["attention"],
+            "width": params["width"],
+            "depth": params["depth"],
+            "attention": params["attention"],
             "parameters": sum(p.numel() for p in network.parameters()),
             "multiply_adds_per_pixel": macs,
         },

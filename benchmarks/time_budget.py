@@ -32,11 +32,10 @@ import numpy as np
 import torch
 
 from bench_data import add_noise, load_mni152_axial
+from c2s_denoise import C2SDenoiser
+from peers import denoise_peer, make_peer, make_peer_network, train_peer
 from report import command, machine
 from scoring import metrics
-from peers import denoise_peer, make_peer, make_peer_network, train_peer
-
-from c2s_denoise import C2SDenoiser
 
 RESULTS = Path(__file__).parent / "results"
 SIGMA = 25 / 255
@@ -51,8 +50,19 @@ def fit_and_score(method: str, steps: int, data: dict) -> dict:
         output, seconds = model.transform([data["noisy_test"]])[0], model.fit_time_
     else:
         loss = make_peer("noise2clean")
-        trained = train_peer(loss, make_peer_network(seed=0), data["noisy_train"], SIGMA, clean=data["clean_train"], max_iter=steps, seed=0)
-        output, seconds = np.asarray(denoise_peer(loss, trained.network, data["noisy_test"], SIGMA, seed=0)), trained.seconds
+        trained = train_peer(
+            loss,
+            make_peer_network(seed=0),
+            data["noisy_train"],
+            SIGMA,
+            clean=data["clean_train"],
+            max_iter=steps,
+            seed=0,
+        )
+        output, seconds = (
+            np.asarray(denoise_peer(loss, trained.network, data["noisy_test"], SIGMA, seed=0)),
+            trained.seconds,
+        )
     return {
         "method": method,
         "steps": steps,
@@ -139,7 +149,9 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
     parser.add_argument("--minutes", nargs="+", type=float, default=[2, 5, 10, 30])
     parser.add_argument("--threads", type=int, default=None, help="torch threads of the fits (default: torch's)")
-    parser.add_argument("--rates", nargs="*", default=[], help="METHOD=STEPS_PER_S measured on 2 cores (skips measuring)")
+    parser.add_argument(
+        "--rates", nargs="*", default=[], help="METHOD=STEPS_PER_S measured on 2 cores (skips measuring)"
+    )
     parser.add_argument("--json", type=Path, default=None, help="where to write this run's results")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--report", action="store_true", help="only merge the JSON results into the table and plot")
@@ -174,7 +186,9 @@ def main() -> None:
         "machine": machine().replace(f"({torch.get_num_threads()} threads)", "(threads per run below)"),
         "rates": {m: rates[m] for m in args.methods},
         "noisy": metrics(data["noisy_test"], split.test, split.test_mask),
-        "bm3d": metrics(np.stack([bm3d.bm3d(image, SIGMA) for image in data["noisy_test"]]), split.test, split.test_mask),
+        "bm3d": metrics(
+            np.stack([bm3d.bm3d(image, SIGMA) for image in data["noisy_test"]]), split.test, split.test_mask
+        ),
     }
     path = args.json or args.out / f"time_budget_{'_'.join(args.methods)}.json"
     runs = []

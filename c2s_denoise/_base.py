@@ -185,7 +185,8 @@ class C2SBase(TransformerMixin, BaseEstimator):
                 left = [names[c] for c in denoised_contrasts if c not in results] if names else []
                 warnings.warn(
                     f"fit interrupted after {result.n_iter} of {self.max_iter} steps; keeping the averaged (EMA) "
-                    "weights reached so far" + (f"; contrasts {left} were not trained and are returned unchanged" if left else ""),
+                    "weights reached so far"
+                    + (f"; contrasts {left} were not trained and are returned unchanged" if left else ""),
                     UserWarning,
                     stacklevel=4,
                 )
@@ -305,7 +306,9 @@ class C2SBase(TransformerMixin, BaseEstimator):
             for contrast in contrasts:
                 sigma = max(float(sigma_row[contrast]), MIN_RELATIVE_SIGMA * scale_row[contrast])
                 denoise = functools.partial(self._denoise_channel, item, sigma_row, scale_row, contrast)
-                scores.append(sure_psnr(item[contrast], output[contrast], sigma, scale_row[contrast], denoise, probe_rng))
+                scores.append(
+                    sure_psnr(item[contrast], output[contrast], sigma, scale_row[contrast], denoise, probe_rng)
+                )
         return scores
 
     def _denoise_channel(

@@ -78,7 +78,6 @@ OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace existin
 VerboseOpt = Annotated[int, typer.Option("--verbose", "-v", count=True, help="Log progress on stderr.")]
 
 
-
 def _parse_crop(value: str | None) -> tuple[int, int] | None:
     """``HxW`` (or ``H,W``) as ``(h, w)``."""
     if value is None:
@@ -100,7 +99,9 @@ def _parse_sigma(value: str | None) -> float | str | None:
     try:
         sigma = float(value)
     except ValueError:
-        raise typer.BadParameter(f"expected a number or auto/wavelet/background/foreground/rayleigh, got {value!r}") from None
+        raise typer.BadParameter(
+            f"expected a number or auto/wavelet/background/foreground/rayleigh, got {value!r}"
+        ) from None
     if not sigma > 0 or not math.isfinite(sigma):
         raise typer.BadParameter(f"sigma must be a positive number, got {value!r}")
     return sigma

@@ -54,7 +54,7 @@ class Layout:
     shapes: list[tuple[int, ...]]
     dtypes: list[np.dtype]
     array_shape: tuple[int, ...] | None = None
-    parts: dict[str, "Layout"] = field(default_factory=dict)  # "dict": each contrast's layout
+    parts: dict[str, Layout] = field(default_factory=dict)  # "dict": each contrast's layout
 
 
 def _output_dtype(dtype: np.dtype) -> np.dtype:
@@ -137,9 +137,7 @@ def split_volumes(X: object, image_shape: tuple[int, int] | None, validate_rows)
             elif array.ndim == 3:
                 volume = array
             else:
-                raise ValueError(
-                    f"X[{index}] must be an image (H, W) or a volume (D, H, W), got shape {array.shape}"
-                )
+                raise ValueError(f"X[{index}] must be an image (H, W) or a volume (D, H, W), got shape {array.shape}")
             volumes.append(volume)
             shapes.append(array.shape)
             dtypes.append(_output_dtype(original_dtype))
@@ -181,7 +179,9 @@ def split_volumes(X: object, image_shape: tuple[int, int] | None, validate_rows)
 def join_volumes(volumes: list[np.ndarray], layout: Layout) -> np.ndarray | list[np.ndarray]:
     """Inverse of :func:`split_volumes` for the denoised volumes."""
     if layout.kind == "list":
-        return [v.reshape(shape).astype(dtype, copy=False) for v, shape, dtype in zip(volumes, layout.shapes, layout.dtypes)]
+        return [
+            v.reshape(shape).astype(dtype, copy=False) for v, shape, dtype in zip(volumes, layout.shapes, layout.dtypes)
+        ]
     stacked = np.stack(volumes).reshape(layout.array_shape)
     return stacked.astype(layout.dtypes[0], copy=False)
 
@@ -305,11 +305,11 @@ def split_contrast_items(X: object, contrasts: tuple[str, ...]) -> tuple[list[np
 def join_contrast_items(items: list[np.ndarray], layout: Layout, contrasts: tuple[str, ...]):
     """Inverse of :func:`split_contrast_items` for the denoised items ``(n_contrasts, D, H, W)``."""
     if layout.kind == "dict":
-        return {
-            name: join_volumes([item[c] for item in items], layout.parts[name]) for c, name in enumerate(contrasts)
-        }
+        return {name: join_volumes([item[c] for item in items], layout.parts[name]) for c, name in enumerate(contrasts)}
     if layout.kind == "list":
-        return [i.reshape(shape).astype(dtype, copy=False) for i, shape, dtype in zip(items, layout.shapes, layout.dtypes)]
+        return [
+            i.reshape(shape).astype(dtype, copy=False) for i, shape, dtype in zip(items, layout.shapes, layout.dtypes)
+        ]
     return np.stack(items).reshape(layout.array_shape).astype(layout.dtypes[0], copy=False)
 
 

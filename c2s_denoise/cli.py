@@ -295,7 +295,9 @@ def estimate_noise(
     """
     setup_logging(verbose)
     if noise_model not in ("auto", "gaussian", "rician", "ncchi"):
-        raise typer.BadParameter(f"expected auto, gaussian, rician or ncchi, got {noise_model!r}", param_hint="--noise-model")
+        raise typer.BadParameter(
+            f"expected auto, gaussian, rician or ncchi, got {noise_model!r}", param_hint="--noise-model"
+        )
     options = read_options(crop, slice_axis, npz_key, h5_dataset, combine)
     with known_errors(), progress_bar("estimating") as progress:
         from .workflows import estimate_noise_files

@@ -129,7 +129,9 @@ def _lowres_phase(image: np.ndarray, calibration_width: float, smooth_width: flo
     fine = lowres(image, calibration_width)
     weight = _signal_weight(np.abs(fine) ** 2, _lowres_noise_energy(image.shape, calibration_width))
     smooth = lowres(image, smooth_width)
-    blended = weight * fine / np.maximum(np.abs(fine), _TINY) + (1.0 - weight) * smooth / np.maximum(np.abs(smooth), _TINY)
+    blended = weight * fine / np.maximum(np.abs(fine), _TINY) + (1.0 - weight) * smooth / np.maximum(
+        np.abs(smooth), _TINY
+    )
     return np.exp(1j * np.angle(blended))
 
 

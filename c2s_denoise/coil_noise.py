@@ -66,7 +66,9 @@ def _trimmed_covariance(samples: np.ndarray, keep: float, max_iter: int) -> np.n
         try:
             inverse = np.linalg.inv(covariance)
         except np.linalg.LinAlgError:
-            raise ValueError("the coil noise covariance is singular (a coil without noise, or duplicated coils)") from None
+            raise ValueError(
+                "the coil noise covariance is singular (a coil without noise, or duplicated coils)"
+            ) from None
         q = np.real(np.einsum("im,ij,jm->m", samples.conj(), inverse, samples, optimize=True))
         kept = q <= threshold
         if kept.sum() < _MIN_SAMPLES_PER_COIL * n_coils:
@@ -147,7 +149,9 @@ def estimate_noise_covariance(
     else:
         variances = np.mean(np.abs(samples) ** 2, axis=1)
         if not np.all(variances > 0):
-            raise ValueError(f"coil {int(np.argmin(variances))} has no noise (all zero): cannot estimate its noise level")
+            raise ValueError(
+                f"coil {int(np.argmin(variances))} has no noise (all zero): cannot estimate its noise level"
+            )
         covariance = _trimmed_covariance(samples, keep, max_iter)
     eigenvalues = np.linalg.eigvalsh(covariance)
     if not eigenvalues.min() > 1e-10 * eigenvalues.max():

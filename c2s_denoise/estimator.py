@@ -394,4 +394,3 @@ class C2SDenoiser(C2SBase):
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         tags.target_tags.required = False
         return tags
-

@@ -124,9 +124,7 @@ def _unit_mean(a: np.ndarray, n: float) -> np.ndarray:
     return out
 
 
-def ncchi_mean(
-    amplitude: float | np.ndarray, sigma: float | np.ndarray, n_coils: float = 1
-) -> float | np.ndarray:
+def ncchi_mean(amplitude: float | np.ndarray, sigma: float | np.ndarray, n_coils: float = 1) -> float | np.ndarray:
     """Mean of a noncentral-chi magnitude: ``E[M]`` for the noise-free RSS amplitude ``A``.
 
     ``E[M] = sigma sqrt(2) Gamma(N + 1/2) / Gamma(N) 1F1(-1/2; N; -A**2 / (2 sigma**2))``; for

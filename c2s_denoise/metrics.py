@@ -14,7 +14,7 @@ sigma=1.5, use_sample_covariance=False, data_range=...)``.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

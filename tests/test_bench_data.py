@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+
 from bench_data import (
     CONTRASTS,
     DEFAULT_TEST_SLICES,
@@ -146,10 +147,12 @@ def test_simulated_contrasts(contrasts, tissues):
     gm, wm, csf, mask = tissues
     assert tuple(contrasts) == CONTRASTS
     pure = {"GM": gm > 0.95, "WM": wm > 0.95, "CSF": csf > 0.95}
-    for name, image in contrasts.items():
+    for image in contrasts.values():
         assert image.shape == gm.shape and image.dtype == np.float64
         assert image.min() >= 0.0 and image.max() == pytest.approx(1.0) and not image[~mask].any()
-    level = {name: {t: float(np.median(image[region])) for t, region in pure.items()} for name, image in contrasts.items()}
+    level = {
+        name: {t: float(np.median(image[region])) for t, region in pure.items()} for name, image in contrasts.items()
+    }
     assert level["T1"]["WM"] > level["T1"]["GM"] > level["T1"]["CSF"]
     assert level["T2"]["CSF"] > level["T2"]["GM"] > level["T2"]["WM"]
     assert level["FLAIR"]["CSF"] < 0.02 * level["FLAIR"]["WM"]  # CSF nulled
@@ -209,7 +212,10 @@ def test_slabs_are_contiguous_and_held_out():
     for images in (slabs.train, slabs.test):
         assert images.min() >= 0.0 and images.max() <= 1.0
     wide = load_mni152_slabs(4, 3, gap=4, slice_step=2)
-    assert min(abs(a - b) for slab in wide.train_indices for a in slab for b in {k for s in wide.test_indices for k in s}) > 4
+    assert (
+        min(abs(a - b) for slab in wide.train_indices for a in slab for b in {k for s in wide.test_indices for k in s})
+        > 4
+    )
     even = load_mni152_slabs(2, 4, slice_step=1, gap=0)
     assert all(slab[1] == t for slab, t in zip(even.test_indices, DEFAULT_TEST_SLICES))
     with pytest.raises(ValueError, match="only 31 training slab positions"):
@@ -225,9 +231,8 @@ def test_benchmark_psnr_is_the_package_psnr_and_the_former_formulas(dtype):
     """benchmarks/scoring.py scores with c2s_denoise.metrics.psnr; the numbers equal the hand-written
     formulas the scripts used before (compare.metrics, realistic_scans.scores, budget_sweep.psnr)."""
     pytest.importorskip("skimage")
-    from scoring import masked_psnr, metrics, psnr, scores
-
     from c2s_denoise import metrics as package_metrics
+    from scoring import masked_psnr, metrics, psnr, scores
 
     assert psnr is package_metrics.psnr
     rng = np.random.default_rng(0)

@@ -176,8 +176,18 @@ def test_group_by_study_m4raw_round_trip(tmp_path: Path) -> None:
     model_path = tmp_path / "m4raw.joblib"
     fitted = summary(
         invoke(
-            "fit", *inputs, "--group-by-study", "--contrasts", "T2,T1", "--target-contrasts", "T1", "-o", model_path,
-            "--sigma", "auto", *TINY,
+            "fit",
+            *inputs,
+            "--group-by-study",
+            "--contrasts",
+            "T2,T1",
+            "--target-contrasts",
+            "T1",
+            "-o",
+            model_path,
+            "--sigma",
+            "auto",
+            *TINY,
         )
     )
     assert fitted["contrasts"] == ["T2", "T1"] and fitted["target_contrasts"] == ["T1"]

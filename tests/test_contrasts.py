@@ -121,7 +121,9 @@ def test_target_contrasts_are_denoised_and_the_others_returned_unchanged():
 def test_sigma_per_contrast_given_and_estimated():
     clean = make_phantoms(4, 48, seed=3)
     rng = np.random.default_rng(0)
-    X = np.stack([clean + 0.05 * rng.standard_normal(clean.shape), 1 - clean + 0.2 * rng.standard_normal(clean.shape)], axis=1)
+    X = np.stack(
+        [clean + 0.05 * rng.standard_normal(clean.shape), 1 - clean + 0.2 * rng.standard_normal(clean.shape)], axis=1
+    )
     given = C2SDenoiser(contrasts=("A", "B"), sigma={"A": 0.05, "B": 0.2}, **TINY).fit(X)
     assert given.sigma_.shape == (4, 2)
     np.testing.assert_allclose(given.sigma_, [[0.05, 0.2]] * 4)
@@ -193,7 +195,9 @@ def test_a_second_cleaner_contrast_improves_the_target():
     X = np.stack([target, helper], axis=1)
     train, test = slice(0, 16), slice(16, 20)
     single = C2SDenoiser(sigma=0.2, **FAST).fit(target[train])
-    multi = C2SDenoiser(contrasts=("T2", "T1"), target_contrasts=("T2",), sigma={"T2": 0.2, "T1": 0.05}, **FAST).fit(X[train])
+    multi = C2SDenoiser(contrasts=("T2", "T1"), target_contrasts=("T2",), sigma={"T2": 0.2, "T1": 0.05}, **FAST).fit(
+        X[train]
+    )
     psnr_noisy = psnr(clean[test], target[test])
     psnr_single = psnr(clean[test], single.transform(target[test]))
     psnr_multi = psnr(clean[test], multi.transform(X[test])[:, 0])

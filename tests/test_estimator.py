@@ -38,13 +38,17 @@ def test_denoises_held_out_images_against_clean_references(fitted, noisy_dataset
 def test_score_with_references_is_psnr_and_self_supervised_score_tracks_it(fitted, noisy_dataset):
     X, clean = noisy_dataset["test_noisy"], noisy_dataset["test_clean"]
     denoised = fitted.transform(X)
-    expected = np.mean([10 * np.log10((c.max() - c.min()) ** 2 / np.mean((c - d) ** 2)) for c, d in zip(clean, denoised)])
+    expected = np.mean(
+        [10 * np.log10((c.max() - c.min()) ** 2 / np.mean((c - d) ** 2)) for c, d in zip(clean, denoised)]
+    )
     assert fitted.score(X, clean) == pytest.approx(expected, abs=1e-6)
     # self-supervised score: SURE + sigma^2 estimates the MSE against an independent noisy repeat,
     # MSE(f, x) + sigma^2, with the 99.5th percentile of |noisy| as the peak
     peaks = np.array([np.percentile(np.abs(x), 99.5) for x in X])
     sigma = noisy_dataset["sigma"]
-    truth = np.mean([10 * np.log10(p**2 / (np.mean((c - d) ** 2) + sigma**2)) for p, c, d in zip(peaks, clean, denoised)])
+    truth = np.mean(
+        [10 * np.log10(p**2 / (np.mean((c - d) ** 2) + sigma**2)) for p, c, d in zip(peaks, clean, denoised)]
+    )
     assert fitted.score(X) == pytest.approx(truth, abs=0.3)
     # the identity map scores exactly 2 sigma^2: the fitted model must do clearly better
     identity = np.mean(10 * np.log10(peaks**2 / (2 * sigma**2)))
@@ -60,7 +64,10 @@ def test_self_supervised_score_survives_an_overestimated_sigma(fitted, noisy_dat
     finally:
         fitted.set_params(sigma=noisy_dataset["sigma"])
     true_with_repeat = np.mean(
-        [10 * np.log10(np.percentile(np.abs(x), 99.5) ** 2 / (np.mean((c - d) ** 2) + 0.1**2)) for x, c, d in zip(X, clean, fitted.transform(X))]
+        [
+            10 * np.log10(np.percentile(np.abs(x), 99.5) ** 2 / (np.mean((c - d) ** 2) + 0.1**2))
+            for x, c, d in zip(X, clean, fitted.transform(X))
+        ]
     )
     assert np.isfinite(score) and abs(score - true_with_repeat) < 1.5
 
@@ -122,7 +129,9 @@ def test_joblib_round_trip_gives_identical_output(tmp_path, fitted, noisy_datase
     X = noisy_dataset["test_noisy"][:2]
     np.testing.assert_array_equal(loaded.transform(X), fitted.transform(X))
     state = fitted.__getstate__()
-    assert "network_" not in state and all(isinstance(v, torch.Tensor) for v in state["_network_state"]["weights"].values())
+    assert "network_" not in state and all(
+        isinstance(v, torch.Tensor) for v in state["_network_state"]["weights"].values()
+    )
     assert state["_torch_version"] == torch.__version__
     assert hasattr(fitted, "network_")  # pickling does not strip the live estimator
 

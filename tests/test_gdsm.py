@@ -124,9 +124,14 @@ def test_trained_linear_model_reproduces_noisier2noise_closed_form():
     """Training loop + schedule + loss together: Noisier2Noise on a Gaussian prior."""
     s, sigma_data = 0.5, 0.2
     generator = torch.Generator().manual_seed(3)
-    images = [s * torch.randn(1, 32, 32, generator=generator) + sigma_data * torch.randn(1, 32, 32, generator=generator) for _ in range(64)]
+    images = [
+        s * torch.randn(1, 32, 32, generator=generator) + sigma_data * torch.randn(1, 32, 32, generator=generator)
+        for _ in range(64)
+    ]
     network = _LinearDenoiser()
-    config = TrainingConfig(max_iter=400, batch_size=32, patch_size=32, learning_rate=0.05, ema_decay=0.9, augment=False)
+    config = TrainingConfig(
+        max_iter=400, batch_size=32, patch_size=32, learning_rate=0.05, ema_decay=0.9, augment=False
+    )
     result = train_gdsm(
         network,
         images,
@@ -156,9 +161,9 @@ def test_loss_weighting_alpha_and_output_normalisation():
         (weight * per_sample).mean().item()
     )
     regression_target = (y - lambda_skip.view(-1, 1, 1, 1) * x_t) / lambda_out.view(-1, 1, 1, 1)
-    assert GDSMLoss(normalize_output_weight=True)(output, x_t, y, tau, sigma_data, sigma_target).item() == pytest.approx(
-        (output - regression_target).square().mean(dim=(1, 2, 3)).mean().item()
-    )
+    assert GDSMLoss(normalize_output_weight=True)(
+        output, x_t, y, tau, sigma_data, sigma_target
+    ).item() == pytest.approx((output - regression_target).square().mean(dim=(1, 2, 3)).mean().item())
 
 
 def test_gdsm_module_examples_run():

@@ -58,7 +58,12 @@ def _train(sabotage_at=None):
     images, levels = _images()
     config = TrainingConfig(max_iter=300, batch_size=4, patch_size=16)
     return train_network(
-        network, images, levels, loss_step=loss_step, config=config, generator=torch.Generator().manual_seed(1),
+        network,
+        images,
+        levels,
+        loss_step=loss_step,
+        config=config,
+        generator=torch.Generator().manual_seed(1),
         device=torch.device("cpu"),
     )
 

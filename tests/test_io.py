@@ -62,7 +62,9 @@ def test_reconstruction_rss_is_preferred_over_kspace(tmp_path: Path) -> None:
     assert image.meta["dataset"] == "reconstruction_rss"
     np.testing.assert_array_equal(image.data, stored)
     # The k-space can still be asked for by name.
-    np.testing.assert_allclose(load_image(path, ReadOptions(dataset="kspace", combine="rss")).data, volume, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        load_image(path, ReadOptions(dataset="kspace", combine="rss")).data, volume, rtol=1e-4, atol=1e-5
+    )
 
 
 def test_reconstruction_esc_without_kspace(tmp_path: Path) -> None:

@@ -194,7 +194,9 @@ def test_reading_errors(tmp_path: Path, scan8) -> None:
         handle.create_dataset("reconstruction_rss", data=rss)
     with pytest.raises(C2SInputError, match=r"combine 'complex' needs k-space, but the file has no 'kspace' dataset"):
         load_fastmri(no_kspace, ReadOptions(combine="complex"))
-    assert load_fastmri(no_kspace, ReadOptions(combine="auto")).meta["combine"] == "rss"  # auto falls back to the magnitude
+    assert (
+        load_fastmri(no_kspace, ReadOptions(combine="auto")).meta["combine"] == "rss"
+    )  # auto falls back to the magnitude
     assert kspace_noise_covariance(no_kspace) is None
 
     header_mismatch = write_kspace(tmp_path / "header.h5", scan8.kspace, channels=6)

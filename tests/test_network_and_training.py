@@ -95,7 +95,9 @@ def test_patch_sampler_draws_air_patches_with_probability_air_weight():
         expected = 25 * weight / (25 * weight + 32)
         assert air_share == pytest.approx(expected, abs=0.03)
     # without the noise's RMS nothing counts as air, whatever the weight
-    plain = PatchSampler([image], levels, patch_size=8, augment=False, air_weight=0.25).sample(4000, torch.Generator().manual_seed(1))[0]
+    plain = PatchSampler([image], levels, patch_size=8, augment=False, air_weight=0.25).sample(
+        4000, torch.Generator().manual_seed(1)
+    )[0]
     assert (plain.flatten(1).mean(dim=1) < 0.06).float().mean().item() == pytest.approx(25 / 57, abs=0.03)
     with pytest.raises(ValueError, match="air_weight"):
         PatchSampler([image], levels, patch_size=8, air_rms=air, air_weight=0.0)
@@ -144,7 +146,9 @@ def test_self_ensemble_is_exact_for_an_equivariant_map():
             return x * 2.0
 
     images = [torch.rand(1, 5, 7), torch.rand(1, 5, 7), torch.rand(1, 3, 3)]
-    outputs = denoise_images(Identity(), images, torch.full((3,), 0.1), device=torch.device("cpu"), batch_size=2, self_ensemble=True)
+    outputs = denoise_images(
+        Identity(), images, torch.full((3,), 0.1), device=torch.device("cpu"), batch_size=2, self_ensemble=True
+    )
     for image, output in zip(images, outputs):
         torch.testing.assert_close(output, image * 2.0)
 

@@ -4,9 +4,12 @@ import copy
 import inspect
 
 import numpy as np
-import peers
 import pytest
 import torch
+
+import peers
+from c2s_denoise.engine import GDSMLoss, GDSMStep
+from c2s_denoise.phantom import brain_phantom
 from peers import (
     PEERS,
     BlindSpotLoss,
@@ -24,9 +27,6 @@ from peers import (
     neighbor_subsample,
     train_peer,
 )
-
-from c2s_denoise.engine import GDSMLoss, GDSMStep
-from c2s_denoise.phantom import brain_phantom
 
 
 def _generator(seed: int = 0) -> torch.Generator:

@@ -10,6 +10,5 @@ def require(module: str) -> None:
         __import__(module)
     except ImportError as error:  # pragma: no cover - depends on the environment
         raise ImportError(
-            f"the benchmark data loaders need {module!r}: pip install 'c2s-denoise[bench]' "
-            f"(or pip install {module})"
+            f"the benchmark data loaders need {module!r}: pip install 'c2s-denoise[bench]' (or pip install {module})"
         ) from error

@@ -109,9 +109,7 @@ def load_mni152_slabs(
         return all(0 <= k < candidate.size and candidate[k] for k in slab)
 
     offsets = slice_step * (np.arange(slab_depth) - (slab_depth - 1) // 2)
-    test = tuple(
-        slab for slab in (tuple(int(t + o) for o in offsets) for t in sorted(set(test_slices))) if fits(slab)
-    )
+    test = tuple(slab for slab in (tuple(int(t + o) for o in offsets) for t in sorted(set(test_slices))) if fits(slab))
     if not test:
         raise ValueError("no test slab fits inside the candidate slices: lower slab_depth or slice_step")
     held_out = np.array(sorted({k for slab in test for k in slab}))

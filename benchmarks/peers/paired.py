@@ -42,6 +42,7 @@ def _checked(alpha: float, n_samples: int, min_samples: int) -> tuple[float, int
         raise ValueError(f"n_samples must be >= {min_samples}, got {n_samples}")
     return float(alpha), int(n_samples)
 
+
 class R2RLoss(PairedLoss):
     """Recorrupted-to-Recorrupted (Pang et al., CVPR 2021) for Gaussian noise of known level.
 

@@ -51,7 +51,6 @@ def make_peer(name: str, **kwargs: object) -> PeerLoss:
         raise ValueError(f"unknown peer {name!r}; choose from {sorted(PEERS)}") from None
 
 
-
 def make_peer_network(
     width: int = 16, depth: int = 3, attention: bool = False, *, in_channels: int = 1, seed: int = 0
 ) -> NoiseConditionedUNet:

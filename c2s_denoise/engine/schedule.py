@@ -58,7 +58,4 @@ class NoiseSchedule:
             return u * tau_top
         sigma_top = torch.sqrt(sigma_data.square() + tau_top.square())
         sigma_t = sigma_data + u * (sigma_top - sigma_data)
-        return torch.sqrt((sigma_t.square() - sigma_data.square()).clamp_min(0)).clamp_min(
-            _MIN_TAU_RATIO * sigma_data
-        )
-
+        return torch.sqrt((sigma_t.square() - sigma_data.square()).clamp_min(0)).clamp_min(_MIN_TAU_RATIO * sigma_data)

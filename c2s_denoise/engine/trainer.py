@@ -9,8 +9,8 @@ from __future__ import annotations
 import math
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 from torch import Tensor, nn
@@ -171,8 +171,9 @@ def train_network(
     guard = DivergenceGuard(window=min(500, max(50, config.max_iter // 20)), start=warmup_steps)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer,
-        lambda step: guard.lr_scale
-        * warmup_cosine(step, config.max_iter, config.warmup_fraction, config.final_lr_fraction),
+        lambda step: (
+            guard.lr_scale * warmup_cosine(step, config.max_iter, config.warmup_fraction, config.final_lr_fraction)
+        ),
     )
     guarded = {"network": network, "optimizer": optimizer, "ema": ema.network}
     result = TrainingResult(network=ema.network)
@@ -227,4 +228,3 @@ def train_network(
         result.seconds = time.perf_counter() - start
     result.network = ema.network.eval()
     return result
-

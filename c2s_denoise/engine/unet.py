@@ -147,9 +147,7 @@ class NoiseConditionedUNet(nn.Module):
         if attention:
             self.middle.append(ModulatedSelfAttention(channels[-1], emb))
             self.middle.append(ResidualBlock(channels[-1], emb))
-        self.up = nn.ModuleList(
-            nn.ConvTranspose2d(channels[i + 1], channels[i], 2, stride=2) for i in range(depth - 1)
-        )
+        self.up = nn.ModuleList(nn.ConvTranspose2d(channels[i + 1], channels[i], 2, stride=2) for i in range(depth - 1))
         self.decoder = nn.ModuleList(ResidualBlock(c, emb) for c in channels[:-1])
         self.head = nn.Sequential(nn.SiLU(), nn.Conv2d(channels[0], out_channels, 3, padding=1))
 

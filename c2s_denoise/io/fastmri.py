@@ -175,7 +175,9 @@ def _noise_samples(handle: Any, path: Path, n_coils: int) -> np.ndarray | None:
         return None
     noise = np.asarray(handle[NOISE_KEY][()])
     if noise.dtype.kind != "c" or noise.ndim < 2:
-        raise C2SInputError(path, f"dataset {NOISE_KEY!r} must be complex (coils, samples), got {noise.dtype} {noise.shape}")
+        raise C2SInputError(
+            path, f"dataset {NOISE_KEY!r} must be complex (coils, samples), got {noise.dtype} {noise.shape}"
+        )
     if noise.shape[0] != n_coils:
         raise C2SInputError(
             path, f"inconsistent coil dimensions: {NOISE_KEY!r} has {noise.shape[0]} coil(s) but kspace has {n_coils}"
@@ -226,8 +228,9 @@ def _complex_from_kspace(handle: Any, dataset: Any, path: Path) -> tuple[np.ndar
     declared = declared_coils(handle)
     if declared is not None and len(shape) == 4 and declared != n_coils:
         raise C2SInputError(
-            path, f"inconsistent coil dimensions: the ISMRMRD header declares {declared} receiver channels but "
-            f"kspace has {n_coils} coils (axis 1 of shape {shape})"
+            path,
+            f"inconsistent coil dimensions: the ISMRMRD header declares {declared} receiver channels but "
+            f"kspace has {n_coils} coils (axis 1 of shape {shape})",
         )
     try:
         covariance = _kspace_covariance(handle, dataset, path, n_coils)

@@ -160,7 +160,9 @@ def _check_inputs_fit_model(model: Any, paths: Sequence[Path], options: ReadOpti
         if mismatch:
             raise C2SInputError(path, mismatch)
         if save_complex and not is_complex:
-            raise C2SInputError(path, "--save-complex needs k-space combined as complex images; this input is magnitude")
+            raise C2SInputError(
+                path, "--save-complex needs k-space combined as complex images; this input is magnitude"
+            )
         if options.crop is not None and detect_format(path) == "nifti":
             raise C2SInputError(path, "--crop is not supported when writing NIfTI outputs")
 

@@ -134,8 +134,9 @@ def magnitude_for_contrasts(options: ReadOptions) -> ReadOptions:
     """Multi-contrast models take magnitude images: "auto" reads k-space files as RSS, "complex" is refused."""
     if options.combine == "complex":
         raise ContrastError(
-            None, "--combine complex is not supported with contrasts yet; multi-contrast models denoise magnitude "
-            "images (use --combine rss, the default with contrasts)"
+            None,
+            "--combine complex is not supported with contrasts yet; multi-contrast models denoise magnitude "
+            "images (use --combine rss, the default with contrasts)",
         )
     return dataclasses.replace(options, combine="rss")
 
@@ -164,8 +165,9 @@ def subjects_for_model(model: Any, model_file: Path, inputs: Inputs) -> list[Sub
     for name in fitted:
         if name not in inputs:
             raise ContrastError(
-                None, f"contrast {name!r} is missing: the model needs a file of each of its contrasts "
-                f"({_listed(fitted)}) for every subject"
+                None,
+                f"contrast {name!r} is missing: the model needs a file of each of its contrasts "
+                f"({_listed(fitted)}) for every subject",
             )
     return contrast_subjects({name: inputs[name] for name in fitted})[1]  # type: ignore[return-value]
 
@@ -224,8 +226,9 @@ def group_m4raw_files(paths: Sequence[PathLike], contrasts: Sequence[str] | None
         group = groups.setdefault((parts.study, parts.repetition), {})
         if parts.contrast in group:
             raise ContrastError(
-                path, f"contrast {parts.contrast!r} of study {parts.study} repetition {parts.repetition:02d} is also "
-                f"given as {group[parts.contrast]}"
+                path,
+                f"contrast {parts.contrast!r} of study {parts.study} repetition {parts.repetition:02d} is also "
+                f"given as {group[parts.contrast]}",
             )
         group[parts.contrast] = path
     found = sorted({name for group in groups.values() for name in group})

@@ -87,7 +87,9 @@ def estimate_noise_files(
             covariance = kspace_noise_covariance(path)
             if covariance is not None:
                 levels = np.sqrt(np.real(np.diag(covariance)) / 2.0)
-                correlation = np.abs(covariance) / np.sqrt(np.outer(np.real(np.diag(covariance)), np.real(np.diag(covariance))))
+                correlation = np.abs(covariance) / np.sqrt(
+                    np.outer(np.real(np.diag(covariance)), np.real(np.diag(covariance)))
+                )
                 np.fill_diagonal(correlation, 0.0)
                 entry["kspace_noise"] = {
                     "n_coils": int(covariance.shape[0]),
