@@ -8,6 +8,7 @@ values themselves are the library's.
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -105,6 +106,21 @@ def _parse_sigma(value: str | None) -> float | str | None:
     if not sigma > 0 or not math.isfinite(sigma):
         raise typer.BadParameter(f"sigma must be a positive number, got {value!r}")
     return sigma
+
+
+_DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+
+
+def parse_device(value: str | None) -> str | None:
+    """A torch device name: auto, cpu, cuda, cuda:N or mps (whether it is available is checked later)."""
+    if value is None:
+        return None
+    device = value.strip().lower()
+    if not _DEVICE.fullmatch(device):
+        raise typer.BadParameter(
+            f"expected auto, cpu, cuda, cuda:N (N = 0, 1, ...) or mps, got {value!r}", param_hint="--device"
+        )
+    return device
 
 
 def parse_sigmas(values: list[str] | None) -> float | str | dict[str, float | str] | None:

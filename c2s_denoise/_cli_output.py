@@ -7,12 +7,13 @@ import json
 import logging
 import math
 import sys
+import traceback
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import typer
 
-from .io.errors import C2SInputError
+from .io.errors import C2SInputError, describe_exception
 
 logger = logging.getLogger("c2s_denoise")
 
@@ -53,11 +54,23 @@ def emit(summary: dict[str, Any]) -> None:
     typer.echo(json.dumps(_finite_json(summary), indent=2))
 
 
+#: Raised by the command line itself: usage errors (exit status 2) and deliberate exits pass through.
+_CLI_EXITS = (typer.Exit, typer.Abort, typer.TyperException)
+
+
 @contextlib.contextmanager
-def known_errors() -> Iterator[None]:
-    """Turn known errors into a one-line message and exit status 1 (130 if interrupted)."""
+def known_errors(verbose: int = 0) -> Iterator[None]:
+    """Turn every error into one ``error:`` line: exit status 1 (2 for contrast mismatches, 130 if interrupted).
+
+    Known problems (:class:`~c2s_denoise.io.C2SInputError`) print their message; any other
+    exception (OSError, ValueError, RuntimeError, FloatingPointError, a bug, ...) prints its type
+    and first line, and with ``verbose`` its traceback first, for bug reports. Usage errors
+    raised by the command line keep their exit status 2.
+    """
     try:
         yield
+    except _CLI_EXITS:
+        raise
     except C2SInputError as exc:
         from .workflows.contrasts import ContrastError
 
@@ -66,6 +79,12 @@ def known_errors() -> Iterator[None]:
     except KeyboardInterrupt:
         typer.echo("interrupted; finished outputs are complete, unfinished ones were not written", err=True)
         raise typer.Exit(130) from None
+    except Exception as exc:
+        if verbose:
+            traceback.print_exc(file=sys.stderr)
+        hint = "" if verbose else " (run with -v to see the traceback)"
+        typer.echo(f"error: {describe_exception(exc)}{hint}", err=True)
+        raise typer.Exit(1) from None
 
 
 @contextlib.contextmanager

@@ -31,6 +31,7 @@ from ._cli_options import (
     SliceAxisOpt,
     VerboseOpt,
     input_files,
+    parse_device,
     parse_names,
     parse_sigmas,
     read_options,
@@ -161,14 +162,14 @@ def fit(
         "learning_rate": learning_rate,
         "width": width,
         "tau_max": tau_max,
-        "device": device,
+        "device": parse_device(device),
         "random_state": seed,
     }
     params = {key: value for key, value in values.items() if value is not None}
     if verbose:
         params["verbose"] = 1
     options = read_options(crop, slice_axis, npz_key, h5_dataset, combine)
-    with known_errors(), progress_bar("reading") as progress:
+    with known_errors(verbose), progress_bar("reading") as progress:
         from .workflows import fit_files
 
         files = input_files(inputs, contrast, group_by_study, order)
@@ -215,7 +216,7 @@ def apply(
     if n_jobs == 0:
         raise typer.BadParameter("must not be 0", param_hint="--n-jobs")
     options = read_options(crop, slice_axis, npz_key, h5_dataset, combine)
-    with known_errors(), progress_bar("denoising") as progress:
+    with known_errors(verbose), progress_bar("denoising") as progress:
         from .workflows import apply_files
 
         files = input_files(inputs, contrast, group_by_study)
@@ -261,7 +262,7 @@ def evaluate(
     """
     setup_logging(verbose)
     options = read_options(crop, slice_axis, npz_key, h5_dataset)
-    with known_errors(), progress_bar("scoring") as progress:
+    with known_errors(verbose), progress_bar("scoring") as progress:
         from .workflows import evaluate_files
 
         summary = evaluate_files(
@@ -299,7 +300,7 @@ def estimate_noise(
             f"expected auto, gaussian, rician or ncchi, got {noise_model!r}", param_hint="--noise-model"
         )
     options = read_options(crop, slice_axis, npz_key, h5_dataset, combine)
-    with known_errors(), progress_bar("estimating") as progress:
+    with known_errors(verbose), progress_bar("estimating") as progress:
         from .workflows import estimate_noise_files
 
         summary = estimate_noise_files(
@@ -318,10 +319,10 @@ def estimate_noise(
 @app.command()
 def demo(
     out: Annotated[Path, typer.Option("--out", help="Folder for the figure, data and model.")] = Path("c2s-demo"),
-    max_iter: Annotated[int | None, typer.Option("--max-iter", help="Training steps (default 500).")] = None,
+    max_iter: Annotated[int | None, typer.Option("--max-iter", min=1, help="Training steps (default 1500).")] = None,
     size: Annotated[int | None, typer.Option(help="Phantom image size in pixels (default 96).")] = None,
-    device: Annotated[str, typer.Option(help="Torch device: auto, cpu, cuda, mps.")] = "auto",
-    seed: Annotated[int, typer.Option(help="Seed of the phantom, the noise and the training.")] = 0,
+    device: Annotated[str, typer.Option(help="Torch device: auto, cpu, cuda, cuda:N, mps.")] = "auto",
+    seed: Annotated[int, typer.Option(min=0, help="Seed of the phantom, the noise and the training.")] = 0,
     overwrite: OverwriteOpt = False,
     verbose: VerboseOpt = 0,
 ) -> None:
@@ -332,7 +333,7 @@ def demo(
     setup_logging(verbose)
     from .workflows import DemoSettings, run_demo
 
-    changes: dict[str, Any] = {"device": device, "seed": seed}
+    changes: dict[str, Any] = {"device": parse_device(device), "seed": seed}
     if max_iter is not None:
         changes["max_iter"] = max_iter
     if size is not None:
@@ -340,7 +341,7 @@ def demo(
             raise typer.BadParameter("must be at least 16", param_hint="--size")
         changes["size"] = size
     settings = DemoSettings(**changes)
-    with known_errors():
+    with known_errors(verbose):
         logger.info("writing the demo to %s", out)
         summary = run_demo(out, settings, overwrite=overwrite, verbose=1 if verbose else 0)
     typer.echo(
@@ -358,7 +359,11 @@ def _terminate(signum: int, frame: Any) -> None:
 
 
 def main() -> None:
-    """Console-script entry point (``c2s-denoise``)."""
+    """Console-script entry point (``c2s-denoise``): no exception leaves it as a traceback."""
     with contextlib.suppress(ValueError, AttributeError):  # not in the main thread / no SIGTERM
         signal.signal(signal.SIGTERM, _terminate)
-    app(prog_name="c2s-denoise")
+    try:
+        with known_errors():  # the last resort; each command also handles its own errors
+            app(prog_name="c2s-denoise")
+    except typer.Exit as exit_:
+        raise SystemExit(exit_.exit_code) from None

@@ -10,7 +10,7 @@ h5py and nibabel are imported only when a file of their format is read or
 written; nibabel is the optional extra ``nifti``.
 """
 
-from .atomic import TEMP_PREFIX, atomic_write, check_output_path, same_file
+from .atomic import TEMP_PREFIX, atomic_write, check_output_folder, check_output_path, same_file
 from .errors import C2SInputError
 from .file_names import FORMATS, M4RawName, detect_format, parse_m4raw_name, strip_suffix
 from .loaded_image import LoadedImage
@@ -28,6 +28,7 @@ __all__ = [
     "ReadOptions",
     "atomic_write",
     "check_input_path",
+    "check_output_folder",
     "check_output_path",
     "detect_format",
     "load_image",

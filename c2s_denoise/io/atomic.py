@@ -4,9 +4,18 @@ Every file the package writes goes through :func:`atomic_write`: the content
 is written to a temporary file in the target folder, flushed to disk, and only
 then renamed over the final name with :func:`os.replace`. A reader therefore
 sees either no file or a complete one, never a torn one, even if the process
-is interrupted. Temporary files are named ``.c2s-tmp-<random>-<final name>``
-(keeping the final suffix, which some writers use to pick the format) and are
-removed when the write fails or is interrupted by an exception or SIGINT.
+is interrupted. Temporary files are named ``.c2s-tmp-<8 random characters><suffix>``
+(keeping the final name's short suffix, such as ``.nii.gz``, which some writers use
+to pick the format, but never longer than the file system allows, however long the
+final name) and are removed when the write fails or is interrupted by an exception
+or SIGINT.
+
+:func:`check_output_path` checks, before any work is done, everything about an
+output that can be checked without writing it: that it is not an input, not an
+existing file (without ``overwrite``) or folder, that its folder (or the nearest
+existing folder above it) is a folder where a file can be created (a probe file is
+created and removed), and that the final and temporary names fit the file
+system's ``NAME_MAX``.
 """
 
 from __future__ import annotations
@@ -23,11 +32,20 @@ __all__ = [
     "TEMP_PREFIX",
     "atomic_write",
     "check_output_path",
+    "check_output_folder",
     "same_file",
+    "temp_name_suffix",
 ]
 
 #: Prefix of the temporary files created next to an output while it is written.
 TEMP_PREFIX = ".c2s-tmp-"
+
+# The longest suffix kept in a temporary name (".nii.gz", ".joblib", ...); longer ones are dropped.
+_MAX_TEMP_SUFFIX = 16
+# Random characters in a temporary name (those of tempfile.mkstemp).
+_TEMP_RANDOM = 8
+# Assumed when the file system does not say (POSIX's smallest NAME_MAX is 14; every common one has 255).
+_DEFAULT_NAME_MAX = 255
 
 
 def _read_umask() -> int:
@@ -87,9 +105,14 @@ def check_output_path(
     ------
     C2SInputError
         If ``path`` is one of ``inputs``, is an existing folder, or exists
-        while ``overwrite`` is False.
+        while ``overwrite`` is False; if its folder (or the nearest existing
+        folder above it) is a file or not writable; or if a name to be
+        created (folders, the file, its temporary file) is longer than the
+        file system's ``NAME_MAX``.
     """
     out = Path(path)
+    existing = check_output_folder(out.parent if str(out.parent) else Path("."))
+    _check_name_lengths(out, existing)  # first: the OS refuses to even look up a name that is too long
     for inp in inputs:
         if same_file(out, inp):
             raise C2SInputError(out, "output would overwrite an input file; choose another output")
@@ -98,6 +121,85 @@ def check_output_path(
     if out.exists() and not overwrite:
         raise C2SInputError(out, "output exists; pass --overwrite to replace it")
     return out
+
+
+def check_output_folder(folder: str | os.PathLike[str]) -> Path:
+    """Check that files can be created in ``folder``, which need not exist yet.
+
+    The nearest existing folder at or above ``folder`` must be a folder (not a
+    file) in which a file can be created: a probe file is created there and
+    removed at once, so a read-only file system, a missing permission or a
+    full inode table is found before any work is done.
+
+    Parameters
+    ----------
+    folder : str or path-like
+        The output folder; created later by the caller if missing.
+
+    Returns
+    -------
+    pathlib.Path
+        The nearest existing folder at or above ``folder``.
+
+    Raises
+    ------
+    C2SInputError
+        If an existing path on the way is a file, or no file can be created.
+    """
+    start = Path(folder) if str(folder) else Path(".")
+    for parent in (start, *start.absolute().parents):
+        if parent.exists():
+            if not parent.is_dir():
+                raise C2SInputError(parent, "output folder is an existing file")
+            _probe_writable(parent)
+            return parent
+    raise C2SInputError(start, "output folder does not exist")  # pragma: no cover - "/" always exists
+
+
+def _probe_writable(folder: Path) -> None:
+    """Create and remove a file in ``folder``; any failure is a :class:`C2SInputError`."""
+    try:
+        fd, name = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}probe-", dir=folder)
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise C2SInputError(folder, f"output folder is not writable ({reason})") from None
+    os.close(fd)
+    with contextlib.suppress(OSError):
+        os.unlink(name)
+
+
+def _name_max(folder: Path) -> int:
+    """The longest file name (in bytes) that ``folder``'s file system allows."""
+    try:
+        value = os.pathconf(folder, "PC_NAME_MAX")
+    except (OSError, ValueError, AttributeError):  # not every platform or file system says
+        return _DEFAULT_NAME_MAX
+    return int(value) if value and value > 0 else _DEFAULT_NAME_MAX
+
+
+def temp_name_suffix(final: Path) -> str:
+    """The suffix kept in the temporary name of ``final``: its last one or two suffixes, if short."""
+    for count in (2, 1):
+        suffix = "".join(final.suffixes[-count:])
+        if suffix and len(os.fsencode(suffix)) <= _MAX_TEMP_SUFFIX and suffix != final.name:
+            return suffix
+    return ""
+
+
+def _check_name_lengths(out: Path, existing: Path) -> None:
+    """Every name still to be created (folders, the file, its temporary file) must fit NAME_MAX."""
+    limit = _name_max(existing)
+    absolute = out.absolute()
+    to_create = absolute.relative_to(existing.absolute()).parts if absolute.is_relative_to(existing.absolute()) else ()
+    for name in to_create or (out.name,):
+        size = len(os.fsencode(name))
+        if size > limit:
+            raise C2SInputError(
+                out, f"file name {name[:40]!r}... is {size} bytes; this file system allows at most {limit}"
+            )
+    temp_size = len(os.fsencode(TEMP_PREFIX + "x" * _TEMP_RANDOM + temp_name_suffix(out)))
+    if temp_size > limit:  # pragma: no cover - only on file systems with very short names
+        raise C2SInputError(out, f"temporary file names of {temp_size} bytes exceed this file system's {limit}")
 
 
 def _fsync_path(path: Path) -> None:
@@ -156,7 +258,7 @@ def atomic_write(path: str | os.PathLike[str], *, overwrite: bool = False) -> It
         raise C2SInputError(final, "output folder does not exist")
     if final.exists() and not overwrite:
         raise C2SInputError(final, "output exists; pass --overwrite to replace it")
-    fd, tmp_name = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=f"-{final.name}", dir=folder)
+    fd, tmp_name = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=temp_name_suffix(final), dir=folder)
     os.close(fd)
     tmp = Path(tmp_name)
     try:

@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from ..io import C2SInputError, LoadedImage, ReadOptions, probe_image
+from ..io.atomic import check_output_folder as check_output_folder  # re-exported for the workflows
 from ..io.errors import describe_exception
 
 logger = logging.getLogger("c2s_denoise")
@@ -40,13 +41,16 @@ def package_version() -> str:
     return __version__
 
 
-def check_output_folder(folder: Path) -> None:
-    """An output folder must be a folder or not exist yet (it is created when needed)."""
-    for parent in (folder, *folder.parents):
-        if parent.exists():
-            if not parent.is_dir():
-                raise C2SInputError(parent, "output folder is an existing file")
-            return
+def check_device(device: object) -> None:
+    """A torch device asked for must exist here (checked before any work; imports torch)."""
+    if device is None or not isinstance(device, str):
+        return
+    from ..engine.device import resolve_device
+
+    try:
+        resolve_device(device)
+    except ValueError as exc:
+        raise C2SInputError(None, str(exc)) from None
 
 
 def check_inputs(paths: Sequence[PathLike], options: ReadOptions) -> list[Path]:

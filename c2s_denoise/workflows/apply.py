@@ -52,9 +52,10 @@ def apply_files(
     (``reconstruction_complex``) with ``save_complex``.
 
     Everything that can be checked up front is checked before any output is
-    written: the model, every input's type and structure, and every output
-    path (with contrasts also the contrasts against the model's and the
-    shapes of each subject's contrasts). Each output is written atomically,
+    written: the model, every input (read in full: type, shape, finite
+    values, complex or magnitude against the model), and every output path
+    (folder writable, name length; with contrasts also the contrasts against
+    the model's and the shapes of each subject's contrasts). Each output is written atomically,
     so an interrupted run leaves the finished outputs whole and no partial
     file.
 
@@ -105,8 +106,9 @@ def apply_files(
 
     Notes
     -----
-    With contrasts and more than one subject, every file is read twice: once
-    to check all subjects before anything is written, once to denoise it.
+    With more than one subject, every file is read twice: once to check all
+    subjects before anything is written (one subject in memory at a time),
+    once to denoise it.
     """
     options = read_options or ReadOptions()
     model_file = Path(model_path)
@@ -122,7 +124,7 @@ def apply_files(
     written = tuple(model.target_contrasts_) if multi_contrast else (None,)
     outputs = iter(_plan_outputs([s[name] for s in subjects for name in written], folder, model_file, overwrite, paths))
     jobs = [_Job(index, subject, {name: next(outputs) for name in written}) for index, subject in enumerate(subjects)]
-    preloaded = _check_subjects(subjects, options, model.context_slices) if multi_contrast else None
+    preloaded = _check_subjects(model, subjects, options)
     folder.mkdir(parents=True, exist_ok=True)
     model_info = {
         "package_version": package_version(),
@@ -200,15 +202,21 @@ def _plan_outputs(
     return outputs
 
 
-def _check_subjects(
-    subjects: list[Subject], options: ReadOptions, context_slices: int
-) -> dict[str | None, LoadedImage] | None:
-    """Read every subject to check its shapes and depths; return the images of a lone subject for reuse."""
-    if len(subjects) == 1:
-        return load_subject(subjects[0], options, context_slices)
+def _check_subjects(model: Any, subjects: list[Subject], options: ReadOptions) -> dict[str | None, LoadedImage] | None:
+    """Read every subject before anything is written; return the images of a lone subject for reuse.
+
+    Reading checks each file's content (type, shape, finite values, depth, the shapes of a
+    subject's contrasts) and the kind of images it gives against the model's. Subjects are read
+    one at a time and dropped, so memory holds one subject; they are read again to be denoised.
+    """
+    images: dict[str | None, LoadedImage] | None = None
     for subject in subjects:
-        load_subject(subject, options, context_slices)
-    return None
+        images = load_subject(subject, options, model.context_slices)
+        for image in images.values():
+            mismatch = _kind_mismatch(model, image.meta.get("combine") == "complex")
+            if mismatch:
+                raise C2SInputError(image.source, mismatch)
+    return images if len(subjects) == 1 else None
 
 
 def _run_jobs(

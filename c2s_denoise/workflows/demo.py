@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 
 from ..io import atomic_write, check_output_path
-from ._common import PathLike, check_output_folder, estimator_class, logger
-from .model_files import save_model
+from ._common import PathLike, check_device, check_output_folder, estimator_class, logger
+from .recovery import save_model_or_fallback
 
 __all__ = ["DEMO_FILES", "DemoSettings", "run_demo"]
 
@@ -76,6 +76,7 @@ def run_demo(
     targets = {name: folder / name for name in DEMO_FILES}
     for target in targets.values():
         check_output_path(target, overwrite=overwrite)
+    check_device(cfg.device)
     folder.mkdir(parents=True, exist_ok=True)
 
     clean = brain_phantom((cfg.n_slices, cfg.size, cfg.size), seed=cfg.seed)
@@ -105,7 +106,7 @@ def run_demo(
     for name, array in (("noisy.npy", noisy), ("clean.npy", clean)):
         with atomic_write(targets[name], overwrite=overwrite) as tmp, open(tmp, "wb") as handle:
             np.save(handle, array.astype(np.float32))
-    save_model(model, targets["model.joblib"], overwrite=overwrite)
+    save_model_or_fallback(model, targets["model.joblib"], overwrite=overwrite)
     return {
         "command": "demo",
         "psnr_noisy": psnr(noisy, clean),

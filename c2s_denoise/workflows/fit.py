@@ -15,6 +15,7 @@ from ._common import (
     PathLike,
     Progress,
     Subject,
+    check_device,
     check_inputs,
     check_output_folder,
     estimator_class,
@@ -28,7 +29,8 @@ from .contrasts import (
     load_subject,
     magnitude_for_contrasts,
 )
-from .model_files import file_sha256, save_model
+from .model_files import file_sha256
+from .recovery import save_model_or_fallback
 
 __all__ = ["fit_files"]
 
@@ -59,8 +61,10 @@ def fit_files(
         subject, the same image shape (see
         :func:`~c2s_denoise.workflows.group_m4raw_files`).
     model_path : path-like
-        Where to save the fitted model (joblib). Checked before training; its
-        folder is created if missing.
+        Where to save the fitted model. Checked before training (folder
+        writable, name length, not an existing file); its folder is created if
+        missing. If it still cannot be written after training (disk full), the
+        model is saved to a fallback path named in the error.
     params : dict, optional
         Keyword arguments for :class:`~c2s_denoise.C2SDenoiser` (e.g.
         ``context_slices``; with contrasts also ``target_contrasts`` and a
@@ -90,6 +94,9 @@ def fit_files(
         For a bad input, a volume with fewer slices than ``context_slices``
         needs, an existing or colliding model path, or estimator parameters
         the estimator rejects (naming the file where the estimator names an item).
+    ModelNotWrittenError
+        When the model could not be written after training; its message and
+        ``saved_to`` name the fallback file it was saved to.
     ContrastError
         For contrasts with different numbers of files or shapes, or target
         contrasts / per-contrast noise levels naming no input contrast.
@@ -107,6 +114,7 @@ def fit_files(
     paths = check_inputs([path for subject in subjects for path in subject.values()], options)
     out = check_output_path(model_path, inputs=paths, overwrite=overwrite)
     check_output_folder(out.parent)
+    check_device(params.get("device"))
     images: list[LoadedImage] = []
     for subject in subjects:
         images += load_subject(subject, options, params.get("context_slices", 0)).values()
@@ -124,9 +132,10 @@ def fit_files(
         model.fit(X)
     except ValueError as exc:  # includes scikit-learn's InvalidParameterError
         raise item_error(exc, [next(iter(subject.values())) for subject in subjects], "cannot fit") from None
+    except FloatingPointError as exc:
+        raise C2SInputError(None, f"cannot fit: {exc} (check --sigma, --tau-max and --learning-rate)") from None
     seconds = time.perf_counter() - start_time
-    out.parent.mkdir(parents=True, exist_ok=True)
-    save_model(model, out, overwrite=overwrite)
+    save_model_or_fallback(model, out, overwrite=overwrite)
     logger.info("saved model to %s", out)
     return {
         "command": "fit",
