@@ -148,12 +148,20 @@ def check_output_folder(folder: str | os.PathLike[str]) -> Path:
     """
     start = Path(folder) if str(folder) else Path(".")
     for parent in (start, *start.absolute().parents):
-        if parent.exists():
+        if _exists(parent):
             if not parent.is_dir():
                 raise C2SInputError(parent, "output folder is an existing file")
             _probe_writable(parent)
             return parent
     raise C2SInputError(start, "output folder does not exist")  # pragma: no cover - "/" always exists
+
+
+def _exists(path: Path) -> bool:
+    """Whether ``path`` exists; a name the OS refuses to look up (too long) does not."""
+    try:
+        return path.exists()
+    except OSError:
+        return False
 
 
 def _probe_writable(folder: Path) -> None:

@@ -90,7 +90,7 @@ def save_model_or_fallback(model: Any, path: str | os.PathLike[str], *, overwrit
         try:
             saved = save_model(model, candidate, overwrite=False)
         except (OSError, C2SInputError) as exc:
-            logger.warning("could not save the model to the fallback %s either (%s)", candidate, _reason(exc))
+            logger.info("could not save the model to the fallback %s either (%s)", candidate, _reason(exc))
             continue
         raise ModelNotWrittenError(
             None, f"could not write {out} ({reason}); the trained model was saved to {saved}", str(saved)
