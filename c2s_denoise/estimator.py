@@ -33,10 +33,11 @@ class C2SDenoiser(C2SBase):
     ----------
     sigma : float, {"auto", "wavelet", "background", "foreground", "rayleigh"} or dict, default="auto"
         Noise standard deviation in the input's units, finite and > 0 (for complex or magnitude
-        data: of each real component of the complex noise), or how to estimate it per image/volume:
-        ``"wavelet"`` is the wavelet MAD estimator (the paper's), ``"background"`` fits the
-        noncentral-chi background of magnitude images (with ``n_coils``), ``"foreground"`` the
-        wavelet MAD over bright tissue only, ``"rayleigh"`` is ``"background"`` with one coil.
+        data: of each real component of the complex noise), or how to estimate it per
+        image/volume: ``"wavelet"`` is the wavelet MAD estimator (the paper's),
+        ``"background"`` fits the noncentral-chi background of magnitude images (with
+        ``n_coils``), ``"foreground"`` the wavelet MAD over bright tissue only, ``"rayleigh"``
+        is ``"background"`` with one coil.
         ``"auto"`` picks ``"wavelet"`` for Gaussian noise and, for magnitude noise, the
         background estimator when the image has enough air and the foreground one otherwise
         (the choice is kept in ``sigma_methods_``). With ``contrasts``, a dict
@@ -55,10 +56,9 @@ class C2SDenoiser(C2SBase):
         Detail refinement ``rho = sigma_target / sigma_data`` in ``[0, 1)``. 0 gives the MMSE
         denoiser; larger values keep a fraction ``rho**2`` of the noisy image's fine texture.
     tau_max : float, default=1.5
-        Largest added training noise, as a multiple of the data noise level ``sigma_data``, in
-        ``(0, 100]``.
-        Larger values cover more noise levels but need longer training (1.5 was best for
-        1-minute CPU fits in our measurements; 5 lost 3 dB there).
+        Largest added training noise, in ``(0, 100]``, as a multiple of the data noise level
+        ``sigma_data``. Larger values cover more noise levels but need longer training (1.5 was
+        best for 1-minute CPU fits in our measurements; 5 lost 3 dB there).
     noise_schedule : {"added", "total", "fixed"}, default="added"
         ``"added"`` samples the added noise ``tau ~ U(0, tau_max sigma_data]`` (the paper's
         reparameterisation); ``"total"`` samples the total level uniformly (ablation);
