@@ -15,7 +15,9 @@ import warnings
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.utils.validation import check_is_fitted, check_random_state, validate_data
+from sklearn.utils._param_validation import validate_parameter_constraints
+from sklearn.utils._set_output import _get_output_config
+from sklearn.utils.validation import _check_feature_names_in, check_is_fitted, check_random_state, validate_data
 
 from ._channels import as_parts, min_depth, network_inputs
 from ._inputs import (
@@ -24,6 +26,7 @@ from ._inputs import (
     check_fitted_contrasts,
     check_kind,
     check_min_depth,
+    is_rows,
     item_scales,
     join_contrast_items,
     join_volumes,
@@ -45,7 +48,7 @@ from .engine import (
     train_gdsm,
 )
 from .magnitude import unbias_magnitude
-from .metrics import sure_psnr
+from .metrics import data_range, psnr, sure_psnr
 from .noise import resolve_noise_model
 
 __all__ = ["C2SBase"]
@@ -58,6 +61,46 @@ Names = tuple[str, ...] | None
 
 class C2SBase(TransformerMixin, BaseEstimator):
     """Private steps of :class:`~c2s_denoise.estimator.C2SDenoiser` (not for direct use)."""
+
+    def _validate_params(self) -> None:
+        """scikit-learn's parameter validation, and each value of a per-contrast ``sigma`` dict like ``sigma``."""
+        super()._validate_params()
+        if isinstance(self.sigma, dict):
+            value_constraints = [c for c in self._parameter_constraints["sigma"] if c is not dict]
+            for name, value in self.sigma.items():
+                key = f"sigma[{name!r}]"
+                validate_parameter_constraints({key: value_constraints}, {key: value}, type(self).__name__)
+
+    def get_feature_names_out(self, input_features=None) -> np.ndarray:
+        """Names of the output columns, for a model fitted on 2-D rows (one output column per input column).
+
+        Parameters
+        ----------
+        input_features : array-like of str, optional
+            The input's column names; default ``feature_names_in_``, else ``x0, x1, ...``.
+
+        Returns
+        -------
+        ndarray of str
+            The input's column names (the denoised pixels keep their places).
+        """
+        check_is_fitted(self)
+        if not hasattr(self, "n_features_in_"):
+            raise ValueError(
+                "get_feature_names_out needs a model fitted on 2-D input (n_samples, n_features); this one was "
+                "fitted on images, whose pixels are not named features"
+            )
+        return _check_feature_names_in(self, input_features)
+
+    def _check_table_output(self, X) -> None:
+        """Refuse a ``set_output`` container (pandas, polars) for images: a table holds 2-D rows only."""
+        container = _get_output_config("transform", self)["dense"]
+        if container != "default" and (self.contrasts is not None or not is_rows(X)):
+            raise ValueError(
+                f"transform output {container!r} (set_output or set_config) is a table and needs 2-D input "
+                "(n_samples, n_features), but X holds images or volumes; call set_output(transform='default') "
+                "to denoise them"
+            )
 
     # ------------------------------------------------------------------ input handling
     def _contrast_names(self) -> tuple[str, ...] | None:
@@ -128,6 +171,8 @@ class C2SBase(TransformerMixin, BaseEstimator):
     def _fit(self, X) -> C2SBase:
         """Read ``X``, measure its noise, train one network per denoised contrast, store the fitted attributes."""
         names = self._contrast_names()
+        for attribute in ("n_features_in_", "feature_names_in_"):  # set again by 2-D rows only
+            self.__dict__.pop(attribute, None)
         items, _ = self._split(X, names, reset=True)
         is_complex = check_kind(items, None)
         self.noise_model_ = resolve_noise_model(items, self.noise_model, n_coils=self.n_coils)
@@ -295,6 +340,17 @@ class C2SBase(TransformerMixin, BaseEstimator):
         if [r.shape for r in references] != [i.shape for i in items]:
             raise ValueError("y must have the same layout and shapes as X")
         return references
+
+    def _reference_psnrs(self, X, y) -> list[float]:
+        """PSNR of each denoised item (and target contrast) of ``X`` against the clean ``y``, with ``y``'s range."""
+        items, _, names, sigmas, scales = self._read_fitted(X)
+        denoised = self._denoise_items(items, sigmas, scales)
+        references = self._read_references(y, items, names)
+        return [
+            psnr(output[c], reference[c], range_=data_range(np.abs(reference[c])) or 1.0)
+            for reference, output in zip(references, denoised)
+            for c in self._fitted_networks()
+        ]
 
     def _sure_psnrs(
         self, items: Items, denoised: Items, sigmas: np.ndarray, scales: np.ndarray, contrasts: list[int]

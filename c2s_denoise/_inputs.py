@@ -38,6 +38,8 @@ __all__ = [
     "check_kind",
     "check_min_depth",
     "intensity_scale",
+    "is_label_vector",
+    "is_rows",
     "item_scales",
     "join_contrast_items",
     "join_volumes",
@@ -146,6 +148,7 @@ def split_volumes(X: object, image_shape: tuple[int, int] | None, validate_rows)
         raise ValueError("X is empty: expected at least one image")
     if sparse.issparse(X):
         validate_rows(X)  # raises scikit-learn's "sparse data not supported" error
+    given = X  # validated as given (a DataFrame keeps its column names: feature_names_in_)
     X = np.asarray(X)  # no copy for arrays; array-likes and nested lists of equal size become arrays
     if X.ndim <= 2:  # tabular rows (scikit-learn's 2-D convention) are real; complex is for images
         _reject_complex(X, "X")
@@ -154,7 +157,7 @@ def split_volumes(X: object, image_shape: tuple[int, int] | None, validate_rows)
     if ndim < 2:
         validate_rows(X)  # raises scikit-learn's "Expected 2D array ... Reshape your data" error
     if ndim == 2:
-        rows = validate_rows(X)
+        rows = validate_rows(given)
         if 0 in rows.shape:
             raise ValueError(f"X has a zero-size dimension: shape {rows.shape}")
         shape = tuple(image_shape) if image_shape is not None else (1, rows.shape[1])
@@ -316,6 +319,25 @@ def join_contrast_items(items: list[np.ndarray], layout: Layout, contrasts: tupl
 def item_scales(items: list[np.ndarray]) -> np.ndarray:
     """:func:`intensity_scale` of each contrast of each item ``(n_contrasts, D, H, W)``: ``(n_items, n_contrasts)``."""
     return np.array([[intensity_scale(volume) for volume in item] for item in items])
+
+
+def is_label_vector(y: object) -> bool:
+    """Whether ``y`` is a vector of labels or targets (what scikit-learn passes as ``y``), not images."""
+    if isinstance(y, Mapping):
+        return False
+    if isinstance(y, (list, tuple)):
+        return all(np.ndim(value) == 0 for value in y)
+    return np.ndim(y) <= 1
+
+
+def is_rows(X: object) -> bool:
+    """Whether ``X`` is a 2-D array ``(n_samples, n_features)`` of rows (a table), not images."""
+    if isinstance(X, Mapping):
+        return False
+    try:
+        return np.ndim(X) == 2
+    except ValueError:  # a list of images of different sizes
+        return False
 
 
 def check_contrast_names(

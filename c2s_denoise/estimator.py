@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
+import warnings
 from numbers import Integral, Real
 
 import numpy as np
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ._base import C2SBase
+from ._inputs import is_label_vector
 from ._noise_levels import noise_level, sigma_rule
 from .engine import NOISE_SCHEDULES
-from .metrics import data_range, psnr
 from .noise import NOISE_ESTIMATORS
 
 __all__ = ["NOISE_MODELS", "C2SDenoiser"]
 
 #: Noise models: "auto" resolves at fit time (see :meth:`C2SDenoiser.fit`).
 NOISE_MODELS = ("auto", "gaussian", "rician", "ncchi")
+#: What ``sigma`` (or each value of a per-contrast ``sigma`` dict) may be: a finite level > 0, or a method.
+SIGMA_VALUE = [Interval(Real, 0, None, closed="neither"), StrOptions({"auto", *NOISE_ESTIMATORS})]
 
 
 class C2SDenoiser(C2SBase):
@@ -29,11 +32,12 @@ class C2SDenoiser(C2SBase):
     Parameters
     ----------
     sigma : float, {"auto", "wavelet", "background", "foreground", "rayleigh"} or dict, default="auto"
-        Noise standard deviation in the input's units (for complex or magnitude data: of each
-        real component of the complex noise), or how to estimate it per image/volume:
-        ``"wavelet"`` is the wavelet MAD estimator (the paper's), ``"background"`` fits the
-        noncentral-chi background of magnitude images (with ``n_coils``), ``"foreground"`` the
-        wavelet MAD over bright tissue only, ``"rayleigh"`` is ``"background"`` with one coil.
+        Noise standard deviation in the input's units, finite and > 0 (for complex or magnitude
+        data: of each real component of the complex noise), or how to estimate it per
+        image/volume: ``"wavelet"`` is the wavelet MAD estimator (the paper's),
+        ``"background"`` fits the noncentral-chi background of magnitude images (with
+        ``n_coils``), ``"foreground"`` the wavelet MAD over bright tissue only, ``"rayleigh"``
+        is ``"background"`` with one coil.
         ``"auto"`` picks ``"wavelet"`` for Gaussian noise and, for magnitude noise, the
         background estimator when the image has enough air and the foreground one otherwise
         (the choice is kept in ``sigma_methods_``). With ``contrasts``, a dict
@@ -52,9 +56,9 @@ class C2SDenoiser(C2SBase):
         Detail refinement ``rho = sigma_target / sigma_data`` in ``[0, 1)``. 0 gives the MMSE
         denoiser; larger values keep a fraction ``rho**2`` of the noisy image's fine texture.
     tau_max : float, default=1.5
-        Largest added training noise, as a multiple of the data noise level ``sigma_data``.
-        Larger values cover more noise levels but need longer training (1.5 was best for
-        1-minute CPU fits in our measurements; 5 lost 3 dB there).
+        Largest added training noise, in ``(0, 100]``, as a multiple of the data noise level
+        ``sigma_data``. Larger values cover more noise levels but need longer training (1.5 was
+        best for 1-minute CPU fits in our measurements; 5 lost 3 dB there).
     noise_schedule : {"added", "total", "fixed"}, default="added"
         ``"added"`` samples the added noise ``tau ~ U(0, tau_max sigma_data]`` (the paper's
         reparameterisation); ``"total"`` samples the total level uniformly (ablation);
@@ -70,13 +74,15 @@ class C2SDenoiser(C2SBase):
     noise_conditioning : bool, default=True
         Condition the network on the noise level (False: plain U-Net, for ablations).
     max_iter : int, default=4000
-        Optimiser steps (about 2 minutes on 2 CPU cores with the default network).
+        Optimiser steps, at least 1 (about 2 minutes on 2 CPU cores with the default network).
     batch_size : int, default=8
         Training patches per step.
     patch_size : int, default=48
         Side of the square training patches.
     learning_rate : float, default=5e-3
-        Peak learning rate (AdamW, linear warm-up then cosine decay).
+        Peak learning rate (AdamW, linear warm-up then cosine decay), in ``(0, 1]``. A loss that
+        becomes non-finite is rolled back by the divergence guard once it holds a healthy state
+        (after the warm-up); before that, ``fit`` raises a ``FloatingPointError`` naming the step.
     ema_decay : float, default=0.999
         Decay of the exponential moving average of the weights used for inference (with warm-up).
     air_weight : float, default=1.0
@@ -153,8 +159,8 @@ class C2SDenoiser(C2SBase):
     scale and has its own noise level; pass a volume as ``(1, D, H, W)`` or ``[volume]`` so that
     its slices share one scale. Outputs come back in the input's units, shape and float dtype.
 
-    ``score(X)`` without clean references returns a SURE-based estimate (no clean data needed),
-    see :meth:`score`.
+    ``score(X)`` returns a SURE-based estimate (no clean data needed), see :meth:`score`; with
+    clean references, score with :func:`c2s_denoise.psnr_scorer`.
 
     Examples
     --------
@@ -168,21 +174,21 @@ class C2SDenoiser(C2SBase):
     """
 
     _parameter_constraints: dict = {
-        "sigma": [Interval(Real, 0, None, closed="right"), StrOptions({"auto", *NOISE_ESTIMATORS}), dict],
+        "sigma": [*SIGMA_VALUE, dict],
         "noise_model": [StrOptions(set(NOISE_MODELS))],
         "n_coils": [Interval(Integral, 1, None, closed="left")],
         "refinement": [Interval(Real, 0, 1, closed="left")],
-        "tau_max": [Interval(Real, 0, None, closed="neither")],
+        "tau_max": [Interval(Real, 0, 100, closed="right")],
         "noise_schedule": [StrOptions(set(NOISE_SCHEDULES))],
         "loss_alpha": [Interval(Real, None, None, closed="neither")],
         "width": [Interval(Integral, 1, None, closed="left")],
         "depth": [Interval(Integral, 1, 8, closed="both")],
         "attention": ["boolean"],
         "noise_conditioning": ["boolean"],
-        "max_iter": [Interval(Integral, 0, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "patch_size": [Interval(Integral, 1, None, closed="left")],
-        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "learning_rate": [Interval(Real, 0, 1, closed="right")],
         "ema_decay": [Interval(Real, 0, 1, closed="left")],
         "air_weight": [Interval(Real, 0, 1, closed="right")],
         "self_ensemble": ["boolean"],
@@ -314,8 +320,11 @@ class C2SDenoiser(C2SBase):
         ndarray, list of ndarray or dict
             Denoised images, same layout, shape and dtype as ``X`` (float64 for integer input),
             in the input's units; contrasts that are not targets come back unchanged. ``X`` is
-            not modified.
+            not modified. With ``set_output(transform="pandas")``, 2-D rows come back as a
+            DataFrame with the columns :meth:`get_feature_names_out` names; images and volumes
+            then raise a ``ValueError`` (a table holds rows only).
         """
+        self._check_table_output(X)
         return self.denoise(X)[0]
 
     def denoise(self, X):
@@ -340,52 +349,50 @@ class C2SDenoiser(C2SBase):
 
     # ------------------------------------------------------------------ score
     def score(self, X, y=None):
-        """Denoising quality in dB (higher is better).
+        """Self-supervised denoising quality in dB (higher is better); no clean data needed.
 
         Parameters
         ----------
         X : array-like, list of array-like, or dict
             Noisy images.
-        y : array-like, list of array-like or dict, optional
-            Clean references in the layout of ``X``.
+        y : None
+            Ignored, like ``PCA.score``'s ``y``: there for the scikit-learn API (a label vector
+            passed by ``Pipeline`` or ``GridSearchCV`` does not change the score). To score
+            against clean references use :func:`c2s_denoise.psnr_scorer`. Deprecated: clean
+            references in the layout of ``X`` still give their PSNR, with a ``FutureWarning``,
+            until c2s-denoise 0.3.
 
         Returns
         -------
         float
-            Averaged over images/volumes (and target contrasts).
-            With ``y``: the mean PSNR of the denoised images against ``y``, each with
-            ``data_range = y.max() - y.min()`` of its image/volume (for complex images: the
-            range of ``|y|`` and the mean of ``|f(x) - y|^2``).
-            Without ``y``: a self-supervised estimate, in dB, of how well the denoised image
-            predicts an independent repetition of the scan, ``10 log10(scale**2 / R)`` averaged
-            over images/volumes, with ``R = |f(y) - y|^2 / N + 2 sigma^2 div f / N`` and the
-            divergence from one Monte-Carlo probe (Ramani et al. 2008). ``R - sigma**2`` is
-            Stein's unbiased risk estimate (SURE) of the MSE against the clean image, so ``R``
-            estimates the MSE against a second noisy scan, ``MSE(f, x) + sigma**2``: it ranks
-            denoisers like the true MSE, gives the identity map exactly ``2 sigma**2`` (no reward
-            for doing nothing), and, unlike SURE itself, stays positive when ``sigma`` is
-            somewhat over-estimated (SURE goes negative for good denoisers once the ``sigma**2``
-            error exceeds their MSE). ``scale`` is the 99.5th percentile of the noisy magnitude;
-            ``sigma`` follows the ``sigma`` parameter (estimated on ``X`` for a method name). The
-            estimate assumes Gaussian noise; it is biased at very low SNR in Rician background.
-            For complex images ``N`` counts real components. This is the score
-            ``GridSearchCV`` uses without clean data.
+            A self-supervised estimate, in dB, of how well the denoised image predicts an
+            independent repetition of the scan, ``10 log10(scale**2 / R)`` averaged over
+            images/volumes (and target contrasts), with ``R = |f(y) - y|^2 / N + 2 sigma^2 div
+            f / N`` and the divergence from one Monte-Carlo probe (Ramani et al. 2008).
+            ``R - sigma**2`` is Stein's unbiased risk estimate (SURE) of the MSE against the
+            clean image, so ``R`` estimates the MSE against a second noisy scan, ``MSE(f, x) +
+            sigma**2``: it ranks denoisers like the true MSE, gives the identity map exactly ``2
+            sigma**2`` (no reward for doing nothing), and, unlike SURE itself, stays positive
+            when ``sigma`` is somewhat over-estimated (SURE goes negative for good denoisers once
+            the ``sigma**2`` error exceeds their MSE). ``scale`` is the 99.5th percentile of the
+            noisy magnitude; ``sigma`` follows the ``sigma`` parameter (estimated on ``X`` for a
+            method name). The estimate assumes Gaussian noise; it is biased at very low SNR in
+            Rician background. For complex images ``N`` counts real components. This is the
+            score ``GridSearchCV`` uses by default.
         """
-        items, _, names, sigmas, scales = self._read_fitted(X)
+        if y is not None and not is_label_vector(y):
+            warnings.warn(
+                "score(X, y) with clean reference images y is deprecated and ignores y from c2s-denoise 0.3 "
+                "on; use c2s_denoise.psnr_scorer(model, X, y) (or scoring=c2s_denoise.psnr_scorer in "
+                "GridSearchCV) for the PSNR against references",
+                FutureWarning,
+                stacklevel=2,
+            )
+            return float(np.mean(self._reference_psnrs(X, y)))
+        items, _, _, sigmas, scales = self._read_fitted(X)
         denoised = self._denoise_items(items, sigmas, scales)
         contrasts = list(self._fitted_networks())
-        if y is None:
-            return float(np.mean(self._sure_psnrs(items, denoised, sigmas, scales, contrasts)))
-        references = self._read_references(y, items, names)
-        return float(
-            np.mean(
-                [
-                    psnr(output[c], reference[c], range_=data_range(np.abs(reference[c])) or 1.0)
-                    for reference, output in zip(references, denoised)
-                    for c in contrasts
-                ]
-            )
-        )
+        return float(np.mean(self._sure_psnrs(items, denoised, sigmas, scales, contrasts)))
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

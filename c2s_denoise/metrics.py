@@ -9,7 +9,8 @@ matches ``skimage.metrics.structural_similarity(..., gaussian_weights=True,
 sigma=1.5, use_sample_covariance=False, data_range=...)``.
 
 :func:`sure_psnr` scores a denoiser without a clean reference (what
-:meth:`c2s_denoise.C2SDenoiser.score` returns without ``y``).
+:meth:`c2s_denoise.C2SDenoiser.score` returns); :func:`psnr_scorer` scores a fitted
+:class:`~c2s_denoise.C2SDenoiser` against clean references, as a scikit-learn scorer.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-__all__ = ["data_range", "psnr", "psnr_from_mse", "ssim", "sure_psnr"]
+__all__ = ["data_range", "psnr", "psnr_from_mse", "psnr_scorer", "ssim", "sure_psnr"]
 
 
 def data_range(reference: np.ndarray) -> float:
@@ -87,6 +88,39 @@ def psnr_from_mse(mse: float, peak: float) -> float:
     20.0
     """
     return float(10.0 * np.log10(peak**2 / mse))
+
+
+def psnr_scorer(estimator, X, y) -> float:
+    """Mean PSNR in dB of the denoised ``X`` against clean references ``y``: a scikit-learn scorer.
+
+    Use it where clean images exist, e.g.
+    ``GridSearchCV(C2SDenoiser(...), params, scoring=psnr_scorer).fit(noisy, clean)``
+    (:meth:`~c2s_denoise.C2SDenoiser.score` is the self-supervised score and ignores ``y``).
+
+    Parameters
+    ----------
+    estimator : C2SDenoiser or Pipeline
+        A fitted :class:`~c2s_denoise.C2SDenoiser`, or a fitted ``Pipeline`` ending in one (the
+        steps before it transform ``X`` first).
+    X : array-like, list of array-like, or dict
+        Noisy images, in any layout the denoiser accepts.
+    y : array-like, list of array-like, or dict
+        Clean references in the layout and shapes of ``X`` (a ``ValueError`` otherwise).
+
+    Returns
+    -------
+    float
+        :func:`psnr` of each denoised image/volume (and target contrast) against its reference,
+        with the reference's :func:`data_range` (for complex images: the range of ``|y|`` and
+        the mean of ``|f(x) - y|^2``), averaged.
+    """
+    if hasattr(estimator, "steps"):  # a Pipeline (not imported: this module needs only NumPy)
+        X = estimator[:-1].transform(X) if len(estimator.steps) > 1 else X
+        estimator = estimator[-1]
+    reference_psnrs = getattr(estimator, "_reference_psnrs", None)
+    if reference_psnrs is None:
+        raise TypeError(f"psnr_scorer scores a C2SDenoiser or a Pipeline ending in one, not {type(estimator).__name__}")
+    return float(np.mean(reference_psnrs(X, y)))
 
 
 def sure_psnr(

@@ -11,8 +11,10 @@ from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
+from sklearn.utils._param_validation import InvalidParameterError
 
-from c2s_denoise import C2SDenoiser
+import c2s_denoise
+from c2s_denoise import C2SDenoiser, psnr_scorer
 
 FAST = dict(width=16, depth=3, max_iter=300, batch_size=8, patch_size=32, device="cpu")
 TINY = dict(width=4, depth=2, max_iter=4, batch_size=2, patch_size=8, device="cpu")
@@ -35,13 +37,22 @@ def test_denoises_held_out_images_against_clean_references(fitted, noisy_dataset
     np.testing.assert_allclose(fitted.sigma_, 0.1)
 
 
-def test_score_with_references_is_psnr_and_self_supervised_score_tracks_it(fitted, noisy_dataset):
+def test_psnr_scorer_is_psnr_and_self_supervised_score_tracks_it(fitted, noisy_dataset):
     X, clean = noisy_dataset["test_noisy"], noisy_dataset["test_clean"]
     denoised = fitted.transform(X)
     expected = np.mean(
         [10 * np.log10((c.max() - c.min()) ** 2 / np.mean((c - d) ** 2)) for c, d in zip(clean, denoised)]
     )
-    assert fitted.score(X, clean) == pytest.approx(expected, abs=1e-6)
+    assert psnr_scorer(fitted, X, clean) == pytest.approx(expected, abs=1e-6)
+    # a fitted Pipeline ending in the denoiser: the steps before it transform X first
+    pipeline = Pipeline([("scale", FunctionTransformer(lambda x: x, validate=False).fit(X)), ("c2s", fitted)])
+    assert psnr_scorer(pipeline, X, clean) == pytest.approx(expected, abs=1e-6)
+    # score(X, y) ignores a label vector; clean references still give their PSNR, deprecated
+    assert fitted.score(X, np.arange(len(X))) == fitted.score(X)
+    with pytest.warns(FutureWarning, match="psnr_scorer"):
+        assert fitted.score(X, clean) == pytest.approx(expected, abs=1e-6)
+    with pytest.raises(TypeError, match="C2SDenoiser"):
+        psnr_scorer(FunctionTransformer().fit(X[0]), X, clean)
     # self-supervised score: SURE + sigma^2 estimates the MSE against an independent noisy repeat,
     # MSE(f, x) + sigma^2, with the 99.5th percentile of |noisy| as the peak
     peaks = np.array([np.percentile(np.abs(x), 99.5) for x in X])
@@ -193,6 +204,21 @@ def test_bad_input_raises_a_clear_error(X, message):
     "params, message",
     [
         (dict(sigma=-0.1), "sigma"),
+        (dict(sigma=0.0), "sigma"),
+        (dict(sigma=np.inf), "sigma"),
+        (dict(sigma=np.nan), "sigma"),
+        (dict(contrasts=("T1",), sigma={"T1": np.inf}), "sigma\\['T1'\\]"),
+        (dict(contrasts=("T1",), sigma={"T1": -1.0}), "sigma\\['T1'\\]"),
+        (dict(contrasts=("T1",), sigma={"T1": "guess"}), "sigma\\['T1'\\]"),
+        (dict(max_iter=0), "max_iter"),
+        (dict(learning_rate=0.0), "learning_rate"),
+        (dict(learning_rate=2.0), "learning_rate"),
+        (dict(learning_rate=np.inf), "learning_rate"),
+        (dict(tau_max=101.0), "tau_max"),
+        (dict(tau_max=np.inf), "tau_max"),
+        (dict(ema_decay=1.0), "ema_decay"),
+        (dict(air_weight=0.0), "air_weight"),
+        (dict(loss_alpha=np.nan), "loss_alpha"),
         (dict(sigma="guess"), "sigma"),
         (dict(refinement=1.0), "refinement"),
         (dict(refinement=-0.1), "refinement"),
@@ -204,7 +230,27 @@ def test_bad_input_raises_a_clear_error(X, message):
 )
 def test_bad_parameters_raise(params, message):
     with pytest.raises(ValueError, match=message):
-        C2SDenoiser(**{**TINY, **params}).fit(np.random.default_rng(0).random((2, 8, 8)))
+        C2SDenoiser(**{**TINY, **params}).fit(np.random.default_rng(0).random((2, 1, 8, 8)))
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        dict(max_iter=1),
+        dict(learning_rate=1.0),
+        dict(tau_max=100.0),
+        dict(contrasts=("T1",), sigma={"T1": 0.1}),
+        dict(contrasts=("T1",), sigma={"T1": "wavelet"}),
+    ],
+)
+def test_parameters_at_their_bounds_are_accepted(params):
+    C2SDenoiser(**{**TINY, **params})._validate_params()
+
+
+def test_out_of_range_parameters_raise_invalid_parameter_error_naming_them():
+    for name, value in [("max_iter", 0), ("sigma", np.inf), ("learning_rate", 10.0), ("tau_max", 1e3)]:
+        with pytest.raises(InvalidParameterError, match=f"'{name}' parameter"):
+            C2SDenoiser(**{**TINY, name: value}).fit(np.ones((2, 8, 8)))
 
 
 def test_transform_rejects_rows_of_another_width(noisy_dataset):
@@ -238,6 +284,26 @@ def test_clone_pipeline_and_grid_search_without_clean_data(noisy_dataset):
     search.fit(X)
     assert search.best_params_ == {"max_iter": 120}
     assert np.all(np.isfinite(search.cv_results_["mean_test_score"]))
+
+
+def test_grid_search_with_clean_references_uses_psnr_scorer(noisy_dataset):
+    X, clean = noisy_dataset["test_noisy"][:, :32, :32], noisy_dataset["test_clean"][:, :32, :32]
+    base = C2SDenoiser(sigma=0.1, random_state=0, **{**FAST, "max_iter": 1})
+    search = GridSearchCV(base, {"max_iter": [1, 120]}, cv=2, scoring=c2s_denoise.psnr_scorer).fit(X, clean)
+    assert search.best_params_ == {"max_iter": 120}
+    assert np.all(np.isfinite(search.cv_results_["mean_test_score"]))
+
+
+def test_a_loss_non_finite_from_the_first_step_raises_a_clear_error(monkeypatch, noisy_dataset):
+    import c2s_denoise.engine.gdsm as gdsm
+
+    original = gdsm.GDSMLoss.forward
+    monkeypatch.setattr(
+        gdsm.GDSMLoss, "forward", lambda self, *args, **kwargs: original(self, *args, **kwargs) * np.nan
+    )
+    X = noisy_dataset["train_noisy"][:4, :32, :32]
+    with pytest.raises(FloatingPointError, match=r"non-finite \(nan\) at step 1 of 50.*learning_rate.*sigma"):
+        C2SDenoiser(random_state=0, **{**TINY, "max_iter": 50}).fit(X)
 
 
 def test_verbose_fit_shows_progress_on_stderr(capsys, noisy_dataset):

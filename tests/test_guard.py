@@ -43,7 +43,19 @@ def _images():
     return [image + 0.1 * torch.randn(image.shape, generator=g) for image in base], torch.full((6,), 0.1)
 
 
-def _train(sabotage_at=None):
+def test_a_non_finite_loss_is_rolled_back_once_a_healthy_state_exists():
+    module = Holder()
+    guard = DivergenceGuard(window=10, start=5)
+    assert not guard.check(0, float("nan"), {"m": module})  # warm-up: nothing to go back to (the trainer raises)
+    for step in range(1, 15):  # window 5-14 ends healthy
+        module.w.data.fill_(step)
+        assert not guard.check(step, 1.0, {"m": module})
+    module.w.data.fill_(float("nan"))
+    assert guard.check(15, float("inf"), {"m": module})
+    assert module.w.item() == 14.0 and guard.rollbacks == 1
+
+
+def _train(sabotage_at=None, nan_at=None):
     torch.manual_seed(0)
     network = NoiseConditionedUNet(width=4, depth=2)
     gdsm = GDSMStep(NoiseSchedule("added", 1.5), GDSMLoss())
@@ -53,7 +65,8 @@ def _train(sabotage_at=None):
             with torch.no_grad():  # a blow-up: every weight multiplied by 50
                 for parameter in net.parameters():
                     parameter.mul_(50.0)
-        return gdsm(net, patches, sigma, generator, progress)
+        loss = gdsm(net, patches, sigma, generator, progress)
+        return loss * float("nan") if nan_at is not None and round(progress * 300) == nan_at else loss
 
     images, levels = _images()
     config = TrainingConfig(max_iter=300, batch_size=4, patch_size=16)
@@ -79,3 +92,9 @@ def test_a_blown_up_run_is_rolled_back_and_a_healthy_one_untouched():
     tail_sabotaged = sum(sabotaged.loss_curve[-50:]) / 50
     assert tail_sabotaged < 1.5 * tail_healthy, (tail_healthy, tail_sabotaged)
     assert all(torch.isfinite(p).all() for p in sabotaged.network.parameters())
+
+
+def test_a_nan_loss_after_the_warm_up_is_rolled_back_by_the_trainer():
+    result = _train(nan_at=200)
+    assert result.rollbacks == 1 and result.n_iter == 300
+    assert all(torch.isfinite(p).all() for p in result.network.parameters())

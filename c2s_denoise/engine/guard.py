@@ -10,7 +10,9 @@ Noise2Clean fit both spiked between steps 6 000 and 8 000 and finished at the no
 snapshots the network, optimiser and EMA at the end of every healthy window, and when a window's
 mean loss exceeds ``tolerance`` times the best window mean so far, or a single step's loss
 exceeds ``spike`` times it, it restores the last snapshot and halves the learning rate for the
-rest of the run. The steps lost count against the budget (``max_iter`` is not extended).
+rest of the run. The steps lost count against the budget (``max_iter`` is not extended). A
+non-finite loss is rolled back at any step once a snapshot exists; before that (during the
+warm-up) there is no healthy state to return to, and the trainer stops with an error.
 """
 
 from __future__ import annotations
@@ -60,6 +62,8 @@ class DivergenceGuard:
         ``modules`` maps names to objects with ``state_dict``/``load_state_dict`` (network,
         optimiser, EMA network): what a snapshot saves and a rollback restores.
         """
+        if not math.isfinite(loss):  # never part of a window; the trainer raises when there is no snapshot
+            return self._snapshot is not None and self._rollback(modules)
         if step < self.start:
             return False
         if self._snapshot is not None and math.isfinite(self.best) and not loss <= self.spike * self.best:

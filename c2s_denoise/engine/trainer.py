@@ -99,6 +99,22 @@ def warmup_cosine(step: int, total: int, warmup_fraction: float, final_fraction:
     return final_fraction + (1.0 - final_fraction) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
+def _non_finite_message(value: float, step: int, config: TrainingConfig, warmup_steps: int) -> str:
+    """Why training stopped at a non-finite loss that could not be rolled back, and what to change."""
+    if config.divergence_guard:
+        why = (
+            "before the divergence guard held a healthy state to roll back to (it keeps one from the end of the "
+            f"{warmup_steps}-step learning-rate warm-up on)"
+        )
+    else:
+        why = "with the divergence guard off"
+    return (
+        f"the training loss became non-finite ({value}) at step {step + 1} of {config.max_iter}, {why}: "
+        f"try a lower learning_rate (the peak is {config.learning_rate:g}), and check the noise level sigma "
+        "(far too small or too large for the images) and that the images are finite"
+    )
+
+
 def train_network(
     network: nn.Module,
     images: list[Tensor],
@@ -153,6 +169,12 @@ def train_network(
     TrainingResult
         With the EMA network (in eval mode). A ``KeyboardInterrupt`` stops training early and
         returns the EMA weights reached so far with ``interrupted=True``.
+
+    Raises
+    ------
+    FloatingPointError
+        When the loss becomes NaN/inf and the divergence guard has no healthy state to roll back
+        to (before the end of the warm-up, or with the guard off); the message names the step.
     """
     # channels-last convolutions are ~20% faster on CPU (oneDNN) and on recent GPUs
     network.to(device=device, memory_format=torch.channels_last).train()
@@ -209,7 +231,7 @@ def train_network(
                         file=sys.stderr,
                     )
             elif not math.isfinite(value):
-                raise FloatingPointError(f"training diverged at step {step}: loss is {value}")
+                raise FloatingPointError(_non_finite_message(value, step, config, warmup_steps))
             result.loss_curve.append(value)
             result.n_iter = step + 1
             if progress is not None:
