@@ -131,7 +131,7 @@ def save_model_file(model: Any, path: str | os.PathLike[str], *, overwrite: bool
         "partial": bool(getattr(model, "interrupted_", False)),
         "tensors_sha256": tensors_sha256(tensors),
     }
-    data = save(tensors, metadata={_METADATA_KEY: json.dumps(document)})
+    data = save(tensors, metadata={_METADATA_KEY: json.dumps(document, default=_json_scalar)})
     out = Path(path)
     with atomic_write(out, overwrite=overwrite) as tmp:
         Path(tmp).write_bytes(data)
@@ -156,10 +156,15 @@ def _json_params(params: dict[str, Any]) -> dict[str, Any]:
             value = list(value)
         elif isinstance(value, np.random.RandomState):
             value = None
-        elif isinstance(value, np.generic):
-            value = value.item()
         out[key] = value
     return out
+
+
+def _json_scalar(value: Any) -> Any:
+    """NumPy scalars (e.g. from a parameter grid) as Python ones; anything else is not JSON."""
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"cannot store a {type(value).__name__} in a model file")
 
 
 def _encode(value: Any, kind: str) -> Any:
@@ -333,8 +338,8 @@ def _networks(
         network = NoiseConditionedUNet(**config)
         network.load_state_dict(weights)
         networks[contrast] = network.eval()
-    if used != len(tensors):
-        raise C2SInputError(None, "invalid model file (it holds tensors that belong to no network)")
+    if not networks or used != len(tensors):
+        raise C2SInputError(None, "invalid model file (no network, or tensors that belong to no network)")
     return networks
 
 

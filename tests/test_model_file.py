@@ -88,6 +88,16 @@ def test_workflow_save_writes_the_safe_format_whatever_the_name(tmp_path: Path) 
     np.testing.assert_array_equal(load_model(path).transform(images(2)), model.transform(images(2)))
 
 
+def test_numpy_parameter_values_are_saved_as_json(tmp_path: Path) -> None:
+    model = C2SDenoiser(**{**TINY, "width": np.int64(4), "image_shape": (np.int64(4), np.int64(16))})
+    model.fit(images().reshape(3, -1)[:, :64])
+    loaded = C2SDenoiser.load(model.save(tmp_path / "m.c2s"))
+    assert loaded.width == 4 and loaded.image_shape == (4, 16) and loaded.n_features_in_ == 64
+    np.testing.assert_array_equal(
+        loaded.transform(images(1).reshape(3, -1)[:, :64]), model.transform(images(1).reshape(3, -1)[:, :64])
+    )
+
+
 def _rewrite(path: Path, target: Path, change) -> Path:
     """A copy of the model file with its tensors or JSON document changed by ``change(tensors, doc)``."""
     tensors, doc = load_file(path), document(path)
@@ -109,6 +119,7 @@ def _rewrite(path: Path, target: Path, change) -> Path:
         (lambda t, d: d.update(format="other"), "not a c2s-denoise model file"),
         (lambda t, d: d.update(format_version=99), "newer than this c2s-denoise"),
         (lambda t, d: d["networks"][0]["config"].update(width=4096), "do not fit its config"),
+        (lambda t, d: [t.clear(), d["networks"].clear()], "no network"),
     ],
 )
 def test_invalid_model_files_are_clear_errors(change, problem: str, tmp_path: Path) -> None:
