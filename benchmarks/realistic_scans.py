@@ -166,14 +166,14 @@ def kspace_table(
                     "fit",
                     str(folder / "train.h5"),
                     "-o",
-                    str(folder / f"{tag}.joblib"),
+                    str(folder / f"{tag}.c2s"),
                     "--seed",
                     str(seed),
                     *extra_args,
                 )
                 applied = cli(
                     "apply",
-                    str(folder / f"{tag}.joblib"),
+                    str(folder / f"{tag}.c2s"),
                     str(folder / "test.h5"),
                     "-o",
                     str(folder / tag),

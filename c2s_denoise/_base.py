@@ -1,8 +1,9 @@
 """The machinery behind :class:`~c2s_denoise.estimator.C2SDenoiser`: the numpy-torch boundary.
 
 :class:`C2SBase` holds the private steps of ``fit`` (``fit -> _fit -> _train_networks ->
-_train_network``, then ``_store_fit``), of ``transform`` (``_denoise_items``), of the
-self-supervised score (``_sure_psnrs``) and pickling; :class:`~c2s_denoise.estimator.C2SDenoiser`
+_train_network``, then ``_store_fit``; ``_warm_networks`` and ``_continue_fit`` for
+``warm_start``), of ``transform`` (``_denoise_items``), of the self-supervised score
+(``_sure_psnrs``) and pickling; :class:`~c2s_denoise.estimator.C2SDenoiser`
 adds the parameters and the public methods, as scikit-learn's ``BaseMultilayerPerceptron`` and
 ``MLPRegressor`` do.
 """
@@ -49,6 +50,7 @@ from .engine import (
 )
 from .magnitude import unbias_magnitude
 from .metrics import data_range, psnr, sure_psnr
+from .model_file import version_warnings
 from .noise import resolve_noise_model
 
 __all__ = ["C2SBase"]
@@ -175,14 +177,52 @@ class C2SBase(TransformerMixin, BaseEstimator):
             self.__dict__.pop(attribute, None)
         items, _ = self._split(X, names, reset=True)
         is_complex = check_kind(items, None)
+        denoised_contrasts = self._denoised_contrasts(names)
+        start = self._warm_networks(names, is_complex, denoised_contrasts)
+        history = (self.n_iter_, list(self.loss_curve_), self.fit_time_) if start else None
         self.noise_model_ = resolve_noise_model(items, self.noise_model, n_coils=self.n_coils)
         sigmas, methods = self._noise_levels(items, names)
         scales = item_scales(items)
         parts, part_sigmas, part_scales = as_parts(items, sigmas, scales, is_complex)
-        denoised_contrasts = self._denoised_contrasts(names)
-        results = self._train_networks(parts, part_sigmas, part_scales, denoised_contrasts, names, is_complex)
+        results = self._train_networks(parts, part_sigmas, part_scales, denoised_contrasts, names, is_complex, start)
         self._store_fit(results, names, sigmas, scales, methods, is_complex)
+        if history is not None:
+            self._continue_fit(start, history, names)
         return self
+
+    def _warm_networks(
+        self, names: Names, is_complex: bool, denoised_contrasts: list[int]
+    ) -> dict[int, torch.nn.Module]:
+        """With ``warm_start`` and a fitted model: its network of each denoised contrast, checked to fit ``X``."""
+        if not getattr(self, "warm_start", False) or not hasattr(self, "n_iter_"):
+            return {}
+        fitted_names = getattr(self, "contrasts_", None)
+        if (None if fitted_names is None else tuple(fitted_names)) != names:
+            raise ValueError(
+                f"warm_start: the model was fitted with contrasts {fitted_names}, this fit has contrasts {names}"
+            )
+        if self._fitted_complex() != is_complex:
+            kinds = ("real", "complex")
+            raise ValueError(
+                f"warm_start: the model was fitted on {kinds[self._fitted_complex()]} images, X is {kinds[is_complex]}"
+            )
+        networks = self._fitted_networks()
+        if sorted(networks) != denoised_contrasts:
+            fitted_targets = [names[c] for c in networks] if names else []
+            wanted = [names[c] for c in denoised_contrasts] if names else []
+            raise ValueError(f"warm_start: the model denoises contrasts {fitted_targets}, this fit asks for {wanted}")
+        return networks
+
+    def _continue_fit(self, start: dict[int, torch.nn.Module], history: tuple, names: Names) -> None:
+        """After a warm start: add up steps, losses and time; keep the networks an interrupted fit did not reach."""
+        n_iter, loss_curve, fit_time = history
+        self.n_iter_ += n_iter
+        self.loss_curve_ = loss_curve + self.loss_curve_
+        self.fit_time_ += fit_time
+        if names is not None:
+            trained = self.networks_
+            self.networks_ = {names[c]: trained.get(names[c], network) for c, network in sorted(start.items())}
+            self.target_contrasts_ = tuple(self.networks_)
 
     def _denoised_contrasts(self, names: tuple[str, ...] | None) -> list[int]:
         """Indices of the contrasts that get a network (``target_contrasts``, or all)."""
@@ -210,13 +250,18 @@ class C2SBase(TransformerMixin, BaseEstimator):
         denoised_contrasts: list[int],
         names: Names,
         is_complex: bool,
+        start: dict[int, torch.nn.Module] | None = None,
     ) -> dict[int, TrainingResult]:
-        """Train the network of each denoised contrast in turn (the rest are skipped once a fit is interrupted)."""
+        """Train the network of each denoised contrast in turn (the rest are skipped once a fit is interrupted).
+
+        ``start``: networks whose weights training starts from (``warm_start``), by contrast index.
+        """
         random_state = check_random_state(self.random_state)
         results: dict[int, TrainingResult] = {}
         for contrast in denoised_contrasts:
             seed = int(random_state.randint(np.iinfo(np.int32).max))
-            result = results[contrast] = self._train_network(parts, sigmas, scales, contrast, is_complex, seed)
+            initial = (start or {}).get(contrast)
+            result = results[contrast] = self._train_network(parts, sigmas, scales, contrast, is_complex, seed, initial)
             if result.rollbacks:
                 warnings.warn(
                     f"training diverged {result.rollbacks} time(s)"
@@ -239,9 +284,16 @@ class C2SBase(TransformerMixin, BaseEstimator):
         return results
 
     def _train_network(
-        self, parts: Items, sigmas: np.ndarray, scales: np.ndarray, contrast: int, is_complex: bool, seed: int
+        self,
+        parts: Items,
+        sigmas: np.ndarray,
+        scales: np.ndarray,
+        contrast: int,
+        is_complex: bool,
+        seed: int,
+        initial: torch.nn.Module | None = None,
     ) -> TrainingResult:
-        """Build the network of one contrast (weights seeded by ``seed``) and train it with GDSM."""
+        """Build the network of one contrast (weights seeded by ``seed``, or those of ``initial``), train it with GDSM."""
         inputs, levels, n_channels = self._network_inputs(parts, sigmas, scales, contrast, is_complex)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
@@ -253,6 +305,13 @@ class C2SBase(TransformerMixin, BaseEstimator):
                 attention=self.attention,
                 noise_conditioning=self.noise_conditioning,
             )
+        if initial is not None:
+            if initial.config != network.config:
+                raise ValueError(
+                    f"warm_start: the fitted network {initial.config} does not match the one these parameters "
+                    f"and X build {network.config}"
+                )
+            network.load_state_dict(initial.state_dict())
         return train_gdsm(
             network,
             inputs,
@@ -285,6 +344,7 @@ class C2SBase(TransformerMixin, BaseEstimator):
             self.target_contrasts_ = tuple(self.networks_)
             self.sigma_, self.scales_, self.sigma_methods_ = sigmas, scales, methods
         self.complex_input_ = is_complex
+        self.interrupted_ = any(result.interrupted for result in results.values())
         self.n_iter_ = sum(result.n_iter for result in results.values())
         self.loss_curve_ = [value for result in results.values() for value in result.loss_curve]
         self.fit_time_ = sum((result.seconds for result in results.values()), 0.0)
@@ -391,19 +451,7 @@ class C2SBase(TransformerMixin, BaseEstimator):
     def __setstate__(self, state: dict) -> None:
         state = dict(state)
         saved_version = state.pop("_c2s_version", None)
-        saved_torch = state.pop("_torch_version", None)
-        if saved_version is not None and saved_version != __version__:
-            warnings.warn(
-                f"this model was saved with c2s-denoise {saved_version}; loading it with {__version__}",
-                UserWarning,
-                stacklevel=2,
-            )
-        if saved_torch is not None and saved_torch.split("+")[0] != torch.__version__.split("+")[0]:
-            warnings.warn(
-                f"this model was saved with torch {saved_torch}; loading it with {torch.__version__}",
-                UserWarning,
-                stacklevel=2,
-            )
+        version_warnings(saved_version, state.pop("_torch_version", None), stacklevel=3)
         saved_network = state.pop("_network_state", None)
         saved_networks = state.pop("_networks_state", None)
         if saved_version is None or "noise_model" not in state:  # saved before noise models: Gaussian, as then

@@ -75,6 +75,14 @@ GroupOpt = Annotated[
         "multi-contrast subject.",
     ),
 ]
+TrustPickleOpt = Annotated[
+    bool,
+    typer.Option(
+        "--trust-pickle",
+        help="Also load a model saved as a pickle (joblib): unpickling can run code, so only for files you trust. "
+        "Models written by 'c2s-denoise fit' (.c2s) never need it.",
+    ),
+]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace existing output files.")]
 VerboseOpt = Annotated[int, typer.Option("--verbose", "-v", count=True, help="Log progress on stderr.")]
 

@@ -29,6 +29,7 @@ from ._cli_options import (
     NpzKeyOpt,
     OverwriteOpt,
     SliceAxisOpt,
+    TrustPickleOpt,
     VerboseOpt,
     input_files,
     parse_device,
@@ -77,7 +78,9 @@ def _root(
 # ----------------------------------------------------------------------------- commands
 @app.command()
 def fit(
-    output: Annotated[Path, typer.Option("--output", "-o", help="Model file to write (joblib), e.g. model.joblib.")],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Model file to write (safetensors, no pickle), e.g. model.c2s.")
+    ],
     inputs: Annotated[
         list[Path] | None,
         typer.Argument(help="Noisy training files (each is one volume).", show_default=False),
@@ -134,6 +137,16 @@ def fit(
     ] = None,
     device: Annotated[str | None, typer.Option(help="Torch device: auto, cpu, cuda, cuda:1, mps.")] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed, for a reproducible model.")] = None,
+    resume: Annotated[
+        Path | None,
+        typer.Option(
+            "--resume",
+            metavar="MODEL",
+            help="Continue training MODEL (its parameters and weights; options given override them) on the "
+            "inputs, which need its contrasts and kind; the result is written to --output.",
+        ),
+    ] = None,
+    trust_pickle: TrustPickleOpt = False,
     overwrite: OverwriteOpt = False,
     verbose: VerboseOpt = 0,
     crop: CropOpt = None,
@@ -144,8 +157,10 @@ def fit(
 ) -> None:
     """Train a C2S model on noisy files (no clean data needed) and save it.
 
-    Unset options keep the estimator's defaults. Image sizes may differ between files.
-    Co-registered contrasts of each subject are given with --contrast or --group-by-study.
+    Unset options keep the estimator's defaults (with --resume: the model's). Image sizes may
+    differ between files. Co-registered contrasts of each subject are given with --contrast or
+    --group-by-study. Interrupted (Ctrl-C, SIGTERM), the weights reached so far are saved as a
+    partial model ("partial": true) and the exit status is 130; --resume continues it.
     """
     setup_logging(verbose)
     order = parse_names(contrasts, "--contrasts")
@@ -173,8 +188,20 @@ def fit(
         from .workflows import fit_files
 
         files = input_files(inputs, contrast, group_by_study, order)
-        summary = fit_files(files, output, params=params, read_options=options, overwrite=overwrite, progress=progress)
+        summary = fit_files(
+            files,
+            output,
+            params=params,
+            read_options=options,
+            overwrite=overwrite,
+            progress=progress,
+            resume=resume,
+            trust_pickle=trust_pickle,
+        )
     emit(summary)
+    if summary["partial"]:
+        typer.echo(f"interrupted; saved the partial model to {summary['model']} (continue it with --resume)", err=True)
+        raise typer.Exit(130)
 
 
 @app.command()
@@ -201,13 +228,14 @@ def apply(
             help="K-space inputs: also write the denoised complex images (dataset reconstruction_complex).",
         ),
     ] = False,
+    trust_pickle: TrustPickleOpt = False,
 ) -> None:
     """Denoise files with a saved model, writing OUTDIR/<input name> in the input's format.
 
     K-space combined as complex images is written as the magnitude on the scale of the
     root-sum-of-squares image (dataset reconstruction), comparable with reconstruction_rss.
 
-    Only load model files you trust (they are Python pickles). Outputs are written
+    A pickled model (joblib) is refused unless --trust-pickle is given. Outputs are written
     atomically: an interrupted run leaves finished outputs whole and no partial file.
     A multi-contrast model needs its contrasts (any order) for every subject, given
     with --contrast or --group-by-study; the outputs of its target contrasts are written.
@@ -229,6 +257,7 @@ def apply(
             read_options=options,
             progress=progress,
             save_complex=save_complex,
+            trust_pickle=trust_pickle,
         )
     emit(summary)
 

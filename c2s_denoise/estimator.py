@@ -111,6 +111,9 @@ class C2SDenoiser(C2SBase):
         channels when it denoises slice ``z`` of a volume (2.5-D context; the loss acts on slice
         ``z`` only). Needs volumes of at least ``2k`` slices; a neighbour beyond the volume's
         end is replaced by its mirror about ``z``.
+    warm_start : bool, default=False
+        When fitted, ``fit`` continues training the fitted networks (``n_iter_`` and ``loss_curve_``
+        add up; noise levels are measured on the new X, of the same contrasts and kind).
     device : str, default="auto"
         Torch device; ``"auto"`` picks CUDA, then MPS, then the CPU.
     random_state : int, RandomState instance or None, default=None
@@ -148,6 +151,8 @@ class C2SDenoiser(C2SBase):
         GDSM loss at each step (the networks' curves one after the other).
     fit_time_ : float
         Seconds spent in the training loop.
+    interrupted_ : bool
+        Whether the last fit was interrupted (its weights are those reached; saved as ``partial``).
     device_ : str
         Device the model was trained on.
     n_features_in_ : int
@@ -197,6 +202,7 @@ class C2SDenoiser(C2SBase):
         "contrasts": [tuple, list, None],
         "target_contrasts": [tuple, list, None],
         "context_slices": [Interval(Integral, 0, None, closed="left")],
+        "warm_start": ["boolean"],
         "device": [str],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
@@ -228,6 +234,7 @@ class C2SDenoiser(C2SBase):
         contrasts=None,
         target_contrasts=None,
         context_slices=0,
+        warm_start=False,
         device="auto",
         random_state=None,
         verbose=0,
@@ -255,6 +262,7 @@ class C2SDenoiser(C2SBase):
         self.contrasts = contrasts
         self.target_contrasts = target_contrasts
         self.context_slices = context_slices
+        self.warm_start = warm_start
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
@@ -393,6 +401,48 @@ class C2SDenoiser(C2SBase):
         denoised = self._denoise_items(items, sigmas, scales)
         contrasts = list(self._fitted_networks())
         return float(np.mean(self._sure_psnrs(items, denoised, sigmas, scales, contrasts)))
+
+    # ------------------------------------------------------------------ model files
+    def save(self, path, *, overwrite: bool = True):
+        """Save the fitted model as one safetensors file (no pickle; see :mod:`c2s_denoise.model_file`).
+
+        Parameters
+        ----------
+        path : str or path-like
+            Where to write it (atomically), ``.c2s`` by convention.
+        overwrite : bool, default=True
+            Replace an existing file.
+
+        Returns
+        -------
+        pathlib.Path
+        """
+        from .model_file import save_model_file
+
+        return save_model_file(self, path, overwrite=overwrite)
+
+    @classmethod
+    def load(cls, path):
+        """Load a model written by :meth:`save`; nothing in the file is executed.
+
+        Parameters
+        ----------
+        path : str or path-like
+            The model file.
+
+        Returns
+        -------
+        C2SDenoiser
+            The fitted model; it transforms bitwise like the saved one.
+
+        Raises
+        ------
+        c2s_denoise.io.C2SInputError
+            (a ValueError naming the file) for a missing, foreign, corrupt or invalid file.
+        """
+        from .model_file import load_model_file
+
+        return load_model_file(path, cls)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -41,3 +41,20 @@ def noisy_dataset():
     clean = make_phantoms(24, 64, seed=0)
     noisy = clean + 0.1 * np.random.default_rng(1).standard_normal(clean.shape)
     return {"train_noisy": noisy[:16], "test_clean": clean[16:], "test_noisy": noisy[16:], "sigma": 0.1}
+
+
+@pytest.fixture()
+def interrupt_training_at_step_3(monkeypatch):
+    """A KeyboardInterrupt (as from Ctrl-C) in the third training step, after its EMA update."""
+    import c2s_denoise.engine.trainer as trainer
+
+    original = trainer.ExponentialMovingAverage.update
+    calls = {"n": 0}
+
+    def update_then_interrupt(self, network):
+        original(self, network)
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(trainer.ExponentialMovingAverage, "update", update_then_interrupt)

@@ -155,7 +155,7 @@ def unchanged_inputs(request: pytest.FixtureRequest):
 
 @pytest.fixture(scope="module")
 def model(files: dict[str, Path], root: Path) -> Path:
-    path = root / "model.joblib"
+    path = root / "model.c2s"
     result = runner.invoke(app, ["fit", str(files["good"]), "-o", str(path), "--sigma", "0.05", *TINY])
     assert result.exit_code == 0, result.output
     return path
@@ -291,7 +291,7 @@ READ_CASES = [
 @pytest.mark.parametrize(("case", "pattern"), READ_CASES, ids=[c[0] for c in READ_CASES])
 def test_fit_refuses_bad_input(case: str, pattern: str, files: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "out"
-    result = invoke("fit", files["good"], files[case], "-o", out / "m.joblib", *TINY)
+    result = invoke("fit", files["good"], files[case], "-o", out / "m.c2s", *TINY)
     assert_error(result, 1, re.escape(str(files[case])) + ".*" + pattern)
     assert leftovers(out) == []
 
@@ -364,7 +364,7 @@ def test_unreadable_input(files: dict[str, Path], tmp_path: Path) -> None:
     np.save(locked, _image(0))
     locked.chmod(0)
     try:
-        for command in (["fit", locked, "-o", tmp_path / "out" / "m.joblib"], ["estimate-noise", locked]):
+        for command in (["fit", locked, "-o", tmp_path / "out" / "m.c2s"], ["estimate-noise", locked]):
             assert_error(invoke(*command), 1, r"locked\.npy: file is not readable")
     finally:
         locked.chmod(0o644)
@@ -373,16 +373,16 @@ def test_unreadable_input(files: dict[str, Path], tmp_path: Path) -> None:
 
 # ----------------------------------------------------------------------------- the command line: options
 OPTION_CASES = [
-    (["fit", "{good}", "-o", "{out}/m.joblib", "--sigma", "-1"], 2, r"sigma must be a positive number"),
-    (["fit", "{good}", "-o", "{out}/m.joblib", "--sigma", "loud"], 2, r"expected a number"),
-    (["fit", "{good}", "-o", "{out}/m.joblib", "--device", "nonsense"], 2, r"expected auto, cpu, cuda"),
-    (["fit", "{good}", "-o", "{out}/m.joblib", "--crop", "12"], 2, r"expected HxW"),
-    (["fit", "{good}", "-o", "{out}/m.joblib", "--crop", "64x64"], 1, r"cannot centre-crop"),
-    (["fit", "{good}", "-o", "{out}/m.joblib", "--combine", "sideways"], 2, r"combine"),
-    (["fit", "{good}", "-o", "{out}/m.joblib", "--max-iter", "-1"], 1, r"max_iter"),
-    (["fit", "{good}", "-o", "{out}/m.joblib", "--sigma", "1e30"], 1, r"cannot fit: training diverged"),
-    (["fit", "{good}", "-o", "{out}/m.joblib", "--sigma", "0.05", "--tau-max", "1e30"], 1, r"diverged|tau"),
-    (["fit", "{good}", "-o", "{out}/m.joblib", "--context-slices", "5"], 1, r"context_slices=5 needs volumes"),
+    (["fit", "{good}", "-o", "{out}/m.c2s", "--sigma", "-1"], 2, r"sigma must be a positive number"),
+    (["fit", "{good}", "-o", "{out}/m.c2s", "--sigma", "loud"], 2, r"expected a number"),
+    (["fit", "{good}", "-o", "{out}/m.c2s", "--device", "nonsense"], 2, r"expected auto, cpu, cuda"),
+    (["fit", "{good}", "-o", "{out}/m.c2s", "--crop", "12"], 2, r"expected HxW"),
+    (["fit", "{good}", "-o", "{out}/m.c2s", "--crop", "64x64"], 1, r"cannot centre-crop"),
+    (["fit", "{good}", "-o", "{out}/m.c2s", "--combine", "sideways"], 2, r"combine"),
+    (["fit", "{good}", "-o", "{out}/m.c2s", "--max-iter", "-1"], 1, r"max_iter"),
+    (["fit", "{good}", "-o", "{out}/m.c2s", "--sigma", "1e30"], 1, r"cannot fit: training diverged"),
+    (["fit", "{good}", "-o", "{out}/m.c2s", "--sigma", "0.05", "--tau-max", "1e30"], 1, r"diverged|tau"),
+    (["fit", "{good}", "-o", "{out}/m.c2s", "--context-slices", "5"], 1, r"context_slices=5 needs volumes"),
     (["apply", "{model}", "{good}", "-o", "{out}", "--n-jobs", "0"], 2, r"must not be 0"),
     (["apply", "{model}", "{good}", "-o", "{out}", "--save-complex"], 1, r"--save-complex needs k-space"),
     (["estimate-noise", "{good}", "--noise-model", "bogus"], 2, r"expected auto, gaussian"),
@@ -411,7 +411,7 @@ def test_bad_option_values(
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has CUDA")
 def test_unavailable_device_is_refused_before_reading(files: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "out"
-    result = invoke("fit", files["good"], "-o", out / "m.joblib", "--max-iter", "2", "--device", "cuda:1")
+    result = invoke("fit", files["good"], "-o", out / "m.c2s", "--max-iter", "2", "--device", "cuda:1")
     assert_error(result, 1, r"CUDA is not available")
     assert leftovers(out) == []
 
@@ -433,13 +433,13 @@ def _unwritable_folder(tmp_path: Path) -> Path:
 
 
 OUTPUT_CASES = [
-    ("output folder is a file", "{good}/m.joblib", r"output folder is an existing file"),
+    ("output folder is a file", "{good}/m.c2s", r"output folder is an existing file"),
     ("output exists", "{existing}", r"output exists; pass --overwrite"),
     ("output is an input", "{good}", r"output would overwrite an input file"),
     ("output is a folder", "{folder}", r"output path is an existing folder"),
     ("name too long", "{out}/" + "n" * 300 + ".joblib", r"is 307 bytes; this file system allows at most 255"),
-    ("folder name too long", "{out}/" + "d" * 256 + "/m.joblib", r"is 256 bytes; this file system allows"),
-    ("unwritable folder", "{unwritable}/m.joblib", r"output folder is not writable"),
+    ("folder name too long", "{out}/" + "d" * 256 + "/m.c2s", r"is 256 bytes; this file system allows"),
+    ("unwritable folder", "{unwritable}/m.c2s", r"output folder is not writable"),
 ]
 
 
@@ -521,8 +521,8 @@ def test_disk_full_after_training_saves_the_model_elsewhere(
     out.mkdir()
     monkeypatch.chdir(tmp_path)
     _disk_full_in(out, monkeypatch)
-    result = invoke("fit", files["good"], "-o", out / "m.joblib", "--sigma", "0.05", *TINY)
-    pattern = rf"could not write {re.escape(str(out / 'm.joblib'))} \(No space left on device\); the trained model "
+    result = invoke("fit", files["good"], "-o", out / "m.c2s", "--sigma", "0.05", *TINY)
+    pattern = rf"could not write {re.escape(str(out / 'm.c2s'))} \(No space left on device\); the trained model "
     assert_error(result, 1, pattern + r"was saved to (\S+c2s-model-\w+\.joblib)")
     saved = Path(re.search(r"saved to (\S+)$", result.stderr.strip()).group(1))
     assert saved.parent == tmp_path  # the current folder, since the intended one is full
@@ -538,13 +538,13 @@ def test_failed_write_api_names_the_fallback(files: dict[str, Path], made_out: P
     real = recovery.save_model
 
     def save(model, path, *, overwrite=False):
-        if Path(path) == out / "m.joblib":
+        if Path(path) == out / "m.c2s":
             raise OSError(errno.EIO, os.strerror(errno.EIO))
         return real(model, path, overwrite=overwrite)
 
     monkeypatch.setattr(recovery, "save_model", save)
     with pytest.raises(ModelNotWrittenError, match=r"Input/output error.*saved to .*m-recovered-\w+\.joblib") as e:
-        fit_files([files["good"]], out / "m.joblib", params={"sigma": 0.05, **TINY_PARAMS})
+        fit_files([files["good"]], out / "m.c2s", params={"sigma": 0.05, **TINY_PARAMS})
     assert Path(e.value.saved_to).parent == out  # next to the intended file, when that folder works
     assert load_model(e.value.saved_to).n_iter_ == 2
 
@@ -558,9 +558,9 @@ def test_folder_removed_during_training_is_recreated(files: dict[str, Path], mad
         return fitted
 
     monkeypatch.setattr(C2SDenoiser, "fit", fit_then_remove)
-    result = invoke("fit", files["good"], "-o", out / "m.joblib", "--sigma", "0.05", *TINY)
+    result = invoke("fit", files["good"], "-o", out / "m.c2s", "--sigma", "0.05", *TINY)
     assert result.exit_code == 0, result.output
-    assert leftovers(out) == ["m.joblib"]
+    assert leftovers(out) == ["m.c2s"]
 
 
 # ----------------------------------------------------------------------------- no traceback, ever
@@ -599,6 +599,6 @@ def test_interrupt_exits_130(files: dict[str, Path], tmp_path: Path, monkeypatch
 
     monkeypatch.setattr(C2SDenoiser, "fit", interrupted)
     out = tmp_path / "out"
-    result = invoke("fit", files["good"], "-o", out / "m.joblib", *TINY)
+    result = invoke("fit", files["good"], "-o", out / "m.c2s", *TINY)
     assert result.exit_code == 130 and "Traceback" not in result.output
     assert leftovers(out) == []

@@ -76,7 +76,7 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def model(data: dict[str, Path]) -> Path:
-    path = data["root"] / "model.joblib"
+    path = data["root"] / "model.c2s"
     result = invoke("fit", data["a"], data["b"], "-o", path, "--sigma", NOISE, *TINY)
     fitted = summary(result)
     assert fitted["model"] == str(path)
@@ -129,7 +129,7 @@ def test_round_trip_in_a_real_subprocess(data: dict[str, Path], tmp_path: Path) 
         assert proc.returncode == 0, proc.stderr
         return json.loads(proc.stdout)
 
-    model_path = tmp_path / "models" / "m.joblib"  # the folder is created
+    model_path = tmp_path / "models" / "m.c2s"  # the folder is created
     run("fit", data["b"], "-o", model_path, *TINY)
     run("apply", model_path, data["b"], "-o", tmp_path / "out")
     scored = run("evaluate", tmp_path / "out" / "b.npy", "-r", data["ref"] / "b.npy")
@@ -202,7 +202,7 @@ def test_demo(tmp_path: Path) -> None:
     out = tmp_path / "demo"
     result = invoke("demo", "--out", out, "--max-iter", 3, "--size", 32)
     report = summary(result)
-    assert set(report["files"]) == {"before_after.png", "noisy.npy", "clean.npy", "model.joblib"}
+    assert set(report["files"]) == {"before_after.png", "noisy.npy", "clean.npy", "model.c2s"}
     png = (out / "before_after.png").read_bytes()
     assert png.startswith(b"\x89PNG\r\n\x1a\n")
     assert report["settings"]["sigma"] == 0.08
@@ -265,9 +265,9 @@ def test_help_and_version_do_not_import_torch(args: list[str]) -> None:
     "args",
     [
         ["fit", "x.npy"],  # missing -o
-        ["fit", "x.npy", "-o", "m.joblib", "--sigma", "loud"],
-        ["fit", "x.npy", "-o", "m.joblib", "--crop", "12"],
-        ["apply", "m.joblib", "x.npy", "-o", "out", "--n-jobs", "0"],
+        ["fit", "x.npy", "-o", "m.c2s", "--sigma", "loud"],
+        ["fit", "x.npy", "-o", "m.c2s", "--crop", "12"],
+        ["apply", "m.c2s", "x.npy", "-o", "out", "--n-jobs", "0"],
         ["nonsense"],
     ],
 )
@@ -325,7 +325,7 @@ def test_fit_bad_input(case: str, bad: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "models"
     out.mkdir()
     before = sorted(p.name for p in tmp_path.iterdir())
-    result = invoke("fit", bad["good"], bad[case], "-o", out / "m.joblib", *TINY)
+    result = invoke("fit", bad["good"], bad[case], "-o", out / "m.c2s", *TINY)
     assert_known_error(result, bad[case], FIT_CASES[case])
     assert list(out.iterdir()) == []
     assert sorted(p.name for p in tmp_path.iterdir()) == before
@@ -342,7 +342,7 @@ def test_apply_bad_input_writes_nothing(case: str, bad: dict[str, Path], model: 
 @pytest.mark.parametrize(
     ("case", "problem"),
     [
-        ("not_ours", "not a c2s-denoise model file (it holds a dict, not a C2SDenoiser)"),
+        ("not_ours", "is a pickled model; pickles can run code when loaded: pass --trust-pickle"),
         ("text_model", "not a c2s-denoise model file"),
         ("missing", "model file not found"),
     ],
@@ -375,13 +375,13 @@ def test_output_is_never_an_input(data: dict[str, Path], model: Path) -> None:
 
 
 def test_fit_refuses_existing_model(data: dict[str, Path], tmp_path: Path) -> None:
-    target = tmp_path / "m.joblib"
+    target = tmp_path / "m.c2s"
     target.write_bytes(b"old model")
     result = invoke("fit", data["b"], "-o", target, *TINY)
     assert_known_error(result, target, "output exists; pass --overwrite to replace it")
     assert target.read_bytes() == b"old model"
     assert temp_files(tmp_path) == []
-    result = invoke("fit", data["b"], "-o", target / "m.joblib", *TINY)
+    result = invoke("fit", data["b"], "-o", target / "m.c2s", *TINY)
     assert_known_error(result, target, "output folder is an existing file")
 
 

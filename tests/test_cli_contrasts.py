@@ -10,12 +10,12 @@ import re
 from pathlib import Path
 
 import h5py
-import joblib
 import numpy as np
 import pytest
 from _mri_files import known_volume, write_fastmri
 from test_cli import invoke, summary
 
+from c2s_denoise import C2SDenoiser
 from c2s_denoise.io import TEMP_PREFIX
 from c2s_denoise.workflows import ContrastError, file_sha256, group_m4raw_files
 
@@ -69,7 +69,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[Path]]:
 
 @pytest.fixture(scope="module")
 def model(files: dict[str, list[Path]]) -> Path:
-    path = files["T1"][0].parent / "models" / "two.joblib"
+    path = files["T1"][0].parent / "models" / "two.c2s"
     sigma = [f"--sigma={name}={value}" for name, value in SIGMAS.items()]
     fitted = summary(invoke("fit", *contrast_options(files), "-o", path, *sigma, *TINY))
     assert fitted["contrasts"] == ["T1", "T2"] and fitted["target_contrasts"] == ["T1", "T2"]
@@ -85,7 +85,7 @@ def model(files: dict[str, list[Path]]) -> Path:
     assert fitted["n_slices"] == 2 * SHAPE[0]  # each subject's slices counted once
     assert fitted["params"]["sigma"] == SIGMAS
     assert fitted["model_sha256"] == file_sha256(path)
-    estimator = joblib.load(path)
+    estimator = C2SDenoiser.load(path)
     assert estimator.contrasts_ == ("T1", "T2") and set(estimator.networks_) == {"T1", "T2"}
     return path
 
@@ -141,10 +141,10 @@ def test_context_slices_nifti_round_trip(with_contrasts: bool, tmp_path: Path) -
         paths[name] = tmp_path / f"scan_{name}.nii.gz"
         nib.save(nib.Nifti1Image(np.moveaxis(volume, 0, -1), affine), paths[name])  # stored (16, 16, 4)
     inputs = [f"--contrast={name}={path}" for name, path in paths.items()] if with_contrasts else [paths["T1"]]
-    model_path = tmp_path / "ctx.joblib"
+    model_path = tmp_path / "ctx.c2s"
     fitted = summary(invoke("fit", *inputs, "-o", model_path, "--context-slices", 1, "--sigma", 0.06, *TINY))
     assert fitted["params"]["context_slices"] == 1
-    assert joblib.load(model_path).context_slices == 1
+    assert C2SDenoiser.load(model_path).context_slices == 1
     out = tmp_path / "out"
     applied = summary(invoke("apply", model_path, *inputs, "-o", out))  # apply uses the model's context_slices
     assert applied["n_files"] == (2 if with_contrasts else 1)
@@ -160,10 +160,10 @@ def test_context_slices_nifti_round_trip(with_contrasts: bool, tmp_path: Path) -
 
 def test_context_slices_needs_enough_slices(tmp_path: Path) -> None:
     np.save(tmp_path / "flat.npy", noisy_pair(4, (1, 16, 16))["T1"])
-    result = invoke("fit", tmp_path / "flat.npy", "-o", tmp_path / "m.joblib", "--context-slices", 2, *TINY)
+    result = invoke("fit", tmp_path / "flat.npy", "-o", tmp_path / "m.c2s", "--context-slices", 2, *TINY)
     assert result.exit_code == 1, result.output
     assert "flat.npy: has 1 slice(s) but context_slices=2 needs volumes of at least 4 slices" in result.stderr
-    assert not (tmp_path / "m.joblib").exists()
+    assert not (tmp_path / "m.c2s").exists()
 
 
 def test_group_by_study_m4raw_round_trip(tmp_path: Path) -> None:
@@ -173,7 +173,7 @@ def test_group_by_study_m4raw_round_trip(tmp_path: Path) -> None:
         for name, volume in noisy_pair(10 + seed, (2, 16, 16)).items():
             write_fastmri(data / f"{study}_{name}01.h5", np.abs(volume), coils=2)
     inputs = sorted(data.iterdir())
-    model_path = tmp_path / "m4raw.joblib"
+    model_path = tmp_path / "m4raw.c2s"
     fitted = summary(
         invoke(
             "fit",
@@ -229,7 +229,7 @@ def test_group_m4raw_files(tmp_path: Path) -> None:
 # ----------------------------------------------------------------------------- contrast errors: exit 2
 def test_unequal_numbers_of_files(files: dict[str, list[Path]], tmp_path: Path) -> None:
     options = [*contrast_options(files), "--contrast", f"T1={files['T1'][0]}"]  # a third T1
-    result = invoke("fit", *options, "-o", tmp_path / "m.joblib", *TINY)
+    result = invoke("fit", *options, "-o", tmp_path / "m.c2s", *TINY)
     assert_contrast_error(result, "contrast 'T2' has 2 file(s) but contrast 'T1' has 3")
     assert list(tmp_path.iterdir()) == []
 
@@ -237,9 +237,9 @@ def test_unequal_numbers_of_files(files: dict[str, list[Path]], tmp_path: Path) 
 def test_mismatched_shapes_at_fit(files: dict[str, list[Path]], tmp_path: Path) -> None:
     odd = tmp_path / "odd_t2.npy"
     np.save(odd, np.ones((3, 16, 12), np.float32))
-    result = invoke("fit", "--contrast", f"T1={files['T1'][0]}", "--contrast", f"T2={odd}", "-o", tmp_path / "m.joblib")
+    result = invoke("fit", "--contrast", f"T1={files['T1'][0]}", "--contrast", f"T2={odd}", "-o", tmp_path / "m.c2s")
     assert_contrast_error(result, f"{odd}: contrast 'T2' has shape (3, 16, 12)", "contrast 'T1'")
-    assert not (tmp_path / "m.joblib").exists()
+    assert not (tmp_path / "m.c2s").exists()
 
 
 def test_mismatched_shapes_at_apply_write_nothing(files: dict[str, list[Path]], model: Path, tmp_path: Path) -> None:
@@ -271,7 +271,7 @@ def test_inputs_that_do_not_fit_the_model(files: dict[str, list[Path]], model: P
     out = tmp_path / "out"
     result = invoke("apply", model, files["T1"][0], "-o", out)  # positional files for a multi-contrast model
     assert_contrast_error(result, "fitted on contrasts T1, T2", "--contrast NAME=PATH")
-    single = tmp_path / "single.joblib"
+    single = tmp_path / "single.c2s"
     summary(invoke("fit", files["T1"][0], "-o", single, *TINY))
     result = invoke("apply", single, "--contrast", f"T1={files['T1'][0]}", "-o", out)
     assert_contrast_error(result, "fitted on single-contrast files")
@@ -287,13 +287,13 @@ def test_inputs_that_do_not_fit_the_model(files: dict[str, list[Path]], model: P
     ],
 )
 def test_contrast_options_that_name_no_input(extra: list[str], problem: str, files, tmp_path: Path) -> None:
-    result = invoke("fit", *contrast_options(files), "-o", tmp_path / "m.joblib", *extra, *TINY)
+    result = invoke("fit", *contrast_options(files), "-o", tmp_path / "m.c2s", *extra, *TINY)
     assert_contrast_error(result, problem)
     assert list(tmp_path.iterdir()) == []
 
 
 def test_target_contrasts_need_contrasts(files: dict[str, list[Path]], tmp_path: Path) -> None:
-    result = invoke("fit", files["T1"][0], "-o", tmp_path / "m.joblib", "--target-contrasts", "T1", *TINY)
+    result = invoke("fit", files["T1"][0], "-o", tmp_path / "m.c2s", "--target-contrasts", "T1", *TINY)
     assert_contrast_error(result, "target contrasts need multi-contrast inputs")
 
 
@@ -301,29 +301,29 @@ def test_group_by_study_errors(tmp_path: Path) -> None:
     for name in ("7_T101.npy", "7_T201.npy", "8_T101.npy"):
         np.save(tmp_path / name, np.ones((2, 16, 16), np.float32))
     inputs = sorted(tmp_path.glob("*.npy"))
-    result = invoke("fit", *inputs, "--group-by-study", "-o", tmp_path / "m.joblib", *TINY)
+    result = invoke("fit", *inputs, "--group-by-study", "-o", tmp_path / "m.c2s", *TINY)
     assert_contrast_error(result, "contrast 'T2' is missing for study 8 repetition 01")
-    result = invoke("fit", *inputs[:2], "--group-by-study", "--contrasts", "T1", "-o", tmp_path / "m.joblib")
+    result = invoke("fit", *inputs[:2], "--group-by-study", "--contrasts", "T1", "-o", tmp_path / "m.c2s")
     assert_contrast_error(result, "7_T201.npy: contrast 'T2' is not one of the contrasts asked for (T1)")
     np.save(tmp_path / "scan.npy", np.ones((2, 16, 16), np.float32))
-    result = invoke("fit", tmp_path / "scan.npy", "--group-by-study", "-o", tmp_path / "m.joblib")
+    result = invoke("fit", tmp_path / "scan.npy", "--group-by-study", "-o", tmp_path / "m.c2s")
     assert_contrast_error(result, "scan.npy: grouping by study needs M4Raw-style names")
-    assert not (tmp_path / "m.joblib").exists()
+    assert not (tmp_path / "m.c2s").exists()
 
 
 @pytest.mark.parametrize(
     ("args", "problem"),
     [
-        (["fit", "-o", "m.joblib"], "give the files as arguments, or with --contrast"),
-        (["fit", "--contrast", "T1", "-o", "m.joblib"], "expected NAME=PATH"),
-        (["fit", "--contrast", "=x.npy", "-o", "m.joblib"], "expected NAME=PATH"),
-        (["fit", "x.npy", "--contrast", "T1=y.npy", "-o", "m.joblib"], "either as arguments or with --contrast"),
-        (["fit", "x.npy", "--contrasts", "T1,T2", "-o", "m.joblib"], "only with --group-by-study"),
-        (["fit", "--contrast", "T1=x.npy", "--sigma", "0.1", "--sigma", "T1=0.1", "-o", "m.joblib"], "not both"),
-        (["fit", "--contrast", "T1=x.npy", "--sigma", "T1=loud", "-o", "m.joblib"], "got 'loud'"),
-        (["fit", "x.npy", "--context-slices", "-1", "-o", "m.joblib"], "--context-slices"),
-        (["apply", "m.joblib", "-o", "out"], "give the files as arguments, or with --contrast"),
-        (["apply", "m.joblib", "--group-by-study", "-o", "out"], "--group-by-study needs the files as arguments"),
+        (["fit", "-o", "m.c2s"], "give the files as arguments, or with --contrast"),
+        (["fit", "--contrast", "T1", "-o", "m.c2s"], "expected NAME=PATH"),
+        (["fit", "--contrast", "=x.npy", "-o", "m.c2s"], "expected NAME=PATH"),
+        (["fit", "x.npy", "--contrast", "T1=y.npy", "-o", "m.c2s"], "either as arguments or with --contrast"),
+        (["fit", "x.npy", "--contrasts", "T1,T2", "-o", "m.c2s"], "only with --group-by-study"),
+        (["fit", "--contrast", "T1=x.npy", "--sigma", "0.1", "--sigma", "T1=0.1", "-o", "m.c2s"], "not both"),
+        (["fit", "--contrast", "T1=x.npy", "--sigma", "T1=loud", "-o", "m.c2s"], "got 'loud'"),
+        (["fit", "x.npy", "--context-slices", "-1", "-o", "m.c2s"], "--context-slices"),
+        (["apply", "m.c2s", "-o", "out"], "give the files as arguments, or with --contrast"),
+        (["apply", "m.c2s", "--group-by-study", "-o", "out"], "--group-by-study needs the files as arguments"),
     ],
 )
 def test_usage_errors_exit_2(args: list[str], problem: str) -> None:

@@ -158,23 +158,11 @@ def test_loading_a_model_from_another_version_warns(fitted):
     assert "0.0.0-old" in messages and "torch 1.0.0" in messages
 
 
-def test_interrupted_fit_keeps_weights(monkeypatch, noisy_dataset):
-    import c2s_denoise.engine.trainer as trainer
-
-    original = trainer.ExponentialMovingAverage.update
-    calls = {"n": 0}
-
-    def update_then_interrupt(self, network):
-        original(self, network)
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(trainer.ExponentialMovingAverage, "update", update_then_interrupt)
+def test_interrupted_fit_keeps_weights(interrupt_training_at_step_3, noisy_dataset):
     X = noisy_dataset["train_noisy"][:4, :32, :32]
     with pytest.warns(UserWarning, match="interrupted after 2 of 50"):
         model = C2SDenoiser(random_state=0, **{**TINY, "max_iter": 50}).fit(X)
-    assert model.n_iter_ == 2
+    assert model.n_iter_ == 2 and model.interrupted_
     assert model.transform(X).shape == X.shape
 
 

@@ -308,7 +308,7 @@ def kfiles(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 @pytest.fixture(scope="module")
 def kmodel(kfiles: dict) -> Path:
-    path = kfiles["root"] / "complex.joblib"
+    path = kfiles["root"] / "complex.c2s"
     fitted = summary(invoke("fit", *kfiles["files"][:2], "-o", path, *TINY))
     assert [entry["images"] for entry in fitted["inputs"]] == ["complex", "complex"]
     assert [entry["shape"] for entry in fitted["inputs"]] == [[2, 64, 64], [2, 64, 64]]  # cropped to the recon
@@ -344,7 +344,7 @@ def test_cli_fit_apply_complex(kfiles: dict, kmodel: Path, tmp_path: Path) -> No
 
 
 def test_cli_combine_rss_reads_magnitude(kfiles: dict, kmodel: Path, tmp_path: Path) -> None:
-    path = tmp_path / "rss.joblib"
+    path = tmp_path / "rss.c2s"
     fitted = summary(invoke("fit", *kfiles["files"][:2], "-o", path, "--combine", "rss", "--n-coils", "4", *TINY))
     assert [entry["images"] for entry in fitted["inputs"]] == ["rss", "rss"]
     assert fitted["noise_model"] != "gaussian"  # magnitude noise
@@ -364,7 +364,7 @@ def test_cli_combine_rss_reads_magnitude(kfiles: dict, kmodel: Path, tmp_path: P
 
 
 def test_cli_errors_write_nothing(kfiles: dict, kmodel: Path, tmp_path: Path) -> None:
-    model = tmp_path / "m.joblib"
+    model = tmp_path / "m.c2s"
     result = invoke("fit", *kfiles["files"][:2], "-o", model, "--sigma", "0.1", *TINY)
     assert result.exit_code == 1
     assert "--sigma does not apply to k-space combined as complex images" in error_line(result)

@@ -43,6 +43,7 @@ def apply_files(
     read_options: ReadOptions | None = None,
     progress: Progress | None = None,
     save_complex: bool = False,
+    trust_pickle: bool = False,
 ) -> dict[str, Any]:
     """Denoise files with a saved model, writing ``<outdir>/<input name>`` in the input's format.
 
@@ -85,6 +86,9 @@ def apply_files(
     save_complex : bool, default False
         Also write the denoised complex images of k-space inputs (every input
         must then be read as complex images).
+    trust_pickle : bool, default False
+        Also load a pickled model (``joblib.dump``): only for files you trust, as
+        unpickling can run code. Models in the safe format never need it.
 
     Returns
     -------
@@ -112,7 +116,7 @@ def apply_files(
     """
     options = read_options or ReadOptions()
     model_file = Path(model_path)
-    model = load_model(model_file)
+    model = load_model(model_file, trust_pickle=trust_pickle)
     subjects = subjects_for_model(model, model_file, inputs)
     multi_contrast = getattr(model, "contrasts_", None) is not None
     if multi_contrast:
@@ -131,7 +135,7 @@ def apply_files(
         "model_file": model_file.name,
         "model_sha256": file_sha256(model_file),
     }
-    settings = _Settings(model_info, options, overwrite, save_complex)
+    settings = _Settings(model_info, options, overwrite, save_complex, trust_pickle)
     results = _run_jobs(model, model_file, jobs, preloaded, settings, n_jobs, progress)
     return {
         "command": "apply",
@@ -152,6 +156,7 @@ class _Settings:
     options: ReadOptions
     overwrite: bool
     save_complex: bool
+    trust_pickle: bool = False
 
 
 def _check_inputs_fit_model(model: Any, paths: Sequence[Path], options: ReadOptions, save_complex: bool) -> None:
@@ -252,7 +257,7 @@ def _run_jobs(
 
 def _worker(model_path: str, job: _Job, settings: _Settings) -> tuple[int, list[dict[str, Any]]]:
     """A parallel worker: the job's index and results, with the model loaded once per process."""
-    model = cached_model(model_path, settings.model_info["model_sha256"])
+    model = cached_model(model_path, settings.model_info["model_sha256"], settings.trust_pickle)
     return job.index, _denoise_subject(model, job, settings)
 
 

@@ -31,7 +31,7 @@ class DemoSettings:
     device: str = "auto"
 
 
-DEMO_FILES = ("before_after.png", "noisy.npy", "clean.npy", "model.joblib")
+DEMO_FILES = ("before_after.png", "noisy.npy", "clean.npy", "model.c2s")
 
 
 def run_demo(
@@ -51,7 +51,7 @@ def run_demo(
     ----------
     out_dir : path-like
         Folder for ``before_after.png`` (noisy | denoised | clean, middle
-        slice), ``noisy.npy``, ``clean.npy`` and ``model.joblib``; created if
+        slice), ``noisy.npy``, ``clean.npy`` and ``model.c2s``; created if
         missing.
     settings : DemoSettings, optional
         Phantom size, noise level and training length.
@@ -106,7 +106,7 @@ def run_demo(
     for name, array in (("noisy.npy", noisy), ("clean.npy", clean)):
         with atomic_write(targets[name], overwrite=overwrite) as tmp, open(tmp, "wb") as handle:
             np.save(handle, array.astype(np.float32))
-    save_model_or_fallback(model, targets["model.joblib"], overwrite=overwrite)
+    save_model_or_fallback(model, targets["model.c2s"], overwrite=overwrite)
     return {
         "command": "demo",
         "psnr_noisy": psnr(noisy, clean),

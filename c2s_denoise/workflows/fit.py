@@ -29,7 +29,7 @@ from .contrasts import (
     load_subject,
     magnitude_for_contrasts,
 )
-from .model_files import file_sha256
+from .model_files import file_sha256, load_model
 from .recovery import save_model_or_fallback
 
 __all__ = ["fit_files"]
@@ -43,6 +43,8 @@ def fit_files(
     read_options: ReadOptions | None = None,
     overwrite: bool = False,
     progress: Progress | None = None,
+    resume: PathLike | None = None,
+    trust_pickle: bool = False,
 ) -> dict[str, Any]:
     """Fit a C2S model on image files and save it.
 
@@ -61,10 +63,12 @@ def fit_files(
         subject, the same image shape (see
         :func:`~c2s_denoise.workflows.group_m4raw_files`).
     model_path : path-like
-        Where to save the fitted model. Checked before training (folder
-        writable, name length, not an existing file); its folder is created if
-        missing. If it still cannot be written after training (disk full), the
-        model is saved to a fallback path named in the error.
+        Where to save the fitted model (the safe model format, see
+        :func:`~c2s_denoise.workflows.save_model`; ``.c2s`` by convention).
+        Checked before training (folder writable, name length, not an
+        existing file); its folder is created if missing. If it still cannot
+        be written after training (disk full), the model is saved to a
+        fallback path named in the error.
     params : dict, optional
         Keyword arguments for :class:`~c2s_denoise.C2SDenoiser` (e.g.
         ``context_slices``; with contrasts also ``target_contrasts`` and a
@@ -76,6 +80,12 @@ def fit_files(
     progress : callable, optional
         Called as ``progress(done, total)`` after each file (with contrasts:
         after each subject, counting its files) is read.
+    resume : path-like, optional
+        A model file to continue training (``warm_start``): its parameters,
+        updated by ``params``, and its weights; the inputs must have its
+        contrasts and kind. ``n_iter`` then counts all steps.
+    trust_pickle : bool, default False
+        Let ``resume`` be a pickled model (only a file you trust).
 
     Returns
     -------
@@ -86,7 +96,9 @@ def fit_files(
         ``contrast``, ``subject`` (index) and ``sigma``, and the summary lists
         ``contrasts``, ``target_contrasts`` and ``n_subjects``; inputs are
         listed subject by subject, and ``n_slices`` counts each subject's
-        slices once.
+        slices once. ``partial`` is true when the fit was interrupted
+        (KeyboardInterrupt, SIGTERM) and the model saved holds the weights
+        reached so far.
 
     Raises
     ------
@@ -115,17 +127,20 @@ def fit_files(
     out = check_output_path(model_path, inputs=paths, overwrite=overwrite)
     check_output_folder(out.parent)
     check_device(params.get("device"))
+    resumed = None if resume is None else load_model(resume, trust_pickle=trust_pickle)
     images: list[LoadedImage] = []
     for subject in subjects:
-        images += load_subject(subject, options, params.get("context_slices", 0)).values()
+        images += load_subject(
+            subject, options, params.get("context_slices", getattr(resumed, "context_slices", 0))
+        ).values()
         if progress:
             progress(len(images), len(paths))
     _use_physical_noise_level(images, params)
     volumes = [image.data for image in images]
     X: Any = volumes if names is None else {name: volumes[i :: len(names)] for i, name in enumerate(names)}
     try:
-        model = estimator_class()(**params)
-    except TypeError as exc:
+        model = estimator_class()(**params) if resumed is None else resumed.set_params(**params, warm_start=True)
+    except (TypeError, ValueError) as exc:
         raise C2SInputError(None, f"invalid estimator parameter ({exc})") from None
     start_time = time.perf_counter()
     try:
@@ -147,6 +162,7 @@ def fit_files(
         "sigma": [float(s) for s in np.asarray(model.sigma_).ravel()],  # subject-major, like paths
         "noise_model": model.noise_model_,
         "n_iter": int(getattr(model, "n_iter_", -1)),
+        "partial": bool(getattr(model, "interrupted_", False)),
         "fit_seconds": round(seconds, 3),
         "device": str(getattr(model, "device_", "")),
         "params": _as_json_params(model.get_params()),

@@ -7,7 +7,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from ..io import C2SInputError, atomic_write
+from ..io import C2SInputError
 from ..io.errors import describe_exception
 from ._common import PathLike, estimator_class
 
@@ -35,14 +35,15 @@ def file_sha256(path: PathLike) -> str:
 
 
 def save_model(model: Any, path: PathLike, *, overwrite: bool = False) -> Path:
-    """Save a fitted model with joblib, atomically.
+    """Save a fitted model in the safe model format (one safetensors file, no pickle), atomically.
 
     Parameters
     ----------
     model : C2SDenoiser
         The fitted estimator.
     path : str or path-like
-        Model file (``.joblib`` by convention). Its folder must exist.
+        Model file (``.c2s`` by convention; the format is the same whatever the name). Its
+        folder must exist.
     overwrite : bool, default False
         Whether an existing file may be replaced.
 
@@ -51,23 +52,24 @@ def save_model(model: Any, path: PathLike, *, overwrite: bool = False) -> Path:
     pathlib.Path
         The model file written.
     """
-    import joblib
+    from ..model_file import save_model_file
 
-    out = Path(path)
-    with atomic_write(out, overwrite=overwrite) as tmp:
-        joblib.dump(model, tmp)
-    return out
+    return save_model_file(model, path, overwrite=overwrite)
 
 
-def load_model(path: PathLike) -> Any:
-    """Load a fitted :class:`~c2s_denoise.C2SDenoiser` saved with joblib.
+def load_model(path: PathLike, *, trust_pickle: bool = False) -> Any:
+    """Load a fitted :class:`~c2s_denoise.C2SDenoiser`, recognising the file's format by its content.
 
-    Loading runs Python's unpickler: only load model files you trust.
+    A model in the safe format (:func:`save_model`, :meth:`~c2s_denoise.C2SDenoiser.save`) is
+    read without executing anything from the file. A pickle (``joblib.dump``) is refused unless
+    ``trust_pickle``: unpickling can run any code the file holds.
 
     Parameters
     ----------
     path : str or path-like
-        Model file written by :func:`save_model` or ``joblib.dump``.
+        Model file.
+    trust_pickle : bool, default False
+        Also load pickled models (only for files you trust).
 
     Returns
     -------
@@ -77,24 +79,28 @@ def load_model(path: PathLike) -> Any:
     Raises
     ------
     C2SInputError
-        If the file is missing or unreadable, is not a joblib/pickle file, or
-        holds something other than a fitted ``C2SDenoiser``.
+        If the file is missing or unreadable, a pickle without ``trust_pickle``, not a model
+        file, corrupt, or holds something other than a fitted ``C2SDenoiser``.
     """
-    import joblib
     from sklearn.exceptions import NotFittedError
     from sklearn.utils.validation import check_is_fitted
+
+    from ..model_file import is_model_file, load_model_file
 
     p = Path(path)
     if not p.exists():
         raise C2SInputError(p, "model file not found")
     if not p.is_file():
         raise C2SInputError(p, "model path is not a regular file")
-    try:
-        model = joblib.load(p)
-    except Exception as exc:  # unpickling errors come in many types
-        raise C2SInputError(p, f"not a c2s-denoise model file ({describe_exception(exc)})") from None
-    if not isinstance(model, estimator_class()):
-        raise C2SInputError(p, f"not a c2s-denoise model file (it holds a {type(model).__name__}, not a C2SDenoiser)")
+    if is_model_file(p):
+        return load_model_file(p, estimator_class())
+    if not trust_pickle:
+        if _looks_pickled(p):
+            raise C2SInputError(
+                p, "is a pickled model; pickles can run code when loaded: pass --trust-pickle only for files you trust"
+            )
+        raise C2SInputError(p, "not a c2s-denoise model file (neither the safe model format nor a pickle)")
+    model = _unpickle(p)
     try:
         check_is_fitted(model)
     except NotFittedError:
@@ -102,10 +108,34 @@ def load_model(path: PathLike) -> Any:
     return model
 
 
+#: First bytes of a pickle (protocol 2 or later) and of joblib's compressed pickles (zlib, gzip, bz2, xz, lzma, lz4).
+_PICKLE_MAGIC = (b"\x80", b"\x78", b"\x1f\x8b", b"BZh", b"\xfd7zXZ", b"\x5d\x00\x00", b"\x04\x22\x4d\x18")
+
+
+def _looks_pickled(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        return handle.read(6).startswith(_PICKLE_MAGIC)
+
+
+def _unpickle(path: Path) -> Any:
+    """A trusted pickle's C2SDenoiser (joblib runs Python's unpickler)."""
+    import joblib
+
+    try:
+        model = joblib.load(path)
+    except Exception as exc:  # unpickling errors come in many types
+        raise C2SInputError(path, f"not a c2s-denoise model file ({describe_exception(exc)})") from None
+    if not isinstance(model, estimator_class()):
+        raise C2SInputError(
+            path, f"not a c2s-denoise model file (it holds a {type(model).__name__}, not a C2SDenoiser)"
+        )
+    return model
+
+
 @functools.lru_cache(maxsize=2)
-def cached_model(path: str, sha256: str) -> Any:
+def cached_model(path: str, sha256: str, trust_pickle: bool = False) -> Any:
     """The model in ``path`` loaded once per process (parallel ``apply`` workers), checked against its hash."""
-    model = load_model(path)
+    model = load_model(path, trust_pickle=trust_pickle)
     if file_sha256(path) != sha256:
         raise C2SInputError(path, "model file changed while it was being applied")
     return model
