@@ -3,7 +3,8 @@
 :class:`C2SBase` holds the private steps of ``fit`` (``fit -> _fit -> _train_networks ->
 _train_network``, then ``_store_fit``; ``_warm_networks`` and ``_continue_fit`` for
 ``warm_start``), of ``transform`` (``_denoise_items``), of the self-supervised score
-(``_sure_psnrs``) and pickling; :class:`~c2s_denoise.estimator.C2SDenoiser`
+(``_sure_psnrs``); pickling is in :mod:`c2s_denoise._pickling`, feature names in
+:mod:`c2s_denoise._table_output`; :class:`~c2s_denoise.estimator.C2SDenoiser`
 adds the parameters and the public methods, as scikit-learn's ``BaseMultilayerPerceptron`` and
 ``MLPRegressor`` do.
 """
@@ -17,8 +18,7 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils._param_validation import validate_parameter_constraints
-from sklearn.utils._set_output import _get_output_config
-from sklearn.utils.validation import _check_feature_names_in, check_is_fitted, check_random_state, validate_data
+from sklearn.utils.validation import check_is_fitted, check_random_state, validate_data
 
 from ._channels import as_parts, min_depth, network_inputs
 from ._inputs import (
@@ -27,7 +27,6 @@ from ._inputs import (
     check_fitted_contrasts,
     check_kind,
     check_min_depth,
-    is_rows,
     item_scales,
     join_contrast_items,
     join_volumes,
@@ -35,7 +34,8 @@ from ._inputs import (
     split_volumes,
 )
 from ._noise_levels import MIN_RELATIVE_SIGMA, air_factor, coils, noise_levels
-from ._version import __version__
+from ._pickling import PicklingMixin
+from ._table_output import TableOutputMixin
 from .engine import (
     GDSMLoss,
     NoiseConditionedUNet,
@@ -43,14 +43,11 @@ from .engine import (
     TrainingConfig,
     TrainingResult,
     denoise_images,
-    network_from_state,
-    network_state,
     resolve_device,
     train_gdsm,
 )
 from .magnitude import unbias_magnitude
 from .metrics import data_range, psnr, sure_psnr
-from .model_file import version_warnings
 from .noise import resolve_noise_model
 
 __all__ = ["C2SBase"]
@@ -61,8 +58,16 @@ Items = list[np.ndarray]
 Names = tuple[str, ...] | None
 
 
-class C2SBase(TransformerMixin, BaseEstimator):
+class C2SBase(TableOutputMixin, PicklingMixin, TransformerMixin, BaseEstimator):
     """Private steps of :class:`~c2s_denoise.estimator.C2SDenoiser` (not for direct use)."""
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.three_d_array = True
+        tags.input_tags.allow_nan = False
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        tags.target_tags.required = False
+        return tags
 
     def _validate_params(self) -> None:
         """scikit-learn's parameter validation, and each value of a per-contrast ``sigma`` dict like ``sigma``."""
@@ -72,37 +77,6 @@ class C2SBase(TransformerMixin, BaseEstimator):
             for name, value in self.sigma.items():
                 key = f"sigma[{name!r}]"
                 validate_parameter_constraints({key: value_constraints}, {key: value}, type(self).__name__)
-
-    def get_feature_names_out(self, input_features=None) -> np.ndarray:
-        """Names of the output columns, for a model fitted on 2-D rows (one output column per input column).
-
-        Parameters
-        ----------
-        input_features : array-like of str, optional
-            The input's column names; default ``feature_names_in_``, else ``x0, x1, ...``.
-
-        Returns
-        -------
-        ndarray of str
-            The input's column names (the denoised pixels keep their places).
-        """
-        check_is_fitted(self)
-        if not hasattr(self, "n_features_in_"):
-            raise ValueError(
-                "get_feature_names_out needs a model fitted on 2-D input (n_samples, n_features); this one was "
-                "fitted on images, whose pixels are not named features"
-            )
-        return _check_feature_names_in(self, input_features)
-
-    def _check_table_output(self, X) -> None:
-        """Refuse a ``set_output`` container (pandas, polars) for images: a table holds 2-D rows only."""
-        container = _get_output_config("transform", self)["dense"]
-        if container != "default" and (self.contrasts is not None or not is_rows(X)):
-            raise ValueError(
-                f"transform output {container!r} (set_output or set_config) is a table and needs 2-D input "
-                "(n_samples, n_features), but X holds images or volumes; call set_output(transform='default') "
-                "to denoise them"
-            )
 
     # ------------------------------------------------------------------ input handling
     def _contrast_names(self) -> tuple[str, ...] | None:
@@ -434,35 +408,3 @@ class C2SBase(TransformerMixin, BaseEstimator):
         replaced = item.astype(channel.dtype, copy=True)
         replaced[contrast] = channel
         return self._denoise_items([replaced], sigma_row[None], scale_row[None], [contrast])[0][contrast]
-
-    # ------------------------------------------------------------------ persistence
-    def __getstate__(self) -> dict:
-        state = dict(super().__getstate__())  # a copy: the live estimator keeps its network
-        network = state.pop("network_", None)
-        if network is not None:
-            state["_network_state"] = network_state(network)
-        networks = state.pop("networks_", None)
-        if networks is not None:
-            state["_networks_state"] = {name: network_state(net) for name, net in networks.items()}
-        state["_c2s_version"] = __version__
-        state["_torch_version"] = torch.__version__
-        return state
-
-    def __setstate__(self, state: dict) -> None:
-        state = dict(state)
-        saved_version = state.pop("_c2s_version", None)
-        version_warnings(saved_version, state.pop("_torch_version", None), stacklevel=3)
-        saved_network = state.pop("_network_state", None)
-        saved_networks = state.pop("_networks_state", None)
-        if saved_version is None or "noise_model" not in state:  # saved before noise models: Gaussian, as then
-            state.setdefault("noise_model", "gaussian")
-            state.setdefault("n_coils", 1)
-            if "n_iter_" in state:
-                state.setdefault("noise_model_", "gaussian")
-                state.setdefault("complex_input_", False)
-        state.setdefault("air_weight", 1.0)  # saved before air was down-weighted: patches were uniform
-        super().__setstate__(state)
-        if saved_network is not None:
-            self.network_ = network_from_state(saved_network)
-        if saved_networks is not None:
-            self.networks_ = {name: network_from_state(saved) for name, saved in saved_networks.items()}
