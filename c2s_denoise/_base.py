@@ -208,6 +208,7 @@ class C2SBase(TableOutputMixin, PicklingMixin, TransformerMixin, BaseEstimator):
     def _training_config(self) -> TrainingConfig:
         return TrainingConfig(
             max_iter=self.max_iter,
+            max_time=None if self.max_time is None else float(self.max_time),
             batch_size=self.batch_size,
             patch_size=self.patch_size,
             learning_rate=self.learning_rate,

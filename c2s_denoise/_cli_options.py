@@ -117,6 +117,21 @@ def _parse_sigma(value: str | None) -> float | str | None:
 
 
 _DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+_DURATION = re.compile(r"(?P<number>\d+(\.\d*)?|\.\d+)\s*(?P<unit>s|sec|m|min|h)?")
+_SECONDS = {None: 1.0, "s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
+
+
+def parse_duration(value: str | None) -> float | None:
+    """A time budget in seconds from ``300``, ``90s``, ``5m``, ``1.5h``."""
+    if value is None:
+        return None
+    match = _DURATION.fullmatch(value.strip().lower())
+    seconds = float(match["number"]) * _SECONDS[match["unit"]] if match else 0.0
+    if not seconds > 0:
+        raise typer.BadParameter(
+            f"expected a positive duration such as 300, 90s, 5m or 1.5h, got {value!r}", param_hint="--max-time"
+        )
+    return seconds
 
 
 def parse_device(value: str | None) -> str | None:

@@ -10,10 +10,25 @@ import warnings
 from numbers import Real
 
 import numpy as np
+from sklearn.utils._param_validation import Interval, StrOptions
 
-from .noise import auto_noise_level, estimate_sigma, resolve_noise_model
+from .noise import NOISE_ESTIMATORS, auto_noise_level, estimate_sigma, resolve_noise_model
 
-__all__ = ["MIN_RELATIVE_SIGMA", "air_factor", "coils", "noise_level", "noise_levels", "sigma_rule"]
+__all__ = [
+    "MIN_RELATIVE_SIGMA",
+    "NOISE_MODELS",
+    "SIGMA_VALUE",
+    "air_factor",
+    "coils",
+    "noise_level",
+    "noise_levels",
+    "sigma_rule",
+]
+
+#: Noise models: "auto" resolves at fit time (see :meth:`c2s_denoise.C2SDenoiser.fit`).
+NOISE_MODELS = ("auto", "gaussian", "rician", "ncchi")
+#: What ``sigma`` (or each value of a per-contrast ``sigma`` dict) may be: a finite level > 0, or a method.
+SIGMA_VALUE = [Interval(Real, 0, None, closed="neither"), StrOptions({"auto", *NOISE_ESTIMATORS})]
 
 # Noise levels below this (in normalised units, i.e. relative to the image's intensity scale) are
 # raised to it: a zero level makes every GDSM coefficient 0/0.

@@ -44,6 +44,8 @@ class PicklingMixin:
                 state.setdefault("noise_model_", "gaussian")
                 state.setdefault("complex_input_", False)
         state.setdefault("air_weight", 1.0)  # saved before air was down-weighted: patches were uniform
+        state.setdefault("warm_start", False)
+        state.setdefault("max_time", None)
         super().__setstate__(state)
         if saved_network is not None:
             self.network_ = network_from_state(saved_network)

@@ -33,6 +33,7 @@ from ._cli_options import (
     VerboseOpt,
     input_files,
     parse_device,
+    parse_duration,
     parse_names,
     parse_sigmas,
     read_options,
@@ -128,6 +129,12 @@ def fit(
         float | None, typer.Option(help="Detail refinement rho in [0, 1); 0 = full denoising.")
     ] = None,
     max_iter: Annotated[int | None, typer.Option("--max-iter", help="Training steps.")] = None,
+    max_time: Annotated[
+        str | None,
+        typer.Option(
+            "--max-time", help="Training time budget per network (300, 90s, 5m, 1.5h); stops at whichever comes first."
+        ),
+    ] = None,
     batch_size: Annotated[int | None, typer.Option("--batch-size", help="Patches per step.")] = None,
     patch_size: Annotated[int | None, typer.Option("--patch-size", help="Side of the square patches.")] = None,
     learning_rate: Annotated[float | None, typer.Option("--learning-rate", help="Peak learning rate.")] = None,
@@ -172,6 +179,7 @@ def fit(
         "context_slices": context_slices,
         "refinement": refinement,
         "max_iter": max_iter,
+        "max_time": parse_duration(max_time),
         "batch_size": batch_size,
         "patch_size": patch_size,
         "learning_rate": learning_rate,

@@ -10,16 +10,10 @@ from sklearn.utils._param_validation import Interval, StrOptions
 
 from ._base import C2SBase
 from ._inputs import is_label_vector
-from ._noise_levels import noise_level, sigma_rule
+from ._noise_levels import NOISE_MODELS, SIGMA_VALUE, noise_level, sigma_rule
 from .engine import NOISE_SCHEDULES
-from .noise import NOISE_ESTIMATORS
 
 __all__ = ["NOISE_MODELS", "C2SDenoiser"]
-
-#: Noise models: "auto" resolves at fit time (see :meth:`C2SDenoiser.fit`).
-NOISE_MODELS = ("auto", "gaussian", "rician", "ncchi")
-#: What ``sigma`` (or each value of a per-contrast ``sigma`` dict) may be: a finite level > 0, or a method.
-SIGMA_VALUE = [Interval(Real, 0, None, closed="neither"), StrOptions({"auto", *NOISE_ESTIMATORS})]
 
 
 class C2SDenoiser(C2SBase):
@@ -75,6 +69,10 @@ class C2SDenoiser(C2SBase):
         Condition the network on the noise level (False: plain U-Net, for ablations).
     max_iter : int, default=4000
         Optimiser steps, at least 1 (about 2 minutes on 2 CPU cores with the default network).
+    max_time : float, default=None
+        Training time budget in seconds (per network): training stops at ``max_iter`` steps or
+        ``max_time`` seconds, whichever comes first, with the learning-rate schedule laid out over
+        the budget. A time-limited fit is reproducible in steps only, not on another machine.
     batch_size : int, default=8
         Training patches per step.
     patch_size : int, default=48
@@ -148,7 +146,7 @@ class C2SDenoiser(C2SBase):
         (and contrast).
     n_iter_ : int
         Optimiser steps done, summed over the target contrasts' networks (fewer than
-        ``max_iter`` per network if the fit was interrupted).
+        ``max_iter`` per network if interrupted or stopped by ``max_time``).
     loss_curve_ : list of float
         GDSM loss at each step (the networks' curves one after the other).
     fit_time_ : float
@@ -193,6 +191,7 @@ class C2SDenoiser(C2SBase):
         "attention": ["boolean"],
         "noise_conditioning": ["boolean"],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "max_time": [Interval(Real, 0, None, closed="neither"), None],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "patch_size": [Interval(Integral, 1, None, closed="left")],
         "learning_rate": [Interval(Real, 0, 1, closed="right")],
@@ -225,6 +224,7 @@ class C2SDenoiser(C2SBase):
         attention=False,
         noise_conditioning=True,
         max_iter=4000,
+        max_time=None,
         batch_size=8,
         patch_size=48,
         learning_rate=5e-3,
@@ -253,6 +253,7 @@ class C2SDenoiser(C2SBase):
         self.attention = attention
         self.noise_conditioning = noise_conditioning
         self.max_iter = max_iter
+        self.max_time = max_time
         self.batch_size = batch_size
         self.patch_size = patch_size
         self.learning_rate = learning_rate

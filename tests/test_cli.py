@@ -419,3 +419,19 @@ def test_sigint_during_apply_leaves_only_whole_files(data: dict[str, Path], mode
     assert temp_files(out) == []
     for path in out.iterdir():
         assert np.load(path).shape == (6, 96, 96)  # every output present is complete
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("300", 300.0), ("90s", 90.0), ("5m", 300.0), ("1.5h", 5400.0), (" 2 min", 120.0)]
+)
+def test_max_time_reads_durations(text, seconds):
+    from c2s_denoise._cli_options import parse_duration
+
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["0", "-5m", "soon", "5 days", ""])
+def test_max_time_rejects_what_is_not_a_positive_duration(text, tmp_path):
+    result = runner.invoke(app, ["fit", str(tmp_path / "x.npy"), "-o", str(tmp_path / "m.c2s"), "--max-time", text])
+    assert result.exit_code == 2
+    assert "positive duration" in result.output

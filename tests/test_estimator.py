@@ -343,3 +343,13 @@ def test_models_saved_before_noise_models_load_and_stay_gaussian(noisy_dataset):
     old.__setstate__(pickle.loads(pickle.dumps(state)))
     assert old.noise_model == "gaussian" and old.noise_model_ == "gaussian" and not old.complex_input_
     np.testing.assert_allclose(old.transform(X), expected)
+
+
+def test_max_time_stops_the_fit_within_the_budget(noisy_dataset):
+    X = noisy_dataset["train_noisy"][:2, :32, :32]
+    model = C2SDenoiser(random_state=0, noise_model="gaussian", **{**TINY, "max_iter": 10**7}, max_time=0.5).fit(X)
+    assert 1 < model.n_iter_ < 10**7 and model.fit_time_ < 5.0
+    assert model.transform(X).shape == X.shape
+    for bad in (0, -1.0, float("inf") * 0):
+        with pytest.raises((InvalidParameterError, ValueError)):
+            C2SDenoiser(max_time=bad).fit(X)

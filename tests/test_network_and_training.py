@@ -161,3 +161,35 @@ def test_resolve_device():
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="CUDA is not available"):
             resolve_device("cuda")
+
+
+def test_time_budget_stops_training_and_lays_the_schedule_over_the_budget():
+    """max_time stops at whichever of steps and seconds comes first; the loss sees the budget used."""
+    from c2s_denoise.engine.trainer import train_network, warmup_cosine_fraction
+
+    assert warmup_cosine_fraction(0.0, 0.1, 0.02) == 0.0
+    assert warmup_cosine_fraction(0.05, 0.1, 0.02) == pytest.approx(0.5)
+    assert warmup_cosine_fraction(0.1, 0.1, 0.02) == pytest.approx(1.0)
+    assert warmup_cosine_fraction(1.0, 0.1, 0.02) == pytest.approx(0.02)
+    decay = [warmup_cosine_fraction(f / 100, 0.1, 0.02) for f in range(10, 101)]
+    assert all(a >= b for a, b in zip(decay, decay[1:]))
+
+    generator = torch.Generator().manual_seed(0)
+    images = [torch.rand(1, 24, 24, generator=generator) for _ in range(2)]
+    seen = []
+
+    def loss_step(network, patches, sigma_data, generator, progress):
+        seen.append(progress)
+        return (network(patches, sigma_data) - patches).square().mean()
+
+    result = train_network(
+        NoiseConditionedUNet(width=4, depth=2),
+        images,
+        torch.full((2,), 0.1),
+        loss_step=loss_step,
+        config=TrainingConfig(max_iter=10**7, max_time=0.5, batch_size=2, patch_size=16),
+        generator=generator,
+        device=torch.device("cpu"),
+    )
+    assert 1 < result.n_iter < 10**7 and 0.5 <= result.seconds < 5.0
+    assert all(a <= b for a, b in zip(seen, seen[1:])) and 0.0 < seen[0] < 0.2 and seen[-1] > 0.9

@@ -19,7 +19,15 @@ from .ema import ExponentialMovingAverage
 from .guard import DivergenceGuard
 from .patches import PatchSampler
 
-__all__ = ["StepLoss", "TrainingConfig", "TrainingResult", "train_network", "warmup_cosine"]
+__all__ = [
+    "StepLoss",
+    "TrainingConfig",
+    "TrainingResult",
+    "budget_fraction",
+    "train_network",
+    "warmup_cosine",
+    "warmup_cosine_fraction",
+]
 
 # loss_step(network, patches (B, C, h, w) on the device, sigma_data (B,), generator, progress in (0, 1]) -> scalar loss
 StepLoss = Callable[[nn.Module, Tensor, Tensor, torch.Generator, float], Tensor]
@@ -32,7 +40,13 @@ class TrainingConfig:
     Attributes
     ----------
     max_iter : int
-        Optimiser steps.
+        Optimiser steps (at most).
+    max_time : float or None
+        Training time budget in seconds: training stops at ``max_iter`` steps or ``max_time``
+        seconds, whichever comes first, and the learning-rate schedule is laid out over the
+        fraction of the budget used (steps or time, whichever is further along). None: steps
+        only. With a time budget the number of steps depends on the machine's speed, so a fit
+        is reproducible only in steps, not in seconds.
     batch_size : int
         Patches per step.
     patch_size : int
@@ -64,6 +78,7 @@ class TrainingConfig:
     """
 
     max_iter: int = 4000
+    max_time: float | None = None
     batch_size: int = 8
     patch_size: int = 48
     learning_rate: float = 5e-3
@@ -96,6 +111,22 @@ def warmup_cosine(step: int, total: int, warmup_fraction: float, final_fraction:
     if step < warmup:
         return (step + 1) / warmup
     progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return final_fraction + (1.0 - final_fraction) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def budget_fraction(step: int, elapsed: float, config: TrainingConfig) -> float:
+    """Fraction of the training budget used after ``step + 1`` steps and ``elapsed`` seconds, in (0, 1]."""
+    fraction = (step + 1) / config.max_iter
+    if config.max_time is not None:
+        fraction = max(fraction, elapsed / config.max_time)
+    return min(1.0, fraction)
+
+
+def warmup_cosine_fraction(fraction: float, warmup_fraction: float, final_fraction: float) -> float:
+    """:func:`warmup_cosine` as a function of the fraction of the budget used (time budgets)."""
+    if fraction < warmup_fraction:
+        return fraction / warmup_fraction
+    progress = min(1.0, (fraction - warmup_fraction) / max(1e-12, 1.0 - warmup_fraction))
     return final_fraction + (1.0 - final_fraction) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
@@ -191,12 +222,16 @@ def train_network(
     ema = ExponentialMovingAverage(network, config.ema_decay)
     warmup_steps = max(1, int(round(config.warmup_fraction * config.max_iter)))
     guard = DivergenceGuard(window=min(500, max(50, config.max_iter // 20)), start=warmup_steps)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer,
-        lambda step: (
-            guard.lr_scale * warmup_cosine(step, config.max_iter, config.warmup_fraction, config.final_lr_fraction)
-        ),
-    )
+    used = [1.0 / config.max_iter]  # fraction of the budget used so far, updated each step (time budgets)
+
+    def lr_multiplier(step: int) -> float:
+        if config.max_time is None:  # the schedule in steps (bitwise as before time budgets existed)
+            return guard.lr_scale * warmup_cosine(
+                step, config.max_iter, config.warmup_fraction, config.final_lr_fraction
+            )
+        return guard.lr_scale * warmup_cosine_fraction(used[0], config.warmup_fraction, config.final_lr_fraction)
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_multiplier)
     guarded = {"network": network, "optimizer": optimizer, "ema": ema.network}
     result = TrainingResult(network=ema.network)
     progress = None
@@ -213,7 +248,8 @@ def train_network(
         for step in range(config.max_iter):
             patches, sigma_data = sampler.sample(config.batch_size, generator)
             patches, sigma_data = patches.to(device, non_blocking=True), sigma_data.to(device)
-            loss = loss_step(network, patches, sigma_data, generator, (step + 1) / config.max_iter)
+            used[0] = budget_fraction(step, time.perf_counter() - start, config)
+            loss = loss_step(network, patches, sigma_data, generator, used[0])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if config.grad_clip is not None:
@@ -240,6 +276,8 @@ def train_network(
                 progress.set_postfix(loss=f"{value:.3e}", Mpx_s=f"{pixels_per_step * (step + 1) / elapsed / 1e6:.2f}")
             if callback is not None:
                 callback(step, value)
+            if config.max_time is not None and time.perf_counter() - start >= config.max_time:
+                break
     except KeyboardInterrupt:
         result.interrupted = True
     finally:
