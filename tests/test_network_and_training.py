@@ -192,4 +192,5 @@ def test_time_budget_stops_training_and_lays_the_schedule_over_the_budget():
         device=torch.device("cpu"),
     )
     assert 1 < result.n_iter < 10**7 and 0.5 <= result.seconds < 5.0
-    assert all(a <= b for a, b in zip(seen, seen[1:])) and 0.0 < seen[0] < 0.2 and seen[-1] > 0.9
+    # the budget used grows with time (the last step starts before the budget ends, however slow the machine)
+    assert all(a <= b for a, b in zip(seen, seen[1:])) and 0.0 < seen[0] < 0.2 and seen[-1] > 0.5
