@@ -91,7 +91,7 @@ def deep_methods(
         if only is not None and name not in only:
             continue
         loss = make_peer(name)
-        network = make_peer_network(seed=seed)
+        network = make_peer_network(seed=seed, skip=loss.identity_skip)
         clean = clean_train if loss.needs_clean else None
         trained = train_peer(loss, network, noisy_train, sigma, clean=clean, max_iter=steps, seed=seed)
         label = f"{name} (supervised upper bound)" if loss.needs_clean else name

@@ -9,6 +9,7 @@ import torch
 
 import peers
 from c2s_denoise.engine import GDSMLoss, GDSMStep
+from c2s_denoise.metrics import psnr
 from c2s_denoise.phantom import brain_phantom
 from peers import (
     PEERS,
@@ -19,6 +20,7 @@ from peers import (
     Noise2VoidLoss,
     Noisier2NoiseLoss,
     R2RLoss,
+    UNetWithoutSkip,
     blind_spot_mask,
     denoise_peer,
     make_peer,
@@ -300,3 +302,40 @@ def test_smoke_training_lowers_the_loss(name, tiny_data):
     assert evaluate(result.network) < 0.95 * evaluate(initial)
     denoised = denoise_peer(loss, result.network, noisy[:2], 0.1, seed=0)
     assert denoised.shape == (2, 64, 64) and denoised.dtype == np.float64 and np.isfinite(denoised).all()
+
+
+# ------------------------------------------------------------------------------------------- issue 13
+def test_noise2self_network_has_no_identity_skip_path():
+    # the U-Net's preconditioning copies c_skip * x to the output: at a masked pixel, the
+    # neighbours' mean; Noise2Self's network must not, or training stalls at the local mean
+    assert make_peer("noise2self").identity_skip is False
+    assert make_peer("noise2void").identity_skip and make_peer("r2r").identity_skip
+    x = torch.rand(2, 1, 16, 16, generator=_generator(0))
+    sigma = torch.tensor([0.1, 0.1])
+    with_skip = make_peer_network(width=4, depth=2, seed=0)
+    without = make_peer_network(width=4, depth=2, seed=0, skip=make_peer("noise2self").identity_skip)
+    assert isinstance(without, UNetWithoutSkip) and not isinstance(with_skip, UNetWithoutSkip)
+    for network in (with_skip, without.network):
+        torch.nn.init.zeros_(network.head[1].weight)
+        torch.nn.init.zeros_(network.head[1].bias)
+    with torch.no_grad():
+        assert torch.allclose(with_skip(x, sigma), 0.25 / (0.25 + 0.01) * x)  # the skip path
+        assert torch.equal(without(x, sigma), torch.zeros_like(x))  # nothing but the backbone
+    # same parameters (and initialisation) as the U-Net, only the preconditioning differs
+    assert [p.shape for p in without.parameters()] == [p.shape for p in with_skip.parameters()]
+
+
+def test_trained_noise2self_beats_the_local_mean(tiny_data):
+    # sanity check of the skip-free network: it learns more than the neighbours' mean. (On this
+    # sharp-edged phantom the old network with the skip path learns too; the stall at the local
+    # mean of issue 13 shows on the smooth MNI152 slices, see the test above and
+    # benchmarks/results/compare_quick_gaussian_sigma25_noise2self_fixed.md.)
+    clean, noisy = tiny_data
+    loss = Noise2SelfLoss()
+    network = make_peer_network(width=8, depth=2, seed=0, skip=loss.identity_skip)
+    trained = train_peer(loss, network, noisy, 0.1, max_iter=300, batch_size=8, patch_size=32, seed=0)
+    identity = lambda x, s: x  # noqa: E731  (J-invariant identity = the neighbours' mean)
+    local_mean = denoise_peer(loss, identity, noisy, 0.1)
+    denoised = denoise_peer(loss, trained.network, noisy, 0.1)
+    gain = psnr(denoised, clean, range_=1.0) - psnr(local_mean, clean, range_=1.0)
+    assert gain > 0.25, gain  # 0.48 dB after 300 steps

@@ -39,9 +39,14 @@ network's EDM preconditioning constants (``c_in``, ``c_skip``, ``c_out``), so ea
 plain U-Net with a fixed input/output scaling and the same skip connection as C2S. Peers that
 do not use the noise level in their loss (Noise2Self, Noise2Void, Neighbor2Neighbor,
 Noise2Clean) only need a rough ``sigma``, e.g. an estimate; R2R and Noisier2Noise need it right.
-Because of that skip connection (``c_skip`` is about 0.96 at ``sigma = 0.1``), Noise2Self's
-interpolating masker makes ``f(y)`` unreliable (see :class:`~peers.blind_spot.BlindSpotLoss`),
-hence its J-invariant inference by default.
+Noise2Self (``identity_skip`` False) trains the same U-Net
+*without* that skip connection (:class:`~peers.training.UNetWithoutSkip`, via
+``make_peer_network(skip=loss.identity_skip)``): with it (``c_skip`` about 0.96 at
+``sigma = 0.1``) the masked pixel's replacement reaches the output directly and Noise2Self's
+training stalls at the local mean of the input (issue 13). Noise2Self's interpolating masker
+also makes ``f(y)`` unreliable (see :class:`~peers.blind_spot.BlindSpotLoss`), hence its
+J-invariant inference by default. Noise2Void keeps the skip connection: its replacement, one
+random neighbour, is no solution to stall at, and it trains as well with it as without.
 
 Same budget means the same steps, batch and patch size; the cost of a step still differs
 (Neighbor2Neighbor adds a no-grad pass on the full patch and trains on half-size sub-images),
@@ -58,7 +63,7 @@ from .blind_spot import BlindSpotLoss, Noise2SelfLoss, Noise2VoidLoss, blind_spo
 from .neighbor2neighbor import Neighbor2NeighborLoss, neighbor_pair_indices, neighbor_subsample
 from .paired import Noisier2NoiseLoss, R2RLoss
 from .supervised import Noise2CleanLoss
-from .training import PEERS, denoise_peer, make_peer, make_peer_network, train_peer
+from .training import PEERS, UNetWithoutSkip, denoise_peer, make_peer, make_peer_network, train_peer
 
 __all__ = [
     "PEERS",
@@ -70,6 +75,7 @@ __all__ = [
     "Noisier2NoiseLoss",
     "PeerLoss",
     "R2RLoss",
+    "UNetWithoutSkip",
     "blind_spot_mask",
     "denoise_peer",
     "make_peer",

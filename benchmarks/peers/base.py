@@ -50,6 +50,9 @@ class PeerLoss:
     name: ClassVar[str] = "peer"
     #: True for losses that need the clean patches (supervised); see :meth:`__call__`.
     needs_clean: ClassVar[bool] = False
+    #: False for losses whose network must not have the U-Net's identity skip path (the
+    #: blind-spot losses); pass it to :func:`~peers.training.make_peer_network` as ``skip``.
+    identity_skip: ClassVar[bool] = True
 
     @property
     def stationary(self) -> bool:

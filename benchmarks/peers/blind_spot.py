@@ -5,9 +5,8 @@
     masking: one pixel per ``4 x 4`` cell, at the same position in every cell (a random one of
     the 16 partitions ``J`` per sample), replaced by the mean of its 8 neighbours (weights 1 on
     the edges, 1/2 on the corners); loss on the masked pixels only. Inference: the J-invariant
-    reconstruction (16 masked passes), or ``f(y)``. Because of the network's skip connection
-    (see :mod:`peers`), the interpolating masker makes ``f(y)`` unreliable (see
-    :class:`BlindSpotLoss`), hence the J-invariant inference by default.
+    reconstruction (16 masked passes), or ``f(y)``. The interpolating masker makes ``f(y)``
+    unreliable (see :class:`BlindSpotLoss`), hence the J-invariant inference by default.
 ``Noise2VoidLoss``
     Krull, Buchholz & Jug, "Noise2Void - Learning Denoising from Single Noisy Images", CVPR
     2019. Stratified random masking: one pixel at a random position in each ``8 x 8`` cell
@@ -230,6 +229,12 @@ class Noise2SelfLoss(BlindSpotLoss):
     """
 
     name: ClassVar[str] = "noise2self"
+    #: The network must not copy its input to its output: with the U-Net's skip path the masked
+    #: pixel's replacement (the neighbours' mean) goes straight to the output and training
+    #: stalls at the local mean (issue 13; see :class:`~peers.training.UNetWithoutSkip`).
+    #: Noise2Void keeps the skip path: its replacement is one random neighbour, a poor
+    #: estimate that the network learns to correct (measured: it trains as well with it).
+    identity_skip: ClassVar[bool] = False
 
     def __init__(self, spacing: int = 4, j_invariant_inference: bool = True) -> None:
         super().__init__(

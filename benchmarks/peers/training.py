@@ -32,7 +32,7 @@ from .neighbor2neighbor import Neighbor2NeighborLoss
 from .paired import Noisier2NoiseLoss, R2RLoss
 from .supervised import Noise2CleanLoss
 
-__all__ = ["PEERS", "denoise_peer", "make_peer", "make_peer_network", "train_peer"]
+__all__ = ["PEERS", "UNetWithoutSkip", "denoise_peer", "make_peer", "make_peer_network", "train_peer"]
 
 ImageInput = np.ndarray | Sequence[np.ndarray] | Sequence[Tensor]
 
@@ -51,9 +51,46 @@ def make_peer(name: str, **kwargs: object) -> PeerLoss:
         raise ValueError(f"unknown peer {name!r}; choose from {sorted(PEERS)}") from None
 
 
+class UNetWithoutSkip(nn.Module):
+    """The C2S U-Net's backbone ``F`` alone: ``h(x, sigma) = F(x / signal_std)``, no skip path.
+
+    :class:`~c2s_denoise.engine.NoiseConditionedUNet` outputs
+    ``c_skip(sigma) x + c_out(sigma) F(c_in(sigma) x)``, with ``c_skip`` about 0.96 and ``c_out``
+    about 0.1 at ``sigma = 25/255``. For a blind-spot loss that identity path hands the masked
+    pixel's *replacement* (the neighbours' mean for Noise2Self, a neighbour's value for
+    Noise2Void) straight to the output, and ``F`` has to learn the correction at a tenth of the
+    scale: measured on the benchmark's MNI152 slices (sigma 25/255, 1000 steps), Noise2Self's
+    loss never leaves the local-mean level and its output is the local mean (26.66 dB brain
+    PSNR; the local mean itself, 26.65 dB), while this network learns (27.67 dB). Noise2Self
+    (``loss.identity_skip`` False) uses it; ``F``'s input is scaled by the fixed
+    ``1 / signal_std`` and its output is the image itself.
+
+    Parameters
+    ----------
+    network : NoiseConditionedUNet
+        Its backbone (all its parameters) is used; its preconditioning is not.
+    """
+
+    def __init__(self, network: NoiseConditionedUNet) -> None:
+        super().__init__()
+        self.network = network
+
+    def forward(self, x: Tensor, sigma: Tensor) -> Tensor:
+        sigma = sigma.to(x.dtype).reshape(-1)
+        if sigma.numel() == 1 and x.shape[0] != 1:
+            sigma = sigma.expand(x.shape[0])
+        return self.network._backbone(x / self.network.signal_std, sigma)
+
+
 def make_peer_network(
-    width: int = 16, depth: int = 3, attention: bool = False, *, in_channels: int = 1, seed: int = 0
-) -> NoiseConditionedUNet:
+    width: int = 16,
+    depth: int = 3,
+    attention: bool = False,
+    *,
+    in_channels: int = 1,
+    seed: int = 0,
+    skip: bool = True,
+) -> NoiseConditionedUNet | UNetWithoutSkip:
     """The C2S U-Net without noise-level conditioning, initialised from ``seed``.
 
     Parameters
@@ -63,15 +100,18 @@ def make_peer_network(
     in_channels : int, default=1
     seed : int, default=0
         Seed of the weight initialisation (the global torch RNG is left untouched).
+    skip : bool, default=True
+        False: the same U-Net without its preconditioning skip path (:class:`UNetWithoutSkip`),
+        for Noise2Self; pass ``loss.identity_skip``.
 
     Returns
     -------
-    NoiseConditionedUNet
+    NoiseConditionedUNet or UNetWithoutSkip
         With ``noise_conditioning=False`` and one output channel.
     """
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return NoiseConditionedUNet(
+        network = NoiseConditionedUNet(
             in_channels=in_channels,
             out_channels=1,
             width=width,
@@ -79,6 +119,7 @@ def make_peer_network(
             attention=attention,
             noise_conditioning=False,
         )
+    return network if skip else UNetWithoutSkip(network)
 
 
 def _as_tensors(images: ImageInput) -> list[Tensor]:
