@@ -1,5 +1,5 @@
-"""What a CPU training budget buys: brain PSNR of C2S and supervised Noise2Clean after 2, 5, 10
-and 30 minutes of training on 2 cores, with BM3D (sigma known) as the line to beat.
+"""What a CPU training budget buys: brain PSNR of C2S, R2R and supervised Noise2Clean after 2, 5,
+10 and 30 minutes of training on 2 cores, with BM3D (sigma known) as the line to beat.
 
 Usage::
 
@@ -7,6 +7,9 @@ Usage::
     python benchmarks/time_budget.py --methods c2s --minutes 2 5 --threads 1 \
         --rates c2s=39.1 --json benchmarks/results/time_budget_c2s.json
     python benchmarks/time_budget.py --report             # merge time_budget_*.json -> .md + .png
+
+Each JSON file is one series (its date and the library's defaults of that day): the report
+keeps the series apart, so a re-run with new defaults sits beside the old numbers.
 
 A budget of ``m`` minutes is turned into optimiser steps with the method's measured training rate
 on 2 cores (``steps = m * 60 * steps_per_second``; measured first unless ``--rates`` gives it),
@@ -39,7 +42,8 @@ from scoring import metrics
 
 RESULTS = Path(__file__).parent / "results"
 SIGMA = 25 / 255
-METHODS = ("c2s", "noise2clean")
+METHODS = ("c2s", "r2r", "noise2clean")
+NAMES = {"c2s": "C2S", "r2r": "R2R", "noise2clean": "Noise2Clean (supervised)"}
 
 
 def fit_and_score(method: str, steps: int, data: dict) -> dict:
@@ -49,13 +53,13 @@ def fit_and_score(method: str, steps: int, data: dict) -> dict:
         model = C2SDenoiser(sigma=SIGMA, max_iter=steps, random_state=0).fit([data["noisy_train"]])
         output, seconds = model.transform([data["noisy_test"]])[0], model.fit_time_
     else:
-        loss = make_peer("noise2clean")
+        loss = make_peer(method)
         trained = train_peer(
             loss,
-            make_peer_network(seed=0),
+            make_peer_network(seed=0, skip=loss.identity_skip),
             data["noisy_train"],
             SIGMA,
-            clean=data["clean_train"],
+            clean=data["clean_train"] if loss.needs_clean else None,
             max_iter=steps,
             seed=0,
         )
@@ -73,46 +77,61 @@ def fit_and_score(method: str, steps: int, data: dict) -> dict:
     }
 
 
-def measure_rate(method: str, data: dict, steps: int = 400) -> float:
-    """Training steps per second of ``method`` on this machine's current threads."""
+def measure_rate(method: str, data: dict, steps: int = 400, clock: str = "wall") -> float:
+    """Training steps per second of ``method`` on this machine's current threads.
+
+    ``clock="cpu"``: per second of the process's CPU time on one thread, which other processes
+    sharing the cores do not inflate (the budget is then in CPU minutes).
+    """
+    if clock == "cpu":
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            fit_and_score(method, 20, data)  # warm-up
+            return steps / fit_and_score(method, steps, data)["cpu_s"]
+        finally:
+            torch.set_num_threads(threads)
     return steps / fit_and_score(method, steps, data)["train_s"]
 
 
 def report(out: Path) -> str:
     """Merge ``time_budget_*.json`` into ``time_budget_sigma25.md`` and ``.png``."""
-    runs, header = [], {"dates": [], "commands": [], "rates": {}}
+    runs, header, rates = [], {"dates": [], "commands": []}, []
     for path in sorted(out.glob("time_budget_*.json")):
         content = json.loads(path.read_text())
-        runs += content["runs"]
+        series = content["header"]["dates"][0]
+        runs += [{**run, "series": series} for run in content["runs"]]
+        rates += [f"{NAMES[m]} {r:.1f} steps/s ({series})" for m, r in sorted(content["header"]["rates"].items())]
         for key, value in content["header"].items():
             if key in ("dates", "commands"):
                 header[key] += value
-            elif key == "rates":
-                header[key].update(value)
-            else:
+            elif key != "rates":
                 header[key] = value
     bm3d = header["bm3d"]
-    names = {"c2s": "C2S", "noise2clean": "Noise2Clean (supervised)"}
     lines = [
         "# What a CPU training budget buys (MNI152 T1, Gaussian sigma = 25/255)",
         "",
         f"- dates: {', '.join(sorted(set(header['dates'])))}; commands: "
         + "; ".join(f"`{c}`" for c in sorted(set(header["commands"]))),
         f"- machine: {header['machine']}",
-        "- budget: minutes of training on 2 cores, converted to steps with the measured 2-core rate "
-        + ", ".join(f"{names[m]} {r:.1f} steps/s" for m, r in sorted(header["rates"].items()))
+        "- budget: minutes of training, converted to steps with the method's measured rate: "
+        + ", ".join(rates)
+        + ". Series 2026-11-25: wall minutes on 2 cores (2-core rates); later series: CPU minutes of one "
+        "thread (rates per second of process CPU time, which other processes sharing the machine do not "
+        "inflate; a 2-core machine gives about 1.5 to 2 CPU minutes per wall minute, see `throughput_cpu.md`)"
         + "; each budget is its own fit (warm-up/cosine schedule over its steps). The fits ran with "
         "the thread count shown, two fits side by side: quality depends on the steps only; the measured wall "
         "time depends on the threads and on what else shared the cores (tests ran beside some fits).",
         f"- line to beat: BM3D (sigma known) {bm3d['psnr_brain']:.2f} dB brain PSNR, SSIM {bm3d['ssim']:.3f}; "
         f"noisy input {header['noisy']['psnr_brain']:.2f} dB",
         "",
-        "| method | budget (2-core min) | steps | PSNR brain (dB) | vs BM3D (dB) | SSIM | fit wall s (threads) | note |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| method | series (defaults of) | budget (min) | steps | PSNR brain (dB) | vs BM3D (dB) | SSIM | "
+        "fit wall s (threads) | note |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for run in sorted(runs, key=lambda r: (r["method"], r["minutes"])):
+    for run in sorted(runs, key=lambda r: (r["series"], r["method"], r["minutes"])):
         lines.append(
-            f"| {names[run['method']]} | {run['minutes']:g} | {run['steps']} | {run['psnr_brain']:.2f} | "
+            f"| {NAMES[run['method']]} | {run['series']} | {run['minutes']:g} | {run['steps']} | {run['psnr_brain']:.2f} | "
             f"{run['psnr_brain'] - bm3d['psnr_brain']:+.2f} | {run['ssim']:.3f} | {run['train_s']:.0f} ({run['threads']}) | "
             f"{run.get('note', '')} |"
         )
@@ -125,15 +144,17 @@ def report(out: Path) -> str:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    for method in METHODS:  # runs with a note (e.g. diverged before the guard existed) are not plotted
-        points = sorted((r["minutes"], r["psnr_brain"]) for r in runs if r["method"] == method and not r.get("note"))
-        if points:
-            ax.plot(*zip(*points), marker="o", label=names[method])
+    for series in sorted({r["series"] for r in runs}):
+        for method in METHODS:  # runs with a note (e.g. diverged before the guard existed) are not plotted
+            chosen = [r for r in runs if r["method"] == method and r["series"] == series and not r.get("note")]
+            points = sorted((r["minutes"], r["psnr_brain"]) for r in chosen)
+            if points:
+                ax.plot(*zip(*points), marker="o", label=f"{NAMES[method]} ({series})")
     ax.axhline(bm3d["psnr_brain"], color="gray", linestyle="--", label="BM3D (sigma known)")
     ax.set_xscale("log")
     ax.set_xticks([2, 5, 10, 30], labels=["2", "5", "10", "30"])
     ax.minorticks_off()
-    ax.set_xlabel("training budget (minutes on 2 CPU cores)")
+    ax.set_xlabel("training budget (minutes; see the table for the unit of each series)")
     ax.set_ylabel("PSNR inside the brain mask (dB)")
     ax.set_title("MNI152 T1, Gaussian sigma = 25/255")
     ax.grid(alpha=0.3)
@@ -151,6 +172,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch threads of the fits (default: torch's)")
     parser.add_argument(
         "--rates", nargs="*", default=[], help="METHOD=STEPS_PER_S measured on 2 cores (skips measuring)"
+    )
+    parser.add_argument(
+        "--clock",
+        choices=("wall", "cpu"),
+        default="wall",
+        help="measure the rates in wall seconds (default threads) or CPU seconds of one thread",
     )
     parser.add_argument("--json", type=Path, default=None, help="where to write this run's results")
     parser.add_argument("--out", type=Path, default=RESULTS)
@@ -172,7 +199,7 @@ def main() -> None:
     rates = {m: float(r) for m, r in (item.split("=") for item in args.rates)}
     for method in args.methods:
         if method not in rates:  # measured on the machine's default threads (2 on our CI machines)
-            rates[method] = measure_rate(method, data)
+            rates[method] = measure_rate(method, data, clock=args.clock)
             print(f"{method}: {rates[method]:.1f} steps/s", file=sys.stderr, flush=True)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
@@ -190,7 +217,7 @@ def main() -> None:
             np.stack([bm3d.bm3d(image, SIGMA) for image in data["noisy_test"]]), split.test, split.test_mask
         ),
     }
-    path = args.json or args.out / f"time_budget_{'_'.join(args.methods)}.json"
+    path = args.json or args.out / f"time_budget_{started:%Y-%m-%d}_{'_'.join(args.methods)}.json"
     runs = []
     for method in args.methods:
         for minutes in args.minutes:

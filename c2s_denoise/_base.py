@@ -44,6 +44,7 @@ from .engine import (
     TrainingResult,
     denoise_images,
     resolve_device,
+    resolve_training_dtype,
     train_gdsm,
 )
 from .magnitude import unbias_magnitude
@@ -205,7 +206,7 @@ class C2SBase(TableOutputMixin, PicklingMixin, TransformerMixin, BaseEstimator):
         wanted = names if self.target_contrasts is None else tuple(self.target_contrasts)
         return [index for index, name in enumerate(names) if name in wanted]
 
-    def _training_config(self) -> TrainingConfig:
+    def _training_config(self, device: torch.device) -> TrainingConfig:
         return TrainingConfig(
             max_iter=self.max_iter,
             max_time=None if self.max_time is None else float(self.max_time),
@@ -215,6 +216,7 @@ class C2SBase(TableOutputMixin, PicklingMixin, TransformerMixin, BaseEstimator):
             ema_decay=self.ema_decay,
             refinement=float(self.refinement),
             air_weight=float(self.air_weight),
+            compute_dtype=resolve_training_dtype(self.precision, device),
         )
 
     def _train_networks(
@@ -287,15 +289,16 @@ class C2SBase(TableOutputMixin, PicklingMixin, TransformerMixin, BaseEstimator):
                     f"and X build {network.config}"
                 )
             network.load_state_dict(initial.state_dict())
+        device = resolve_device(self.device)
         return train_gdsm(
             network,
             inputs,
             levels,
-            config=self._training_config(),
+            config=self._training_config(device),
             schedule=NoiseSchedule(self.noise_schedule, self.tau_max),
             loss_fn=GDSMLoss(alpha=self.loss_alpha),
             generator=torch.Generator().manual_seed(seed),
-            device=resolve_device(self.device),
+            device=device,
             verbose=self.verbose,
             air_rms=levels * air_factor(self.noise_model_, self.n_coils),
         )
@@ -324,6 +327,9 @@ class C2SBase(TableOutputMixin, PicklingMixin, TransformerMixin, BaseEstimator):
         self.loss_curve_ = [value for result in results.values() for value in result.loss_curve]
         self.fit_time_ = sum((result.seconds for result in results.values()), 0.0)
         self.device_ = str(resolve_device(self.device))
+        self.training_dtype_ = str(self._training_config(resolve_device(self.device)).compute_dtype).removeprefix(
+            "torch."
+        )
 
     # ------------------------------------------------------------------ transform
     def _denoise_items(

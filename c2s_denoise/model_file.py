@@ -45,6 +45,7 @@ _FITTED = {
     "sigma_methods_": "array",
     "noise_model_": "str",
     "device_": "str",
+    "training_dtype_": "str",
     "complex_input_": "bool",
     "n_iter_": "int",
     "n_features_in_": "int",

@@ -23,6 +23,7 @@ from c2s_denoise.engine import (
     TrainingResult,
     denoise_images,
     resolve_device,
+    resolve_training_dtype,
     train_network,
 )
 
@@ -168,6 +169,7 @@ def train_peer(
     ema_decay: float = TrainingConfig.ema_decay,
     grad_clip: float | None = TrainingConfig.grad_clip,
     augment: bool = TrainingConfig.augment,
+    precision: str = "auto",
     seed: int = 0,
     device: str | torch.device = "cpu",
     verbose: int = 0,
@@ -198,6 +200,8 @@ def train_peer(
     max_iter, batch_size, patch_size, learning_rate, weight_decay, warmup_fraction, \
 final_lr_fraction, ema_decay, grad_clip, augment
         As in :class:`~c2s_denoise.engine.TrainingConfig`.
+    precision : {"auto", "float32", "bfloat16"}, default="auto"
+        Training arithmetic, as ``C2SDenoiser(precision=...)``: peers and C2S train alike.
     seed : int, default=0
         Seed of the CPU generator of every random draw (patches, masks, noise).
     device : str or torch.device, default="cpu"
@@ -237,6 +241,7 @@ final_lr_fraction, ema_decay, grad_clip, augment
         grad_clip=grad_clip,
         augment=augment,
         divergence_guard=loss.stationary,
+        compute_dtype=resolve_training_dtype(precision, resolve_device(device)),
     )
     return train_network(
         network,

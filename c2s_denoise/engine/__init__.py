@@ -10,12 +10,14 @@ from .ema import ExponentialMovingAverage
 from .gdsm import GDSMLoss, GDSMStep, corrupt, gdsm_coefficients, total_noise_level, train_gdsm
 from .inference import denoise_images
 from .patches import PatchSampler
+from .precision import PRECISIONS, native_bfloat16, resolve_training_dtype
 from .schedule import NOISE_SCHEDULES, NoiseSchedule
 from .trainer import StepLoss, TrainingConfig, TrainingResult, train_network, warmup_cosine
 from .unet import NoiseConditionedUNet, multiply_adds_per_pixel, network_from_state, network_state
 
 __all__ = [
     "NOISE_SCHEDULES",
+    "PRECISIONS",
     "ExponentialMovingAverage",
     "GDSMStep",
     "GDSMLoss",
@@ -29,9 +31,11 @@ __all__ = [
     "denoise_images",
     "gdsm_coefficients",
     "multiply_adds_per_pixel",
+    "native_bfloat16",
     "network_from_state",
     "network_state",
     "resolve_device",
+    "resolve_training_dtype",
     "total_noise_level",
     "train_gdsm",
     "train_network",

@@ -18,12 +18,14 @@ from torch import Tensor, nn
 from .ema import ExponentialMovingAverage
 from .guard import DivergenceGuard
 from .patches import PatchSampler
+from .precision import training_autocast
 
 __all__ = [
     "StepLoss",
     "TrainingConfig",
     "TrainingResult",
     "budget_fraction",
+    "make_optimizer",
     "train_network",
     "warmup_cosine",
     "warmup_cosine_fraction",
@@ -75,6 +77,10 @@ class TrainingConfig:
     divergence_guard : bool
         Roll back to the last healthy state and halve the learning rate when the loss diverges
         (see :class:`~c2s_denoise.engine.guard.DivergenceGuard`).
+    compute_dtype : torch.dtype
+        Arithmetic of the forward and backward passes: ``torch.float32``, or ``torch.bfloat16``
+        for mixed precision under autocast (weights, optimiser, EMA and loss stay float32; see
+        :mod:`~c2s_denoise.engine.precision`).
     """
 
     max_iter: int = 4000
@@ -91,6 +97,7 @@ class TrainingConfig:
     augment: bool = True
     air_weight: float = 1.0
     divergence_guard: bool = True
+    compute_dtype: torch.dtype = torch.float32
 
 
 @dataclass
@@ -128,6 +135,23 @@ def warmup_cosine_fraction(fraction: float, warmup_fraction: float, final_fracti
         return fraction / warmup_fraction
     progress = min(1.0, (fraction - warmup_fraction) / max(1e-12, 1.0 - warmup_fraction))
     return final_fraction + (1.0 - final_fraction) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def make_optimizer(network: nn.Module, config: TrainingConfig, device: torch.device) -> torch.optim.AdamW:
+    """AdamW over ``network``'s parameters, with torch's fused kernel where the device has one.
+
+    The fused kernel updates every tensor in one pass: on a 2-core CPU it takes about a quarter
+    of the time of the default per-tensor loop (1.3 vs 5.4 ms per step for the default network,
+    a tenth of a training step). Torch versions or devices without it get the default AdamW.
+    """
+    parameters = list(network.parameters())
+    kwargs = {"lr": config.learning_rate, "weight_decay": config.weight_decay}
+    if device.type in ("cpu", "cuda"):
+        try:
+            return torch.optim.AdamW(parameters, fused=True, **kwargs)
+        except (RuntimeError, ValueError, TypeError):  # torch without a fused kernel for this device
+            pass
+    return torch.optim.AdamW(parameters, **kwargs)
 
 
 def _non_finite_message(value: float, step: int, config: TrainingConfig, warmup_steps: int) -> str:
@@ -218,7 +242,7 @@ def train_network(
         air_weight=config.air_weight,
         signal_channels=signal_channels,
     )
-    optimizer = torch.optim.AdamW(network.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    optimizer = make_optimizer(network, config, device)
     ema = ExponentialMovingAverage(network, config.ema_decay)
     warmup_steps = max(1, int(round(config.warmup_fraction * config.max_iter)))
     guard = DivergenceGuard(window=min(500, max(50, config.max_iter // 20)), start=warmup_steps)
@@ -249,7 +273,8 @@ def train_network(
             patches, sigma_data = sampler.sample(config.batch_size, generator)
             patches, sigma_data = patches.to(device, non_blocking=True), sigma_data.to(device)
             used[0] = budget_fraction(step, time.perf_counter() - start, config)
-            loss = loss_step(network, patches, sigma_data, generator, used[0])
+            with training_autocast(config.compute_dtype, device):
+                loss = loss_step(network, patches, sigma_data, generator, used[0])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if config.grad_clip is not None:
