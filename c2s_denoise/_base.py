@@ -46,6 +46,7 @@ from .engine import (
     resolve_device,
     train_gdsm,
 )
+from .engine.distributed import rank_seed, ranks_agree
 from .magnitude import unbias_magnitude
 from .metrics import data_range, psnr, sure_psnr
 from .noise import resolve_noise_model
@@ -149,15 +150,16 @@ class C2SBase(TableOutputMixin, PicklingMixin, TransformerMixin, BaseEstimator):
         names = self._contrast_names()
         for attribute in ("n_features_in_", "feature_names_in_"):  # set again by 2-D rows only
             self.__dict__.pop(attribute, None)
-        items, _ = self._split(X, names, reset=True)
-        is_complex = check_kind(items, None)
-        denoised_contrasts = self._denoised_contrasts(names)
-        start = self._warm_networks(names, is_complex, denoised_contrasts)
-        history = (self.n_iter_, list(self.loss_curve_), self.fit_time_) if start else None
-        self.noise_model_ = resolve_noise_model(items, self.noise_model, n_coils=self.n_coils)
-        sigmas, methods = self._noise_levels(items, names)
-        scales = item_scales(items)
-        parts, part_sigmas, part_scales = as_parts(items, sigmas, scales, is_complex)
+        with ranks_agree("checking X and measuring its noise"):  # distributed: every rank stops if one fails
+            items, _ = self._split(X, names, reset=True)
+            is_complex = check_kind(items, None)
+            denoised_contrasts = self._denoised_contrasts(names)
+            start = self._warm_networks(names, is_complex, denoised_contrasts)
+            history = (self.n_iter_, list(self.loss_curve_), self.fit_time_) if start else None
+            self.noise_model_ = resolve_noise_model(items, self.noise_model, n_coils=self.n_coils)
+            sigmas, methods = self._noise_levels(items, names)
+            scales = item_scales(items)
+            parts, part_sigmas, part_scales = as_parts(items, sigmas, scales, is_complex)
         results = self._train_networks(parts, part_sigmas, part_scales, denoised_contrasts, names, is_complex, start)
         self._store_fit(results, names, sigmas, scales, methods, is_complex)
         if history is not None:
@@ -294,7 +296,7 @@ class C2SBase(TableOutputMixin, PicklingMixin, TransformerMixin, BaseEstimator):
             config=self._training_config(),
             schedule=NoiseSchedule(self.noise_schedule, self.tau_max),
             loss_fn=GDSMLoss(alpha=self.loss_alpha),
-            generator=torch.Generator().manual_seed(seed),
+            generator=torch.Generator().manual_seed(rank_seed(seed)),  # its own patches on each rank
             device=resolve_device(self.device),
             verbose=self.verbose,
             air_rms=levels * air_factor(self.noise_model_, self.n_coils),

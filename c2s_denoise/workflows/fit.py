@@ -22,6 +22,7 @@ from ._common import (
     item_error,
     logger,
 )
+from ._distributed import distributed_run, ranks_agree
 from .contrasts import (
     check_contrast_params,
     contrast_subjects,
@@ -98,7 +99,18 @@ def fit_files(
         listed subject by subject, and ``n_slices`` counts each subject's
         slices once. ``partial`` is true when the fit was interrupted
         (KeyboardInterrupt, SIGTERM) and the model saved holds the weights
-        reached so far.
+        reached so far. On the other ranks of a distributed run (below),
+        ``model`` and ``model_sha256`` are None and ``rank`` is set.
+
+    Notes
+    -----
+    Launched by ``torchrun`` (``WORLD_SIZE`` > 1 in the environment), or
+    called inside an initialised process group, every rank reads the inputs
+    and trains one model with ``DistributedDataParallel`` (see
+    :mod:`c2s_denoise.engine.distributed`); rank 0 alone checks the output
+    folder and writes the model. If reading fails on any rank, every rank
+    raises (the others with a message naming the failed ranks). An
+    interrupted distributed fit saves nothing.
 
     Raises
     ------
@@ -113,49 +125,31 @@ def fit_files(
         For contrasts with different numbers of files or shapes, or target
         contrasts / per-contrast noise levels naming no input contrast.
     """
-    options = read_options or ReadOptions()
     params = dict(params or {})
-    subjects: list[Subject]
-    if isinstance(inputs, Mapping):
-        options = magnitude_for_contrasts(options)
-        names, subjects = contrast_subjects(inputs)  # type: ignore[assignment]
-        params["contrasts"] = names
-    else:
-        names, subjects = None, [{None: Path(path)} for path in inputs]
-    check_contrast_params(params, names)
-    paths = check_inputs([path for subject in subjects for path in subject.values()], options)
-    out = check_output_path(model_path, inputs=paths, overwrite=overwrite)
-    check_output_folder(out.parent)
-    check_device(params.get("device"))
-    resumed = None if resume is None else load_model(resume, trust_pickle=trust_pickle)
-    images: list[LoadedImage] = []
-    for subject in subjects:
-        images += load_subject(
-            subject, options, params.get("context_slices", getattr(resumed, "context_slices", 0))
-        ).values()
-        if progress:
-            progress(len(images), len(paths))
-    _use_physical_noise_level(images, params)
-    volumes = [image.data for image in images]
-    X: Any = volumes if names is None else {name: volumes[i :: len(names)] for i, name in enumerate(names)}
-    try:
-        model = estimator_class()(**params) if resumed is None else resumed.set_params(**params, warm_start=True)
-    except (TypeError, ValueError) as exc:
-        raise C2SInputError(None, f"invalid estimator parameter ({exc})") from None
-    start_time = time.perf_counter()
-    try:
-        model.fit(X)
-    except ValueError as exc:  # includes scikit-learn's InvalidParameterError
-        raise item_error(exc, [next(iter(subject.values())) for subject in subjects], "cannot fit") from None
-    except FloatingPointError as exc:
-        raise C2SInputError(None, f"cannot fit: {exc} (check --sigma, --tau-max and --learning-rate)") from None
-    seconds = time.perf_counter() - start_time
-    save_model_or_fallback(model, out, overwrite=overwrite)
-    logger.info("saved model to %s", out)
+    with distributed_run(params.get("device")) as rank:
+        with ranks_agree("reading the inputs"):
+            prepared = _prepare(
+                inputs, model_path, params, read_options, overwrite, progress, resume, trust_pickle, rank
+            )
+        names, subjects, paths, out, images, model = prepared
+        volumes = [image.data for image in images]
+        X: Any = volumes if names is None else {name: volumes[i :: len(names)] for i, name in enumerate(names)}
+        start_time = time.perf_counter()
+        try:
+            model.fit(X)
+        except ValueError as exc:  # includes scikit-learn's InvalidParameterError
+            raise item_error(exc, [next(iter(subject.values())) for subject in subjects], "cannot fit") from None
+        except FloatingPointError as exc:
+            raise C2SInputError(None, f"cannot fit: {exc} (check --sigma, --tau-max and --learning-rate)") from None
+        seconds = time.perf_counter() - start_time
+        if rank == 0:  # in a distributed run, rank 0 alone writes the model
+            save_model_or_fallback(model, out, overwrite=overwrite)
+            logger.info("saved model to %s", out)
     return {
         "command": "fit",
-        "model": str(out),
-        "model_sha256": file_sha256(out),
+        "model": str(out) if rank == 0 else None,
+        "model_sha256": file_sha256(out) if rank == 0 else None,
+        **({"rank": rank} if rank else {}),
         **contrast_summary(model, len(subjects)),
         "inputs": _input_entries(model, paths, images, names),
         "n_slices": int(sum(volumes[i].shape[0] for i in range(0, len(volumes), len(names or (None,))))),
@@ -167,6 +161,48 @@ def fit_files(
         "device": str(getattr(model, "device_", "")),
         "params": _as_json_params(model.get_params()),
     }
+
+
+def _prepare(
+    inputs: Inputs,
+    model_path: PathLike,
+    params: dict[str, Any],
+    read_options: ReadOptions | None,
+    overwrite: bool,
+    progress: Progress | None,
+    resume: PathLike | None,
+    trust_pickle: bool,
+    rank: int,
+) -> tuple[tuple[str, ...] | None, list[Subject], list[Path], Path, list[LoadedImage], Any]:
+    """Every check and read before training: contrasts, inputs, the output (rank 0), the device, the estimator."""
+    options = read_options or ReadOptions()
+    subjects: list[Subject]
+    if isinstance(inputs, Mapping):
+        options = magnitude_for_contrasts(options)
+        names, subjects = contrast_subjects(inputs)  # type: ignore[assignment]
+        params["contrasts"] = names
+    else:
+        names, subjects = None, [{None: Path(path)} for path in inputs]
+    check_contrast_params(params, names)
+    paths = check_inputs([path for subject in subjects for path in subject.values()], options)
+    out = check_output_path(model_path, inputs=paths, overwrite=overwrite)
+    if rank == 0:  # only rank 0 writes; other machines may not see its folder
+        check_output_folder(out.parent)
+    check_device(params.get("device"))
+    resumed = None if resume is None else load_model(resume, trust_pickle=trust_pickle)
+    images: list[LoadedImage] = []
+    for subject in subjects:
+        images += load_subject(
+            subject, options, params.get("context_slices", getattr(resumed, "context_slices", 0))
+        ).values()
+        if progress:
+            progress(len(images), len(paths))
+    _use_physical_noise_level(images, params)
+    try:
+        model = estimator_class()(**params) if resumed is None else resumed.set_params(**params, warm_start=True)
+    except (TypeError, ValueError) as exc:
+        raise C2SInputError(None, f"invalid estimator parameter ({exc})") from None
+    return names, subjects, paths, out, images, model
 
 
 def _input_entries(
