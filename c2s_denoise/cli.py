@@ -154,6 +154,14 @@ def fit(
         ),
     ] = None,
     trust_pickle: TrustPickleOpt = False,
+    stream: Annotated[
+        bool,
+        typer.Option(
+            "--stream",
+            help="Hold one volume in memory at a time: each file is read once into a temporary HDF5 cache (in "
+            "TMPDIR) and training reads its patches from there; the same model, for collections larger than memory.",
+        ),
+    ] = False,
     overwrite: OverwriteOpt = False,
     verbose: VerboseOpt = 0,
     crop: CropOpt = None,
@@ -209,6 +217,7 @@ def fit(
             progress=progress,
             resume=resume,
             trust_pickle=trust_pickle,
+            stream=stream,
         )
     if "rank" not in summary:  # under torchrun, rank 0 alone reports (and writes the model)
         emit(summary)
