@@ -33,6 +33,7 @@ from ._inputs import (
     split_contrast_items,
     split_volumes,
 )
+from ._lazy_inputs import is_lazy, lazy_network_inputs, lazy_statistics, lazy_volumes
 from ._noise_levels import MIN_RELATIVE_SIGMA, air_factor, coils, noise_levels
 from ._pickling import PicklingMixin
 from ._table_output import TableOutputMixin
@@ -47,6 +48,7 @@ from .engine import (
     resolve_training_dtype,
     train_gdsm,
 )
+from .engine.distributed import rank_seed, ranks_agree
 from .magnitude import unbias_magnitude
 from .metrics import data_range, psnr, sure_psnr
 from .noise import resolve_noise_model
@@ -127,7 +129,15 @@ class C2SBase(TableOutputMixin, PicklingMixin, TransformerMixin, BaseEstimator):
     def _network_inputs(
         self, parts: Items, sigmas: np.ndarray, scales: np.ndarray, contrast: int, is_complex: bool
     ) -> tuple[list[torch.Tensor], torch.Tensor, int]:
-        """Input tensors ``(n_channels, H, W)`` of every slice, the contrast's normalised noise levels, ``n_channels``."""
+        """Input tensors ``(n_channels, H, W)`` of every slice, the contrast's normalised noise levels, ``n_channels``.
+
+        Lazily read volumes give a :class:`~c2s_denoise._lazy_inputs.LazySlice` per slice instead.
+        """
+        if parts and is_lazy(parts[0]):
+            lazy, levels, n_channels = lazy_network_inputs(
+                parts, sigmas, scales, is_complex, self.context_slices, MIN_RELATIVE_SIGMA
+            )
+            return lazy, torch.tensor(levels, dtype=torch.float32), n_channels
         inputs, levels, n_channels = network_inputs(
             parts,
             sigmas,
@@ -150,15 +160,23 @@ class C2SBase(TableOutputMixin, PicklingMixin, TransformerMixin, BaseEstimator):
         names = self._contrast_names()
         for attribute in ("n_features_in_", "feature_names_in_"):  # set again by 2-D rows only
             self.__dict__.pop(attribute, None)
-        items, _ = self._split(X, names, reset=True)
-        is_complex = check_kind(items, None)
-        denoised_contrasts = self._denoised_contrasts(names)
-        start = self._warm_networks(names, is_complex, denoised_contrasts)
-        history = (self.n_iter_, list(self.loss_curve_), self.fit_time_) if start else None
-        self.noise_model_ = resolve_noise_model(items, self.noise_model, n_coils=self.n_coils)
-        sigmas, methods = self._noise_levels(items, names)
-        scales = item_scales(items)
-        parts, part_sigmas, part_scales = as_parts(items, sigmas, scales, is_complex)
+        with ranks_agree("checking X and measuring its noise"):  # distributed: every rank stops if one fails
+            volumes = lazy_volumes(X) if names is None else None
+            if volumes is not None:  # read on demand: statistics one volume at a time, patches as drawn
+                stats = lazy_statistics(volumes, self.sigma, self.noise_model, self.n_coils, self.context_slices)
+                parts, is_complex, self.noise_model_ = volumes, stats.is_complex, stats.noise_model
+                sigmas, methods, scales = stats.sigmas, stats.methods, stats.scales
+                part_sigmas, part_scales = sigmas, scales
+            else:
+                items, _ = self._split(X, names, reset=True)
+                is_complex = check_kind(items, None)
+                self.noise_model_ = resolve_noise_model(items, self.noise_model, n_coils=self.n_coils)
+                sigmas, methods = self._noise_levels(items, names)
+                scales = item_scales(items)
+                parts, part_sigmas, part_scales = as_parts(items, sigmas, scales, is_complex)
+            denoised_contrasts = self._denoised_contrasts(names)
+            start = self._warm_networks(names, is_complex, denoised_contrasts)
+            history = (self.n_iter_, list(self.loss_curve_), self.fit_time_) if start else None
         results = self._train_networks(parts, part_sigmas, part_scales, denoised_contrasts, names, is_complex, start)
         self._store_fit(results, names, sigmas, scales, methods, is_complex)
         if history is not None:
@@ -297,7 +315,7 @@ class C2SBase(TableOutputMixin, PicklingMixin, TransformerMixin, BaseEstimator):
             config=self._training_config(device),
             schedule=NoiseSchedule(self.noise_schedule, self.tau_max),
             loss_fn=GDSMLoss(alpha=self.loss_alpha),
-            generator=torch.Generator().manual_seed(seed),
+            generator=torch.Generator().manual_seed(rank_seed(seed)),  # its own patches on each rank
             device=device,
             verbose=self.verbose,
             air_rms=levels * air_factor(self.noise_model_, self.n_coils),

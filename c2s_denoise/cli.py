@@ -154,6 +154,14 @@ def fit(
         ),
     ] = None,
     trust_pickle: TrustPickleOpt = False,
+    stream: Annotated[
+        bool,
+        typer.Option(
+            "--stream",
+            help="Hold one volume in memory at a time: each file is read once into a temporary HDF5 cache (in "
+            "TMPDIR) and training reads its patches from there; the same model, for collections larger than memory.",
+        ),
+    ] = False,
     overwrite: OverwriteOpt = False,
     verbose: VerboseOpt = 0,
     crop: CropOpt = None,
@@ -168,6 +176,10 @@ def fit(
     differ between files. Co-registered contrasts of each subject are given with --contrast or
     --group-by-study. Interrupted (Ctrl-C, SIGTERM), the weights reached so far are saved as a
     partial model ("partial": true) and the exit status is 130; --resume continues it.
+
+    Launched by torchrun (torchrun --nproc-per-node N -m c2s_denoise fit ...), the N processes
+    train one model with DistributedDataParallel (gloo on CPU, NCCL on GPUs), each drawing its own
+    --batch-size patches per step; rank 0 writes the model and prints the summary.
     """
     setup_logging(verbose)
     order = parse_names(contrasts, "--contrasts")
@@ -205,8 +217,10 @@ def fit(
             progress=progress,
             resume=resume,
             trust_pickle=trust_pickle,
+            stream=stream,
         )
-    emit(summary)
+    if "rank" not in summary:  # under torchrun, rank 0 alone reports (and writes the model)
+        emit(summary)
     if summary["partial"]:
         typer.echo(f"interrupted; saved the partial model to {summary['model']} (continue it with --resume)", err=True)
         raise typer.Exit(130)
@@ -222,6 +236,18 @@ def apply(
     contrast: ContrastOpt = None,
     group_by_study: GroupOpt = False,
     n_jobs: Annotated[int, typer.Option("--n-jobs", "-j", help="Files processed in parallel (-1: all cores).")] = 1,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            "--scheduler",
+            metavar="ADDRESS",
+            help="Denoise the files on the Dask cluster at ADDRESS (e.g. tcp://host:8786; needs the dask extra); "
+            "paths must be the same on every worker.",
+        ),
+    ] = None,
+    scheduler_timeout: Annotated[
+        float, typer.Option("--scheduler-timeout", min=0.1, help="Seconds to wait for the Dask scheduler.")
+    ] = 10.0,
     overwrite: OverwriteOpt = False,
     verbose: VerboseOpt = 0,
     crop: CropOpt = None,
@@ -247,10 +273,16 @@ def apply(
     atomically: an interrupted run leaves finished outputs whole and no partial file.
     A multi-contrast model needs its contrasts (any order) for every subject, given
     with --contrast or --group-by-study; the outputs of its target contrasts are written.
+
+    --n-jobs runs files in parallel processes of this machine; --scheduler runs them on a Dask
+    cluster (dask-scheduler / dask-worker, or any dask.distributed cluster) with the same checks,
+    atomic writes and summary; an unreachable scheduler is reported before anything is written.
     """
     setup_logging(verbose)
     if n_jobs == 0:
         raise typer.BadParameter("must not be 0", param_hint="--n-jobs")
+    if scheduler is not None and n_jobs != 1:
+        raise typer.BadParameter("--n-jobs is for one machine; with --scheduler the cluster's workers run the files")
     options = read_options(crop, slice_axis, npz_key, h5_dataset, combine)
     with known_errors(verbose), progress_bar("denoising") as progress:
         from .workflows import apply_files
@@ -266,6 +298,8 @@ def apply(
             progress=progress,
             save_complex=save_complex,
             trust_pickle=trust_pickle,
+            scheduler=scheduler,
+            scheduler_timeout=scheduler_timeout,
         )
     emit(summary)
 

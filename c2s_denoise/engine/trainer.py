@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
+from .distributed import RankFailedError, average_over_ranks, is_distributed, rank, rank_failure
 from .ema import ExponentialMovingAverage
 from .guard import DivergenceGuard
 from .patches import PatchSampler
@@ -170,6 +171,14 @@ def _non_finite_message(value: float, step: int, config: TrainingConfig, warmup_
     )
 
 
+def _data_parallel(network: nn.Module, device: torch.device) -> nn.Module:
+    """``network`` in :class:`~torch.nn.parallel.DistributedDataParallel` (its weights broadcast from rank 0)."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    device_ids = [device.index] if device.type == "cuda" and device.index is not None else None
+    return DistributedDataParallel(network, device_ids=device_ids)
+
+
 def train_network(
     network: nn.Module,
     images: list[Tensor],
@@ -223,16 +232,31 @@ def train_network(
     -------
     TrainingResult
         With the EMA network (in eval mode). A ``KeyboardInterrupt`` stops training early and
-        returns the EMA weights reached so far with ``interrupted=True``.
+        returns the EMA weights reached so far with ``interrupted=True`` (in a distributed run it
+        propagates: the ranks would not agree on where they stopped).
+
+    Notes
+    -----
+    Inside an initialised process group of several processes (see
+    :mod:`c2s_denoise.engine.distributed`) the network is wrapped in
+    :class:`~torch.nn.parallel.DistributedDataParallel`: each rank draws ``config.batch_size``
+    patches per step from its own ``generator``, the gradients are averaged over the ranks, and
+    the loss (hence the loss curve, the divergence guard's decisions and a non-finite loss) and the
+    elapsed time (hence a time budget's schedule and stop) are averaged over the ranks each step,
+    so that every rank takes the same decisions and holds the same weights.
 
     Raises
     ------
     FloatingPointError
         When the loss becomes NaN/inf and the divergence guard has no healthy state to roll back
         to (before the end of the warm-up, or with the guard off); the message names the step.
+    RankFailedError
+        In a distributed run, when a collective breaks (another rank failed or left).
     """
     # channels-last convolutions are ~20% faster on CPU (oneDNN) and on recent GPUs
     network.to(device=device, memory_format=torch.channels_last).train()
+    distributed = is_distributed()
+    trained = _data_parallel(network, device) if distributed else network
     sampler = PatchSampler(
         images,
         noise_levels,
@@ -259,7 +283,7 @@ def train_network(
     guarded = {"network": network, "optimizer": optimizer, "ema": ema.network}
     result = TrainingResult(network=ema.network)
     progress = None
-    if verbose:
+    if verbose and rank() == 0:
         from tqdm.auto import tqdm
 
         progress = tqdm(total=config.max_iter, file=sys.stderr, desc=description, unit="step", dynamic_ncols=True)
@@ -268,13 +292,15 @@ def train_network(
     # flushing them to zero changes nothing measurable in the result.
     flushed = device.type == "cpu" and torch.set_flush_denormal(True)
     start = time.perf_counter()
+    agreed_elapsed = 0.0  # distributed: the elapsed time averaged over the ranks at the end of the last step
     try:
         for step in range(config.max_iter):
             patches, sigma_data = sampler.sample(config.batch_size, generator)
             patches, sigma_data = patches.to(device, non_blocking=True), sigma_data.to(device)
-            used[0] = budget_fraction(step, time.perf_counter() - start, config)
+            elapsed = agreed_elapsed if distributed else time.perf_counter() - start
+            used[0] = budget_fraction(step, elapsed, config)
             with training_autocast(config.compute_dtype, device):
-                loss = loss_step(network, patches, sigma_data, generator, used[0])
+                loss = loss_step(trained, patches, sigma_data, generator, used[0])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if config.grad_clip is not None:
@@ -283,6 +309,8 @@ def train_network(
             scheduler.step()
             ema.update(network)
             value = float(loss.detach())
+            if distributed:
+                value, agreed_elapsed = average_over_ranks([value, time.perf_counter() - start], device)
             if config.divergence_guard and guard.check(step, value, guarded):
                 result.rollbacks = guard.rollbacks
                 if verbose:
@@ -301,10 +329,17 @@ def train_network(
                 progress.set_postfix(loss=f"{value:.3e}", Mpx_s=f"{pixels_per_step * (step + 1) / elapsed / 1e6:.2f}")
             if callback is not None:
                 callback(step, value)
-            if config.max_time is not None and time.perf_counter() - start >= config.max_time:
+            elapsed = agreed_elapsed if distributed else time.perf_counter() - start
+            if config.max_time is not None and elapsed >= config.max_time:
                 break
     except KeyboardInterrupt:
+        if distributed:
+            raise
         result.interrupted = True
+    except RuntimeError as exc:
+        if distributed and not isinstance(exc, RankFailedError):
+            raise rank_failure(exc, "training") from exc
+        raise
     finally:
         if flushed:
             torch.set_flush_denormal(False)

@@ -2,13 +2,14 @@
 
 A subject is the files denoised together: the contrasts of one subject for a
 multi-contrast model, one file for a single-contrast model. Every subject
-goes through the same worker, in order or in parallel processes.
+goes through the same worker, in order, in parallel processes, or on the
+workers of a Dask cluster.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ import numpy as np
 from ..io import C2SInputError, LoadedImage, ReadOptions, check_output_path, detect_format, reads_complex, save_image
 from ..io.errors import describe_exception
 from ._common import Inputs, PathLike, Progress, Subject, check_inputs, check_output_folder, logger, package_version
+from ._dask import connect_scheduler, results_as_completed
 from .contrasts import contrast_summary, load_subject, magnitude_for_contrasts, subjects_for_model
 from .model_files import cached_model, file_sha256, load_model
 
@@ -44,6 +46,8 @@ def apply_files(
     progress: Progress | None = None,
     save_complex: bool = False,
     trust_pickle: bool = False,
+    scheduler: str | None = None,
+    scheduler_timeout: float = 10.0,
 ) -> dict[str, Any]:
     """Denoise files with a saved model, writing ``<outdir>/<input name>`` in the input's format.
 
@@ -89,6 +93,15 @@ def apply_files(
     trust_pickle : bool, default False
         Also load a pickled model (``joblib.dump``): only for files you trust, as
         unpickling can run code. Models in the safe format never need it.
+    scheduler : str, optional
+        Address of a Dask scheduler (``tcp://host:8786``; needs the ``dask``
+        extra): the subjects are denoised by the cluster's workers instead of
+        local processes (``n_jobs`` is then not used), with the same checks,
+        atomic writes and summary. The model, the inputs and ``outdir`` must be
+        reachable under the same absolute paths on every worker.
+    scheduler_timeout : float, default 10.0
+        Seconds to wait for the scheduler; it is contacted first, before
+        anything is read or written.
 
     Returns
     -------
@@ -102,7 +115,8 @@ def apply_files(
     Raises
     ------
     C2SInputError
-        For a bad model, a bad input, or an output that exists or is an input.
+        For a bad model, a bad input, an output that exists or is an input, or
+        a scheduler that cannot be reached (or dask.distributed missing).
     ContrastError
         For files given by contrast to a single-contrast model or the reverse,
         a contrast the model lacks or needs, contrasts with different numbers
@@ -114,6 +128,25 @@ def apply_files(
     subjects before anything is written (one subject in memory at a time),
     once to denoise it.
     """
+    with connect_scheduler(scheduler, scheduler_timeout) as client:  # an unreachable one fails before any work
+        return _apply(
+            model_path, inputs, outdir, client, n_jobs, overwrite, read_options, progress, save_complex, trust_pickle
+        )
+
+
+def _apply(
+    model_path: PathLike,
+    inputs: Inputs,
+    outdir: PathLike,
+    client: Any,
+    n_jobs: int,
+    overwrite: bool,
+    read_options: ReadOptions | None,
+    progress: Progress | None,
+    save_complex: bool,
+    trust_pickle: bool,
+) -> dict[str, Any]:
+    """:func:`apply_files` with the Dask ``client`` (or None)."""
     options = read_options or ReadOptions()
     model_file = Path(model_path)
     model = load_model(model_file, trust_pickle=trust_pickle)
@@ -136,7 +169,7 @@ def apply_files(
         "model_sha256": file_sha256(model_file),
     }
     settings = _Settings(model_info, options, overwrite, save_complex, trust_pickle)
-    results = _run_jobs(model, model_file, jobs, preloaded, settings, n_jobs, progress)
+    results = _run_jobs(model, model_file, jobs, preloaded, settings, n_jobs, progress, client)
     return {
         "command": "apply",
         "model": str(model_file),
@@ -232,10 +265,13 @@ def _run_jobs(
     settings: _Settings,
     n_jobs: int,
     progress: Progress | None,
+    client: Any = None,
 ) -> list[dict[str, Any]]:
-    """Denoise every job, in order or in parallel processes; the results in job order."""
+    """Denoise every job, in order, in parallel processes or on a Dask cluster; the results in job order."""
     finished: Iterable[tuple[int, list[dict[str, Any]]]]
-    if n_jobs == 1 or len(jobs) == 1:
+    if client is not None:
+        finished = _on_cluster(client, model_file, jobs, settings)
+    elif n_jobs == 1 or len(jobs) == 1:
         finished = ((job.index, _denoise_subject(model, job, settings, preloaded)) for job in jobs)
     else:
         from joblib import Parallel, delayed
@@ -253,6 +289,29 @@ def _run_jobs(
         if progress:
             progress(done, total)
     return [result for index in sorted(by_job) for result in by_job[index]]
+
+
+def _on_cluster(
+    client: Any, model_file: Path, jobs: list[_Job], settings: _Settings
+) -> Iterator[tuple[int, list[dict[str, Any]]]]:
+    """The jobs run by :func:`_worker` on the Dask cluster, with absolute paths; results name the paths as given."""
+
+    def absolute(subject: Subject) -> Subject:
+        return {name: path.absolute() for name, path in subject.items()}
+
+    work = [
+        (str(model_file.absolute()), _Job(j.index, absolute(j.sources), absolute(j.targets)), settings) for j in jobs
+    ]
+    for index, results in results_as_completed(client, _worker, work):
+        job = jobs[index]
+        names = list(job.targets)  # a job's results follow its targets
+        yield (
+            index,
+            [
+                {**result, "input": str(job.sources[name]), "output": str(job.targets[name])}
+                for name, result in zip(names, results, strict=True)
+            ],
+        )
 
 
 def _worker(model_path: str, job: _Job, settings: _Settings) -> tuple[int, list[dict[str, Any]]]:

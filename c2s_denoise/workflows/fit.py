@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from ..io import C2SInputError, LoadedImage, ReadOptions, check_output_path
+from ..io.volume_cache import VolumeCache
 from ._common import (
     Inputs,
     PathLike,
@@ -22,6 +24,7 @@ from ._common import (
     item_error,
     logger,
 )
+from ._distributed import distributed_run, ranks_agree
 from .contrasts import (
     check_contrast_params,
     contrast_subjects,
@@ -45,6 +48,7 @@ def fit_files(
     progress: Progress | None = None,
     resume: PathLike | None = None,
     trust_pickle: bool = False,
+    stream: bool = False,
 ) -> dict[str, Any]:
     """Fit a C2S model on image files and save it.
 
@@ -86,6 +90,12 @@ def fit_files(
         contrasts and kind. ``n_iter`` then counts all steps.
     trust_pickle : bool, default False
         Let ``resume`` be a pickled model (only a file you trust).
+    stream : bool, default False
+        Hold one volume in memory at a time (single-contrast fits): each file
+        is read (k-space combined) once into a temporary HDF5 cache in the
+        system's temporary folder (``TMPDIR``), removed at the end, and the
+        estimator reads its statistics and training patches from there (see
+        :mod:`c2s_denoise._lazy_inputs`). The model is the same as without.
 
     Returns
     -------
@@ -98,7 +108,18 @@ def fit_files(
         listed subject by subject, and ``n_slices`` counts each subject's
         slices once. ``partial`` is true when the fit was interrupted
         (KeyboardInterrupt, SIGTERM) and the model saved holds the weights
-        reached so far.
+        reached so far. On the other ranks of a distributed run (below),
+        ``model`` and ``model_sha256`` are None and ``rank`` is set.
+
+    Notes
+    -----
+    Launched by ``torchrun`` (``WORLD_SIZE`` > 1 in the environment), or
+    called inside an initialised process group, every rank reads the inputs
+    and trains one model with ``DistributedDataParallel`` (see
+    :mod:`c2s_denoise.engine.distributed`); rank 0 alone checks the output
+    folder and writes the model. If reading fails on any rank, every rank
+    raises (the others with a message naming the failed ranks). An
+    interrupted distributed fit saves nothing.
 
     Raises
     ------
@@ -113,8 +134,63 @@ def fit_files(
         For contrasts with different numbers of files or shapes, or target
         contrasts / per-contrast noise levels naming no input contrast.
     """
-    options = read_options or ReadOptions()
     params = dict(params or {})
+    if stream and isinstance(inputs, Mapping):
+        raise C2SInputError(None, "--stream trains single-contrast models; give the files without contrasts")
+    with distributed_run(params.get("device")) as rank, VolumeCache() if stream else contextlib.nullcontext() as cache:
+        with ranks_agree("reading the inputs"):
+            prepared = _prepare(
+                inputs, model_path, params, read_options, overwrite, progress, resume, trust_pickle, rank, cache
+            )
+        names, subjects, paths, out, images, model = prepared
+        volumes = [image.data for image in images]
+        X: Any = volumes if names is None else {name: volumes[i :: len(names)] for i, name in enumerate(names)}
+        start_time = time.perf_counter()
+        try:
+            model.fit(X)
+        except ValueError as exc:  # includes scikit-learn's InvalidParameterError
+            raise item_error(exc, [next(iter(subject.values())) for subject in subjects], "cannot fit") from None
+        except FloatingPointError as exc:
+            raise C2SInputError(None, f"cannot fit: {exc} (check --sigma, --tau-max and --learning-rate)") from None
+        seconds = time.perf_counter() - start_time
+        if rank == 0:  # in a distributed run, rank 0 alone writes the model
+            save_model_or_fallback(model, out, overwrite=overwrite)
+            logger.info("saved model to %s", out)
+        return {
+            "command": "fit",
+            "model": str(out) if rank == 0 else None,
+            "model_sha256": file_sha256(out) if rank == 0 else None,
+            **({"rank": rank} if rank else {}),
+            **contrast_summary(model, len(subjects)),
+            "inputs": _input_entries(model, paths, images, names),
+            "n_slices": int(sum(volumes[i].shape[0] for i in range(0, len(volumes), len(names or (None,))))),
+            "sigma": [float(s) for s in np.asarray(model.sigma_).ravel()],  # subject-major, like paths
+            "noise_model": model.noise_model_,
+            "n_iter": int(getattr(model, "n_iter_", -1)),
+            "partial": bool(getattr(model, "interrupted_", False)),
+            "fit_seconds": round(seconds, 3),
+            "device": str(getattr(model, "device_", "")),
+            "params": _as_json_params(model.get_params()),
+        }
+
+
+def _prepare(
+    inputs: Inputs,
+    model_path: PathLike,
+    params: dict[str, Any],
+    read_options: ReadOptions | None,
+    overwrite: bool,
+    progress: Progress | None,
+    resume: PathLike | None,
+    trust_pickle: bool,
+    rank: int,
+    cache: VolumeCache | None,
+) -> tuple[tuple[str, ...] | None, list[Subject], list[Path], Path, list[LoadedImage], Any]:
+    """Every check and read before training: contrasts, inputs, the output (rank 0), the device, the estimator.
+
+    With a ``cache``, each volume read is moved into it (``data`` becomes its HDF5 dataset).
+    """
+    options = read_options or ReadOptions()
     subjects: list[Subject]
     if isinstance(inputs, Mapping):
         options = magnitude_for_contrasts(options)
@@ -125,48 +201,25 @@ def fit_files(
     check_contrast_params(params, names)
     paths = check_inputs([path for subject in subjects for path in subject.values()], options)
     out = check_output_path(model_path, inputs=paths, overwrite=overwrite)
-    check_output_folder(out.parent)
+    if rank == 0:  # only rank 0 writes; other machines may not see its folder
+        check_output_folder(out.parent)
     check_device(params.get("device"))
     resumed = None if resume is None else load_model(resume, trust_pickle=trust_pickle)
     images: list[LoadedImage] = []
     for subject in subjects:
-        images += load_subject(
-            subject, options, params.get("context_slices", getattr(resumed, "context_slices", 0))
-        ).values()
+        read = load_subject(subject, options, params.get("context_slices", getattr(resumed, "context_slices", 0)))
+        for image in read.values():
+            if cache is not None:
+                image.data = cache.add(image.data)
+            images.append(image)
         if progress:
             progress(len(images), len(paths))
     _use_physical_noise_level(images, params)
-    volumes = [image.data for image in images]
-    X: Any = volumes if names is None else {name: volumes[i :: len(names)] for i, name in enumerate(names)}
     try:
         model = estimator_class()(**params) if resumed is None else resumed.set_params(**params, warm_start=True)
     except (TypeError, ValueError) as exc:
         raise C2SInputError(None, f"invalid estimator parameter ({exc})") from None
-    start_time = time.perf_counter()
-    try:
-        model.fit(X)
-    except ValueError as exc:  # includes scikit-learn's InvalidParameterError
-        raise item_error(exc, [next(iter(subject.values())) for subject in subjects], "cannot fit") from None
-    except FloatingPointError as exc:
-        raise C2SInputError(None, f"cannot fit: {exc} (check --sigma, --tau-max and --learning-rate)") from None
-    seconds = time.perf_counter() - start_time
-    save_model_or_fallback(model, out, overwrite=overwrite)
-    logger.info("saved model to %s", out)
-    return {
-        "command": "fit",
-        "model": str(out),
-        "model_sha256": file_sha256(out),
-        **contrast_summary(model, len(subjects)),
-        "inputs": _input_entries(model, paths, images, names),
-        "n_slices": int(sum(volumes[i].shape[0] for i in range(0, len(volumes), len(names or (None,))))),
-        "sigma": [float(s) for s in np.asarray(model.sigma_).ravel()],  # subject-major, like paths
-        "noise_model": model.noise_model_,
-        "n_iter": int(getattr(model, "n_iter_", -1)),
-        "partial": bool(getattr(model, "interrupted_", False)),
-        "fit_seconds": round(seconds, 3),
-        "device": str(getattr(model, "device_", "")),
-        "params": _as_json_params(model.get_params()),
-    }
+    return names, subjects, paths, out, images, model
 
 
 def _input_entries(

@@ -1,0 +1,121 @@
+"""Distributed training: ``torchrun`` with DistributedDataParallel (gloo on CPU), and failing ranks."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import make_phantoms, psnr
+
+from c2s_denoise import C2SDenoiser
+from c2s_denoise.engine.distributed import rank, rank_seed, world_size
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = ["--max-iter", "20", "--width", "8", "--patch-size", "32", "--batch-size", "4", "--seed", "0", "--sigma", "0.1"]
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Two noisy training volumes (sigma = 0.1) and the clean images."""
+    root = tmp_path_factory.mktemp("ddp")
+    clean = make_phantoms(4, 48, seed=3)
+    noisy = clean + 0.1 * np.random.default_rng(4).standard_normal(clean.shape)
+    np.save(root / "a.npy", noisy[:2])
+    np.save(root / "b.npy", noisy[2:])
+    return {"root": root, "a": root / "a.npy", "b": root / "b.npy", "clean": clean, "noisy": noisy}
+
+
+def _env() -> dict[str, str]:
+    path = os.pathsep.join([str(REPO), str(REPO / "tests"), os.environ.get("PYTHONPATH", "")])
+    return {**os.environ, "PYTHONPATH": path, "OMP_NUM_THREADS": "1"}
+
+
+def _torchrun(*args: object, cwd: Path) -> subprocess.CompletedProcess:
+    torchrun = shutil.which("torchrun", path=os.path.dirname(sys.executable)) or "torchrun"
+    command = [torchrun, "--nproc-per-node", "2", "-m", "c2s_denoise", *map(str, args)]
+    return subprocess.run(command, capture_output=True, text=True, env=_env(), cwd=cwd, timeout=300)
+
+
+def _two_ranks(*args: object, cwd: Path) -> list[subprocess.CompletedProcess]:
+    """Run ``python *args`` as ranks 0 and 1 of one gloo group (what torchrun sets up), each process on its own."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    ranks = []
+    for index in range(2):
+        env = {
+            **_env(),
+            "RANK": str(index),
+            "LOCAL_RANK": str(index),
+            "WORLD_SIZE": "2",
+            "LOCAL_WORLD_SIZE": "2",
+            "MASTER_ADDR": "127.0.0.1",
+            "MASTER_PORT": str(port),
+        }
+        command = [sys.executable, *map(str, args)]
+        ranks.append(
+            subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=cwd)
+        )
+    finished = []
+    for process in ranks:
+        stdout, stderr = process.communicate(timeout=300)
+        finished.append(subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr))
+    return finished
+
+
+def _weights(model: C2SDenoiser) -> list[torch.Tensor]:
+    return list(model.network_.state_dict().values())
+
+
+def test_torchrun_trains_one_model_written_by_rank_0(files: dict[str, Path], tmp_path: Path) -> None:
+    runs = []
+    for name in ("first", "second"):
+        out = tmp_path / name
+        proc = _torchrun("fit", files["a"], files["b"], "-o", out / "model.c2s", *TINY, cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        summary = json.loads(proc.stdout)  # one summary: rank 0 reports, rank 1 prints nothing
+        assert summary["model"] == str(out / "model.c2s") and summary["n_iter"] == 20
+        assert sorted(p.name for p in out.iterdir()) == ["model.c2s"]  # no other file, no temporary left
+        runs.append(C2SDenoiser.load(out / "model.c2s"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["first", "second"]
+    for first, second in zip(_weights(runs[0]), _weights(runs[1]), strict=True):  # same seed, same world size
+        assert torch.equal(first, second)
+    alone = C2SDenoiser(sigma=0.1, max_iter=20, width=8, patch_size=32, batch_size=4, random_state=0)
+    alone.fit([np.load(files["a"]), np.load(files["b"])])
+    assert any(not torch.equal(a, b) for a, b in zip(_weights(runs[0]), _weights(alone)))  # 2 ranks: 2x patches
+    noisy, clean = files["noisy"], files["clean"]
+    assert psnr(clean, runs[0].transform(noisy)) > psnr(clean, noisy) + 1.0  # the model denoises
+
+
+@pytest.mark.parametrize(
+    ("mode", "rank_0_says"),
+    [
+        ("read", "error: rank(s) 1 of 2 failed while reading the inputs"),
+        ("train", "error: distributed training stopped on rank 0 of 2 while training"),
+    ],
+)
+def test_a_failing_rank_stops_every_rank(files: dict[str, Path], tmp_path: Path, mode: str, rank_0_says: str) -> None:
+    model = tmp_path / "model.c2s"
+    args = ["fit", files["a"], files["b"], "-o", model, *TINY]
+    rank_0, rank_1 = _two_ranks(REPO / "tests" / "_rank_failure.py", mode, *args, cwd=tmp_path)
+    for proc in (rank_0, rank_1):
+        assert proc.returncode == 1, proc.stderr
+        assert proc.stdout == ""
+        assert len([line for line in proc.stderr.splitlines() if line.startswith("error:")]) == 1, proc.stderr
+        assert "Traceback" not in proc.stderr
+    assert rank_0_says in rank_0.stderr
+    rank_1_says = "missing.npy: file not found" if mode == "read" else "simulated failure of rank 1 in step 5"
+    assert rank_1_says in rank_1.stderr
+    assert list(tmp_path.iterdir()) == []  # no model, no temporary file
+
+
+def test_one_process_is_not_distributed() -> None:
+    assert (rank(), world_size(), rank_seed(7)) == (0, 1, 7)
