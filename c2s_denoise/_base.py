@@ -38,6 +38,7 @@ from ._noise_levels import MIN_RELATIVE_SIGMA, air_factor, coils, noise_levels
 from ._pickling import PicklingMixin
 from ._table_output import TableOutputMixin
 from .engine import (
+    LOSS_WEIGHTINGS,
     GDSMLoss,
     NoiseConditionedUNet,
     NoiseSchedule,
@@ -314,7 +315,7 @@ class C2SBase(TableOutputMixin, PicklingMixin, TransformerMixin, BaseEstimator):
             levels,
             config=self._training_config(device),
             schedule=NoiseSchedule(self.noise_schedule, self.tau_max),
-            loss_fn=GDSMLoss(alpha=self.loss_alpha),
+            loss_fn=GDSMLoss(alpha=self.loss_alpha, lambda_out_power=LOSS_WEIGHTINGS[self.loss_weighting]),
             generator=torch.Generator().manual_seed(rank_seed(seed)),  # its own patches on each rank
             device=device,
             verbose=self.verbose,

@@ -11,7 +11,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from ._base import C2SBase
 from ._inputs import is_label_vector
 from ._noise_levels import NOISE_MODELS, SIGMA_VALUE, noise_level, sigma_rule
-from .engine import NOISE_SCHEDULES, PRECISIONS
+from .engine import LOSS_WEIGHTINGS, NOISE_SCHEDULES, PRECISIONS
 
 __all__ = ["NOISE_MODELS", "C2SDenoiser"]
 
@@ -59,6 +59,12 @@ class C2SDenoiser(C2SBase):
         ``"fixed"`` uses ``tau = tau_max sigma_data`` (``tau_max=1``: Noisier2Noise).
     loss_alpha : float, default=0.0
         Exponent of the loss weight ``(sigma_t**2) ** loss_alpha``.
+    loss_weighting : {"inverse_variance", "raw"}, default="raw"
+        Per-sample weight of the GDSM loss over the added noise ``tau``: ``"raw"`` is the
+        paper's unweighted loss, whose weight on the denoiser's error vanishes as ``tau -> 0``
+        where inference happens; ``"inverse_variance"`` divides each sample's loss by
+        ``lambda_out``, weighting the denoiser's error by the inverse variance of its implied
+        regression target (docs/method.md section 2). Both have the same minimiser.
     width : int, default=16
         Channels of the U-Net's first level (doubled at each level).
     depth : int, default=3
@@ -194,6 +200,7 @@ class C2SDenoiser(C2SBase):
         "tau_max": [Interval(Real, 0, 100, closed="right")],
         "noise_schedule": [StrOptions(set(NOISE_SCHEDULES))],
         "loss_alpha": [Interval(Real, None, None, closed="neither")],
+        "loss_weighting": [StrOptions(set(LOSS_WEIGHTINGS))],
         "width": [Interval(Integral, 1, None, closed="left")],
         "depth": [Interval(Integral, 1, 8, closed="both")],
         "attention": ["boolean"],
@@ -228,6 +235,7 @@ class C2SDenoiser(C2SBase):
         tau_max=1.5,
         noise_schedule="added",
         loss_alpha=0.0,
+        loss_weighting="raw",
         width=16,
         depth=3,
         attention=False,
@@ -258,6 +266,7 @@ class C2SDenoiser(C2SBase):
         self.tau_max = tau_max
         self.noise_schedule = noise_schedule
         self.loss_alpha = loss_alpha
+        self.loss_weighting = loss_weighting
         self.width = width
         self.depth = depth
         self.attention = attention

@@ -353,3 +353,19 @@ def test_max_time_stops_the_fit_within_the_budget(noisy_dataset):
     for bad in (0, -1.0, float("inf") * 0):
         with pytest.raises((InvalidParameterError, ValueError)):
             C2SDenoiser(max_time=bad).fit(X)
+
+
+def test_inverse_variance_loss_weighting_trains_a_denoiser(noisy_dataset):
+    """loss_weighting picks the GDSM loss's per-sample weight (raw loss over lambda_out); quality vs clean."""
+    params = dict(sigma=noisy_dataset["sigma"], width=8, depth=2, max_iter=150, patch_size=32, device="cpu")
+    weighted = C2SDenoiser(loss_weighting="inverse_variance", random_state=0, **params).fit(
+        noisy_dataset["train_noisy"]
+    )
+    raw = C2SDenoiser(loss_weighting="raw", random_state=0, **params).fit(noisy_dataset["train_noisy"])
+    # the same draws, a loss divided by lambda_out <= 1: every step's loss is larger
+    assert all(w > r for w, r in zip(weighted.loss_curve_[:5], raw.loss_curve_[:5]))
+    denoised = weighted.transform(noisy_dataset["test_noisy"])
+    gain = psnr(noisy_dataset["test_clean"], denoised) - psnr(noisy_dataset["test_clean"], noisy_dataset["test_noisy"])
+    assert gain > 3.0, gain
+    with pytest.raises(InvalidParameterError, match="loss_weighting"):
+        C2SDenoiser(loss_weighting="uniform", **TINY).fit(noisy_dataset["train_noisy"][:2])

@@ -92,13 +92,13 @@ def _gaussian_problem(s, sigma_data, tau, n=400_000, seed=0):
     "sigma_data, sigma_target, tau",
     [(0.1, 0.0, 0.1), (0.1, 0.0, 0.4), (0.2, 0.1, 0.3), (0.3, 0.15, 0.05), (0.1, 0.1, 0.2)],
 )
-@pytest.mark.parametrize("normalize_output_weight", [False, True])
-def test_gdsm_minimiser_matches_gaussian_closed_form(sigma_data, sigma_target, tau, normalize_output_weight):
+@pytest.mark.parametrize("lambda_out_power", [0.0, 1.0, 2.0])
+def test_gdsm_minimiser_matches_gaussian_closed_form(sigma_data, sigma_target, tau, lambda_out_power):
     """x ~ N(0, s^2), linear h = a x_t: the minimiser is a = (s^2 + sigma_tg^2) / (s^2 + sigma_t^2)."""
     s = 0.5
     y, x_t = _gaussian_problem(s, sigma_data, tau)
     n = y.shape[0]
-    loss_fn = GDSMLoss(normalize_output_weight=normalize_output_weight)
+    loss_fn = GDSMLoss(lambda_out_power=lambda_out_power)
     levels = [torch.full((n,), v, dtype=torch.float64) for v in (tau, sigma_data, sigma_target)]
     a = torch.zeros((), dtype=torch.float64, requires_grad=True)
     loss = loss_fn(a * x_t, x_t, y, *levels)
@@ -161,9 +161,34 @@ def test_loss_weighting_alpha_and_output_normalisation():
         (weight * per_sample).mean().item()
     )
     regression_target = (y - lambda_skip.view(-1, 1, 1, 1) * x_t) / lambda_out.view(-1, 1, 1, 1)
-    assert GDSMLoss(normalize_output_weight=True)(
-        output, x_t, y, tau, sigma_data, sigma_target
-    ).item() == pytest.approx((output - regression_target).square().mean(dim=(1, 2, 3)).mean().item())
+    regression = (output - regression_target).square().mean(dim=(1, 2, 3))
+    assert GDSMLoss(lambda_out_power=2)(output, x_t, y, tau, sigma_data, sigma_target).item() == pytest.approx(
+        regression.mean().item()
+    )
+    # inverse-variance weighting: the raw loss over lambda_out, i.e. lambda_out times the regression error
+    assert GDSMLoss(lambda_out_power=1)(output, x_t, y, tau, sigma_data, sigma_target).item() == pytest.approx(
+        (lambda_out * regression).mean().item()
+    )
+
+
+@pytest.mark.parametrize("sigma_target", [0.0, 0.05])
+def test_inverse_variance_weighting_gives_every_tau_the_same_bridge_noise(sigma_target):
+    """With the oracle output h = x_target, the loss left is the bridge noise of y: lambda_out * s^2
+    per sample in the raw loss, s^2 = sigma_data^2 - sigma_target^2 for every tau once divided by lambda_out."""
+    generator = torch.Generator().manual_seed(5)
+    sigma_data, n = 0.1, 4096
+    s2 = sigma_data**2 - sigma_target**2
+    for tau in (0.01, 0.1, 0.3):
+        x_target = 0.5 * torch.randn(n, 1, 8, 8, generator=generator, dtype=torch.float64)
+        x_target = x_target + sigma_target * torch.randn(x_target.shape, generator=generator, dtype=torch.float64)
+        y = x_target + s2**0.5 * torch.randn(x_target.shape, generator=generator, dtype=torch.float64)
+        x_t = corrupt(y, torch.full((n,), tau, dtype=torch.float64), generator)
+        levels = [torch.full((n,), v, dtype=torch.float64) for v in (tau, sigma_data, sigma_target)]
+        lambda_out = gdsm_coefficients(*levels)[0][0].item()
+        raw = GDSMLoss()(x_target, x_t, y, *levels).item()
+        weighted = GDSMLoss(lambda_out_power=1)(x_target, x_t, y, *levels).item()
+        assert raw == pytest.approx(lambda_out * s2, rel=0.02)
+        assert weighted == pytest.approx(s2, rel=0.02)
 
 
 def test_gdsm_module_examples_run():

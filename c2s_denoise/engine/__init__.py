@@ -7,7 +7,7 @@ loop (any per-batch loss) is :func:`train_network`.
 
 from .device import resolve_device
 from .ema import ExponentialMovingAverage
-from .gdsm import GDSMLoss, GDSMStep, corrupt, gdsm_coefficients, total_noise_level, train_gdsm
+from .gdsm import LOSS_WEIGHTINGS, GDSMLoss, GDSMStep, corrupt, gdsm_coefficients, total_noise_level, train_gdsm
 from .inference import denoise_images
 from .patches import PatchSampler
 from .precision import PRECISIONS, native_bfloat16, resolve_training_dtype
@@ -16,6 +16,7 @@ from .trainer import StepLoss, TrainingConfig, TrainingResult, train_network, wa
 from .unet import NoiseConditionedUNet, multiply_adds_per_pixel, network_from_state, network_state
 
 __all__ = [
+    "LOSS_WEIGHTINGS",
     "NOISE_SCHEDULES",
     "PRECISIONS",
     "ExponentialMovingAverage",

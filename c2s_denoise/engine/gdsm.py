@@ -44,7 +44,11 @@ from torch import Tensor, nn
 from .schedule import NoiseSchedule
 from .trainer import TrainingConfig, TrainingResult, train_network
 
-__all__ = ["GDSMLoss", "GDSMStep", "corrupt", "gdsm_coefficients", "total_noise_level", "train_gdsm"]
+__all__ = ["LOSS_WEIGHTINGS", "GDSMLoss", "GDSMStep", "corrupt", "gdsm_coefficients", "total_noise_level", "train_gdsm"]
+
+
+#: The estimator's ``loss_weighting`` names and the ``GDSMLoss(lambda_out_power=...)`` each means.
+LOSS_WEIGHTINGS = {"raw": 0.0, "inverse_variance": 1.0}
 
 
 def _per_sample(values: Tensor, ndim: int) -> Tensor:
@@ -95,16 +99,30 @@ def gdsm_coefficients(tau: Tensor, sigma_data: Tensor, sigma_target: Tensor) -> 
 
 
 class GDSMLoss(nn.Module):
-    """GDSM loss ``E w(sigma_t) ||lambda_out h + lambda_skip x_t - y||^2``.
+    """GDSM loss ``E w ||lambda_out h + lambda_skip x_t - y||^2`` with a per-sample weight ``w``.
+
+    ``w = (sigma_t**2) ** alpha / lambda_out ** lambda_out_power``. Every positive weighting keeps
+    the minimiser ``E[x_target | x_t]``; it only decides which noise levels the finite network
+    and the finite number of steps favour.
 
     Parameters
     ----------
     alpha : float, default=0.0
-        Exponent of the weight ``w = (sigma_t**2) ** alpha``; ``0`` is unweighted.
-    normalize_output_weight : bool, default=False
-        If True, divide each sample's loss by ``lambda_out**2``; this is the same as regressing
-        ``h`` on ``(y - lambda_skip x_t) / lambda_out`` and avoids the vanishing gradient at
-        small ``tau``. Any positive weighting keeps the same minimiser.
+        Exponent of ``(sigma_t**2) ** alpha``; ``0`` is unweighted.
+    lambda_out_power : float, default=0.0
+        Divide each sample's loss by ``lambda_out ** lambda_out_power``:
+
+        - ``0``: the raw loss, whose weight on the denoiser's error ``h - h*`` is ``lambda_out**2``,
+          which vanishes as ``tau -> 0`` (where inference happens);
+        - ``1``: inverse-variance weighting. Given ``x_target`` and ``x_t``, ``y`` lies on a
+          Gaussian bridge with variance ``lambda_out * s**2`` (``s**2 = sigma_data**2 -
+          sigma_target**2``): the regression target of ``h`` implied by the loss,
+          ``(y - lambda_skip x_t) / lambda_out``, carries noise of variance ``s**2 / lambda_out``.
+          Dividing the raw loss by ``lambda_out`` weights the denoiser's error by ``lambda_out``,
+          the inverse of that variance, and the bridge noise then adds ``s**2`` to every
+          sample's loss whatever ``tau`` (docs/method.md section 2);
+        - ``2``: regress ``h`` directly on that target (equal weight on the denoiser's error at
+          every ``tau``, whose target noise then grows without bound as ``tau -> 0``).
 
     Notes
     -----
@@ -112,10 +130,10 @@ class GDSMLoss(nn.Module):
     per sample, then averaged over the batch.
     """
 
-    def __init__(self, alpha: float = 0.0, normalize_output_weight: bool = False) -> None:
+    def __init__(self, alpha: float = 0.0, lambda_out_power: float = 0.0) -> None:
         super().__init__()
         self.alpha = float(alpha)
-        self.normalize_output_weight = bool(normalize_output_weight)
+        self.lambda_out_power = float(lambda_out_power)
 
     def forward(
         self,
@@ -150,8 +168,8 @@ class GDSMLoss(nn.Module):
         weight = torch.ones_like(per_sample)
         if self.alpha != 0.0:
             weight = weight * total_noise_variance(sigma_data, tau).pow(self.alpha)
-        if self.normalize_output_weight:
-            weight = weight / lambda_out.square()
+        if self.lambda_out_power != 0.0:
+            weight = weight / lambda_out.pow(self.lambda_out_power)
         return (weight * per_sample).mean()
 
 
