@@ -1,11 +1,12 @@
 """Training steps, in one process or as one rank of a two-process group (launched by tests/test_distributed.py).
 
-``python _ddp_gradient.py OUT.pt float32|bfloat16 STEPS``: builds the same tiny network and images
-on every rank and trains it for STEPS steps of :func:`~c2s_denoise.engine.trainer.train_network`
-(batch 4 per rank, AdamW, the learning-rate schedule, gradient clipping, the EMA) with the patch
-generator seeded ``rank_seed(7)`` (as a fit with ``random_state=7`` seeds it on each rank); saves
-``{"gradient": the parameters' gradients of the last step, "weights": the trained weights,
-"ema": the EMA weights, "seed": the generator's seed}`` to ``OUT.pt.<rank>``.
+``python _ddp_gradient.py OUT.pt float32|bfloat16 STEPS...``: builds the same tiny network and
+images on every rank and trains it, for each STEPS, for that many steps of
+:func:`~c2s_denoise.engine.trainer.train_network` (batch 4 per rank, AdamW, the learning-rate
+schedule, gradient clipping, the EMA) with the patch generator seeded ``rank_seed(7)`` (as a fit
+with ``random_state=7`` seeds it on each rank); saves ``{STEPS: {"gradient": the parameters'
+gradients of the last step, "weights": the trained weights, "ema": the EMA weights}, "seed": the
+generator's seed}`` to ``OUT.pt.<rank>``.
 
 :func:`train_on_union` is the single-process reference: each step trains on the union of the
 batches that the ranks draw, each part drawn (patches, then noise levels, then noise) from that
@@ -85,8 +86,9 @@ def train_on_union(dtype: torch.dtype, steps: int, seeds: list[int]) -> dict[str
 
 
 if __name__ == "__main__":
-    out, dtype, steps = sys.argv[1], getattr(torch, sys.argv[2]), int(sys.argv[3])
+    out, dtype, counts = sys.argv[1], getattr(torch, sys.argv[2]), [int(count) for count in sys.argv[3:]]
     init_from_environment("cpu")
     seed = rank_seed(7)
-    torch.save({**train(dtype, steps, torch.Generator().manual_seed(seed)), "seed": seed}, f"{out}.{rank()}")
+    results = {steps: train(dtype, steps, torch.Generator().manual_seed(seed)) for steps in counts}
+    torch.save({**results, "seed": seed}, f"{out}.{rank()}")
     torch.distributed.destroy_process_group()
