@@ -117,5 +117,50 @@ def test_a_failing_rank_stops_every_rank(files: dict[str, Path], tmp_path: Path,
     assert list(tmp_path.iterdir()) == []  # no model, no temporary file
 
 
+def _relative_difference(first: list[torch.Tensor], second: list[torch.Tensor]) -> float:
+    flat = [torch.cat([tensor.flatten() for tensor in tensors]) for tensors in (first, second)]
+    return float((flat[0] - flat[1]).norm() / flat[1].norm())
+
+
+def _ddp_run(tmp_path: Path, dtype: str, *steps: int) -> dict:
+    """Rank 0's results of ``_ddp_gradient.py`` on two ranks, checked to agree with rank 1's."""
+    ranks = _two_ranks(REPO / "tests" / "_ddp_gradient.py", tmp_path / "out.pt", dtype, *steps, cwd=tmp_path)
+    for proc in ranks:
+        assert proc.returncode == 0, proc.stderr
+    rank_0, rank_1 = (torch.load(tmp_path / f"out.pt.{index}") for index in range(2))
+    assert rank_0["seed"] != rank_1["seed"]  # each rank draws its own patches
+    for count in steps:
+        for name in ("gradient", "weights", "ema"):
+            for first, second in zip(rank_0[count][name], rank_1[count][name], strict=True):
+                assert torch.equal(first, second)  # every rank holds the same weights
+    rank_0["seeds"] = [rank_0["seed"], rank_1["seed"]]
+    return rank_0
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_ddp_training_is_single_process_training_on_the_union_of_the_ranks_batches(tmp_path: Path, dtype: str) -> None:
+    """2 ranks x batch 4 train as 1 process on the 8 patches (catches scaling bugs under DDP).
+
+    One step: each rank's gradient is that of the mean loss over its 4 patches; the loss of the 8
+    is the mean of the two means, so its gradient is the mean of the two single-process gradients,
+    each computed here from the same generator seed as the rank's. A whole fit of 120 steps (AdamW,
+    the warm-up/cosine schedule, clipping, the EMA, two windows of the divergence guard): one
+    process trained on the union of the ranks' batches, each half drawn from that rank's
+    generator, changes the weights and their EMA as the ranks do.
+    """
+    from _ddp_gradient import initial_weights, train, train_on_union
+
+    torch_dtype = getattr(torch, dtype)
+    ddp = _ddp_run(tmp_path, dtype, 1, 120)
+    alone = [train(torch_dtype, 1, torch.Generator().manual_seed(seed))["gradient"] for seed in ddp["seeds"]]
+    assert any(not torch.allclose(a, b) for a, b in zip(*alone))  # different patches, different gradients
+    tolerance = 1e-5 if dtype == "float32" else 1e-2  # bfloat16: thread counts change the rounding
+    assert _relative_difference(ddp[1]["gradient"], [(a + b) / 2 for a, b in zip(*alone)]) <= tolerance
+    union = train_on_union(torch_dtype, 120, ddp["seeds"])
+    for name in ("weights", "ema"):  # what training changed
+        changes = [[after - before for after, before in zip(run[name], initial_weights())] for run in (ddp[120], union)]
+        assert _relative_difference(*changes) <= 10 * tolerance  # Adam divides by small moments
+
+
 def test_one_process_is_not_distributed() -> None:
     assert (rank(), world_size(), rank_seed(7)) == (0, 1, 7)

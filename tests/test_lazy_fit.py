@@ -129,6 +129,21 @@ def test_cli_fit_stream_on_kspace_gives_the_same_model_and_leaves_no_cache(
     assert list(cache_folder.iterdir()) == []  # the cache is removed
 
 
+def test_stream_keeps_no_volume_sized_array_in_memory(tmp_path: Path) -> None:
+    from c2s_denoise.io.volume_cache import VolumeCache
+    from c2s_denoise.workflows.fit import _prepare
+
+    scan = simulate_multicoil(brain_phantom((2, 32, 32), seed=0), n_coils=4, sigma=0.05, seed=1)
+    with h5py.File(tmp_path / "k.h5", "w") as handle:
+        handle["kspace"] = scan.kspace.astype(np.complex64)
+    with VolumeCache(tmp_path) as cache:
+        prepared = _prepare([tmp_path / "k.h5"], tmp_path / "m.c2s", {}, None, False, None, None, False, 0, cache)
+        (image,) = prepared[4]
+        assert isinstance(image.data, h5py.Dataset) and image.meta["combine"] == "complex"
+        arrays = [value for value in image.meta.values() if isinstance(value, np.ndarray)]
+        assert all(array.size <= 4 * 4 for array in arrays)  # the coil covariance at most
+
+
 def test_cli_fit_stream_refuses_contrasts(tmp_path: Path, volumes: list[np.ndarray]) -> None:
     np.save(tmp_path / "t1.npy", volumes[0])
     np.save(tmp_path / "t2.npy", volumes[0])

@@ -188,7 +188,8 @@ def _prepare(
 ) -> tuple[tuple[str, ...] | None, list[Subject], list[Path], Path, list[LoadedImage], Any]:
     """Every check and read before training: contrasts, inputs, the output (rank 0), the device, the estimator.
 
-    With a ``cache``, each volume read is moved into it (``data`` becomes its HDF5 dataset).
+    With a ``cache``, each volume read is moved into it (``data`` becomes its HDF5 dataset) and
+    nothing of its size stays in memory.
     """
     options = read_options or ReadOptions()
     subjects: list[Subject]
@@ -211,6 +212,8 @@ def _prepare(
         for image in read.values():
             if cache is not None:
                 image.data = cache.add(image.data)
+                # the RSS gain of combined k-space (half a volume in float32) serves apply, not a fit
+                image.meta.pop("rss_gain", None)
             images.append(image)
         if progress:
             progress(len(images), len(paths))
