@@ -113,6 +113,23 @@ def inference_seconds_per_slice(params: dict, device: torch.device, self_ensembl
     return (time.perf_counter() - start) / n
 
 
+def default_fit_seconds(n_slices: int = 30, size: int = 256) -> dict:
+    """Wall seconds of ``C2SDenoiser(random_state=0).fit(X).transform(X)`` with every default on a
+    typical stack: ``n_slices`` noisy ``size x size`` slices of the brain phantom (Gaussian
+    noise of 5% of the maximum)."""
+    from c2s_denoise.phantom import brain_phantom
+
+    clean = brain_phantom((n_slices, size, size), seed=0)
+    noisy = clean + 0.05 * clean.max() * np.random.default_rng(0).standard_normal(clean.shape)
+    model = C2SDenoiser(random_state=0)
+    start = time.perf_counter()
+    model.fit(noisy)
+    fitted = time.perf_counter()
+    model.transform(noisy)
+    done = time.perf_counter()
+    return {"fit_s": fitted - start, "train_s": model.fit_time_, "transform_s": done - fitted, "steps": model.n_iter_}
+
+
 def bm3d_seconds_per_slice(n: int = 2) -> float | None:
     try:
         import bm3d
@@ -162,6 +179,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds; the best of each rate is kept")
     parser.add_argument("--device", default="auto")
+    parser.add_argument(
+        "--default-fit", action="store_true", help="also time a default fit + transform of 30 slices of 256x256"
+    )
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = parser.parse_args()
 
@@ -178,6 +198,7 @@ def main() -> None:
     infer = inference_seconds_per_slice(params, device, self_ensemble=False)
     infer_ensemble = inference_seconds_per_slice(params, device, self_ensemble=True, n=4)
     bm3d_time = bm3d_seconds_per_slice() if device.type == "cpu" else None
+    default_fit = default_fit_seconds() if args.default_fit else None
 
     record = {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -211,6 +232,7 @@ def main() -> None:
         "inference_self_ensemble_s_per_256_slice": infer_ensemble,
         "bm3d_s_per_256_slice": bm3d_time,
         "speedup_vs_bm3d": (bm3d_time / infer) if bm3d_time else None,
+        "default_fit_30x256": default_fit,
     }
     threads = record["machine"]["torch_threads"]
     lines = [
@@ -251,6 +273,13 @@ def main() -> None:
         f"| BM3D (`bm3d` {'package' if bm3d_time else 'not installed'}), 256x256 slice | "
         + (f"{1e3 * bm3d_time:.0f} ms ({bm3d_time / infer:.1f}x slower than C2S) |" if bm3d_time else "- |"),
     ]
+    if default_fit:
+        lines.append(
+            f"| `C2SDenoiser(random_state=0)`: fit + transform of 30 slices of 256x256, every default | "
+            f"{default_fit['fit_s'] + default_fit['transform_s']:.0f} s (fit {default_fit['fit_s']:.0f} s, of which "
+            f"training {default_fit['train_s']:.0f} s for {default_fit['steps']} steps; transform "
+            f"{default_fit['transform_s']:.1f} s) |"
+        )
     text = "\n".join(lines) + "\n"
     print(text)
     args.out.mkdir(parents=True, exist_ok=True)

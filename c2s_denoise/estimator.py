@@ -73,8 +73,9 @@ class C2SDenoiser(C2SBase):
         Self-attention at the U-Net's lowest resolution.
     noise_conditioning : bool, default=True
         Condition the network on the noise level (False: plain U-Net, for ablations).
-    max_iter : int, default=4000
-        Optimiser steps, at least 1 (about 2 minutes on 2 CPU cores with the default network).
+    max_iter : int, default=8000
+        Optimiser steps, at least 1 (about 3 minutes on 2 CPU cores with the default network in
+        bfloat16, see ``precision``; ``benchmarks/results/throughput_cpu.md``).
     max_time : float, default=None
         Training time budget in seconds (per network): training stops at ``max_iter`` steps or
         ``max_time`` seconds, whichever comes first, with the learning-rate schedule laid out over
@@ -240,7 +241,7 @@ class C2SDenoiser(C2SBase):
         depth=3,
         attention=False,
         noise_conditioning=True,
-        max_iter=4000,
+        max_iter=8000,
         max_time=None,
         batch_size=8,
         patch_size=48,
