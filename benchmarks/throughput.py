@@ -238,7 +238,8 @@ def main() -> None:
     lines = [
         f"# Throughput of the default network ({record['machine']['device']})",
         "",
-        f"- date: {record['date']}",
+        f"- date: {record['date']}; load average at the end (other processes on the machine): "
+        f"{', '.join(f'{v:.2f}' for v in os.getloadavg())}",
         f"- command: `{record['command']}`",
         f"- machine: {record['machine']['cpu']}, {record['machine']['cores']} cores, torch {record['machine']['torch']} "
         f"({threads} threads), native bfloat16: {record['machine']['native_bfloat16']}, c2s-denoise {__version__}",

@@ -96,12 +96,13 @@ def measure_rate(method: str, data: dict, steps: int = 400, clock: str = "wall")
 
 def report(out: Path) -> str:
     """Merge ``time_budget_*.json`` into ``time_budget_sigma25.md`` and ``.png``."""
-    runs, header, rates = [], {"dates": [], "commands": []}, []
+    runs, header, rates, machines = [], {"dates": [], "commands": []}, [], {}
     for path in sorted(out.glob("time_budget_*.json")):
         content = json.loads(path.read_text())
         series = content["header"]["dates"][0]
         runs += [{**run, "series": series} for run in content["runs"]]
         rates += [f"{NAMES[m]} {r:.1f} steps/s ({series})" for m, r in sorted(content["header"]["rates"].items())]
+        machines.setdefault(content["header"]["machine"], set()).add(series)
         for key, value in content["header"].items():
             if key in ("dates", "commands"):
                 header[key] += value
@@ -113,7 +114,8 @@ def report(out: Path) -> str:
         "",
         f"- dates: {', '.join(sorted(set(header['dates'])))}; commands: "
         + "; ".join(f"`{c}`" for c in sorted(set(header["commands"]))),
-        f"- machine: {header['machine']}",
+        "- machine: "
+        + "; ".join(f"{name} (series {', '.join(sorted(series))})" for name, series in sorted(machines.items())),
         "- budget: minutes of training, converted to steps with the method's measured rate: "
         + ", ".join(rates)
         + ". Series 2026-11-25: wall minutes on 2 cores (2-core rates); later series: CPU minutes of one "
