@@ -36,6 +36,7 @@ from ._inputs import (
 from ._noise_levels import MIN_RELATIVE_SIGMA, air_factor, coils, noise_levels
 from ._pickling import PicklingMixin
 from ._table_output import TableOutputMixin
+from ._volumes import check_volumes, resolve_spatial_dims, slices_to_volumes, volumes_to_slices
 from .engine import (
     GDSMLoss,
     NoiseConditionedUNet,
@@ -102,6 +103,8 @@ class C2SBase(TableOutputMixin, PicklingMixin, TransformerMixin, BaseEstimator):
         check_is_fitted(self)
         names = check_fitted_contrasts(self._contrast_names(), getattr(self, "contrasts_", None))
         items, layout = self._split(X, names, reset=False)
+        if self._fitted_dims() == 3:
+            check_volumes(items, self._fitted_networks_depth())
         check_kind(items, self._fitted_complex())
         sigmas, _ = self._noise_levels(items, names)
         return items, layout, names, sigmas, item_scales(items)
@@ -111,6 +114,19 @@ class C2SBase(TableOutputMixin, PicklingMixin, TransformerMixin, BaseEstimator):
         if names is None:
             return join_volumes([item[0] for item in items], layout)
         return join_contrast_items(items, layout, names)
+
+    @property
+    def spatial_dims_(self) -> int:
+        """Spatial dimensions of the fitted networks: 2 (slice by slice) or 3 (volumes)."""
+        check_is_fitted(self)
+        return self._fitted_dims()
+
+    def _fitted_dims(self) -> int:
+        """Spatial dimensions of the fitted networks (2 for models saved before 3-D networks existed)."""
+        return next(iter(self._fitted_networks().values())).config.get("spatial_dims", 2)
+
+    def _fitted_networks_depth(self) -> int:
+        return next(iter(self._fitted_networks().values())).config["depth"]
 
     def _fitted_complex(self) -> bool:
         return bool(getattr(self, "complex_input_", False))
@@ -124,9 +140,10 @@ class C2SBase(TableOutputMixin, PicklingMixin, TransformerMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ networks
     def _network_inputs(
-        self, parts: Items, sigmas: np.ndarray, scales: np.ndarray, contrast: int, is_complex: bool
+        self, parts: Items, sigmas: np.ndarray, scales: np.ndarray, contrast: int, is_complex: bool, dims: int = 2
     ) -> tuple[list[torch.Tensor], torch.Tensor, int]:
-        """Input tensors ``(n_channels, H, W)`` of every slice, the contrast's normalised noise levels, ``n_channels``."""
+        """Input tensors ``(n_channels, H, W)`` of every slice (``dims=3``: ``(n_channels, D, H, W)`` of every
+        item), the contrast's normalised noise levels, ``n_channels``."""
         inputs, levels, n_channels = network_inputs(
             parts,
             sigmas,
@@ -136,7 +153,10 @@ class C2SBase(TableOutputMixin, PicklingMixin, TransformerMixin, BaseEstimator):
             is_complex=is_complex,
             min_relative_sigma=MIN_RELATIVE_SIGMA,
         )
-        return [torch.from_numpy(array) for array in inputs], torch.tensor(levels, dtype=torch.float32), n_channels
+        tensors, levels = [torch.from_numpy(array) for array in inputs], torch.tensor(levels, dtype=torch.float32)
+        if dims == 3:
+            tensors, levels = slices_to_volumes(tensors, levels, [part.shape[1] for part in parts])
+        return tensors, levels, n_channels
 
     def _fitted_networks(self) -> dict[int, torch.nn.Module]:
         """Network of each denoised contrast, by contrast index."""
@@ -150,6 +170,9 @@ class C2SBase(TableOutputMixin, PicklingMixin, TransformerMixin, BaseEstimator):
         for attribute in ("n_features_in_", "feature_names_in_"):  # set again by 2-D rows only
             self.__dict__.pop(attribute, None)
         items, _ = self._split(X, names, reset=True)
+        dims = resolve_spatial_dims(getattr(self, "spatial_dims", 2), items, self.context_slices)
+        if dims == 3:
+            check_volumes(items, self.depth)
         is_complex = check_kind(items, None)
         denoised_contrasts = self._denoised_contrasts(names)
         start = self._warm_networks(names, is_complex, denoised_contrasts)
@@ -158,7 +181,9 @@ class C2SBase(TableOutputMixin, PicklingMixin, TransformerMixin, BaseEstimator):
         sigmas, methods = self._noise_levels(items, names)
         scales = item_scales(items)
         parts, part_sigmas, part_scales = as_parts(items, sigmas, scales, is_complex)
-        results = self._train_networks(parts, part_sigmas, part_scales, denoised_contrasts, names, is_complex, start)
+        results = self._train_networks(
+            parts, part_sigmas, part_scales, denoised_contrasts, names, is_complex, start, dims
+        )
         self._store_fit(results, names, sigmas, scales, methods, is_complex)
         if history is not None:
             self._continue_fit(start, history, names)
@@ -215,6 +240,7 @@ class C2SBase(TableOutputMixin, PicklingMixin, TransformerMixin, BaseEstimator):
             ema_decay=self.ema_decay,
             refinement=float(self.refinement),
             air_weight=float(self.air_weight),
+            patch_depth=getattr(self, "patch_depth", 16),
         )
 
     def _train_networks(
@@ -226,17 +252,21 @@ class C2SBase(TableOutputMixin, PicklingMixin, TransformerMixin, BaseEstimator):
         names: Names,
         is_complex: bool,
         start: dict[int, torch.nn.Module] | None = None,
+        dims: int = 2,
     ) -> dict[int, TrainingResult]:
         """Train the network of each denoised contrast in turn (the rest are skipped once a fit is interrupted).
 
-        ``start``: networks whose weights training starts from (``warm_start``), by contrast index.
+        ``start``: networks whose weights training starts from (``warm_start``), by contrast index;
+        ``dims``: 2 (slice by slice) or 3 (volumes).
         """
         random_state = check_random_state(self.random_state)
         results: dict[int, TrainingResult] = {}
         for contrast in denoised_contrasts:
             seed = int(random_state.randint(np.iinfo(np.int32).max))
             initial = (start or {}).get(contrast)
-            result = results[contrast] = self._train_network(parts, sigmas, scales, contrast, is_complex, seed, initial)
+            result = results[contrast] = self._train_network(
+                parts, sigmas, scales, contrast, is_complex, seed, initial, dims
+            )
             if result.rollbacks:
                 warnings.warn(
                     f"training diverged {result.rollbacks} time(s)"
@@ -267,9 +297,10 @@ class C2SBase(TableOutputMixin, PicklingMixin, TransformerMixin, BaseEstimator):
         is_complex: bool,
         seed: int,
         initial: torch.nn.Module | None = None,
+        dims: int = 2,
     ) -> TrainingResult:
         """Build the network of one contrast (weights seeded by ``seed``, or those of ``initial``), train it with GDSM."""
-        inputs, levels, n_channels = self._network_inputs(parts, sigmas, scales, contrast, is_complex)
+        inputs, levels, n_channels = self._network_inputs(parts, sigmas, scales, contrast, is_complex, dims)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             network = NoiseConditionedUNet(
@@ -279,6 +310,7 @@ class C2SBase(TableOutputMixin, PicklingMixin, TransformerMixin, BaseEstimator):
                 depth=self.depth,
                 attention=self.attention,
                 noise_conditioning=self.noise_conditioning,
+                spatial_dims=dims,
             )
         if initial is not None:
             if initial.config != network.config:
@@ -343,7 +375,8 @@ class C2SBase(TableOutputMixin, PicklingMixin, TransformerMixin, BaseEstimator):
         for contrast, network in self._fitted_networks().items():
             if contrasts is not None and contrast not in contrasts:
                 continue
-            inputs, levels, _ = self._network_inputs(parts, part_sigmas, part_scales, contrast, is_complex)
+            dims = network.config.get("spatial_dims", 2)
+            inputs, levels, _ = self._network_inputs(parts, part_sigmas, part_scales, contrast, is_complex, dims)
             denoised = denoise_images(
                 network,
                 inputs,
@@ -352,6 +385,8 @@ class C2SBase(TableOutputMixin, PicklingMixin, TransformerMixin, BaseEstimator):
                 batch_size=self.inference_batch_size,
                 self_ensemble=self.self_ensemble,
             )
+            if dims == 3:
+                denoised = volumes_to_slices(denoised)
             position = 0
             for output, scale, sigma in zip(outputs, part_scales, part_sigmas):
                 depth = output.shape[1]

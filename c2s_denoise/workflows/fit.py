@@ -18,6 +18,7 @@ from ._common import (
     check_device,
     check_inputs,
     check_output_folder,
+    check_voxel_sizes,
     estimator_class,
     item_error,
     logger,
@@ -135,6 +136,7 @@ def fit_files(
         ).values()
         if progress:
             progress(len(images), len(paths))
+    check_voxel_sizes(images, params.get("spatial_dims", getattr(resumed, "spatial_dims", _default_dims())))
     _use_physical_noise_level(images, params)
     volumes = [image.data for image in images]
     X: Any = volumes if names is None else {name: volumes[i :: len(names)] for i, name in enumerate(names)}
@@ -167,6 +169,11 @@ def fit_files(
         "device": str(getattr(model, "device_", "")),
         "params": _as_json_params(model.get_params()),
     }
+
+
+def _default_dims() -> object:
+    """The estimator's default ``spatial_dims``."""
+    return estimator_class()().spatial_dims
 
 
 def _input_entries(
