@@ -25,8 +25,10 @@ budget would measure the other jobs. A budget of ``m`` minutes on 2 cores is
 ``m * 60 * 2 * EFFICIENCY`` CPU-seconds of a one-thread process (``EFFICIENCY``: the speed-up
 of 2 threads over 1, divided by 2): the CPU-seconds per step of each configuration are measured
 first (``time.process_time`` over two short fits on the same data, their difference divided by
-the difference in steps), and the fit runs the steps that fill the budget (``max_iter``), so a
-row is reproducible in steps. Inference and BM4D/BM3D are reported in CPU-seconds / 2
+the difference in steps; or ``--cpu-per-step``), and the fit runs the steps that fill the budget
+(``max_iter``), so a row is reproducible in steps. On a loaded machine the calibration can be
+off by 2x (other processes on the same cores slow each step down), so every row also reports
+the CPU-seconds its fit really took (``fit_cpu_s``), and the plots put each fit at those. Inference and BM4D/BM3D are reported in CPU-seconds / 2
 (``cpu_s``, an ideal 2 cores) as well as the wall seconds measured.
 
 Scores (``scoring.metrics``, averaged over the test slices): brain-mask PSNR, whole-slice PSNR
@@ -52,9 +54,8 @@ from c2s_denoise import C2SDenoiser
 from classical import bm3d_slices, bm4d_volume
 from report import command, machine
 from scoring import metrics
+from volumes_report import EFFICIENCY, write_report
 
-#: Speed-up of 2 threads over 1 on our 2-core machines, halved (README: 37 steps/s on 2 cores for the 2-D default).
-EFFICIENCY = 0.85
 RESULTS = Path(__file__).parent / "results"
 JSONL = RESULTS / "volumes.jsonl"
 CLASSICAL = ("bm4d", "bm4d-est", "bm3d")
@@ -148,11 +149,12 @@ def main() -> None:
     parser.add_argument("--configs", default="{}", help='JSON {"c2s-3d": {parameter: value}} overrides')
     parser.add_argument("--label", default="", help="suffix of the C2S rows' names (for --configs probes)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (budgets are CPU time)")
+    parser.add_argument(
+        "--cpu-per-step", type=float, default=None, help="CPU-seconds per step of the C2S rows (skips the calibration)"
+    )
     parser.add_argument("--report", action="store_true", help="write volumes.md and the plots from volumes.jsonl")
     args = parser.parse_args()
     if args.report:
-        from volumes_report import write_report
-
         write_report(JSONL, RESULTS)
         return
     torch.set_num_threads(args.threads)
@@ -171,7 +173,7 @@ def main() -> None:
             rows = [({}, None, lambda m=method: run_classical(m, case))]
         else:
             params = {**C2S_VARIANTS[method], **overrides.get(method, {})}
-            per_step = cpu_seconds_per_step(params, case)
+            per_step = args.cpu_per_step or cpu_seconds_per_step(params, case)
             rows = [
                 (params, minutes, lambda p=params, m=minutes, s=per_step: run_c2s(p, m, case, s))
                 for minutes in args.minutes

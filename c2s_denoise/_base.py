@@ -311,6 +311,7 @@ class C2SBase(TableOutputMixin, PicklingMixin, TransformerMixin, BaseEstimator):
                 attention=self.attention,
                 noise_conditioning=self.noise_conditioning,
                 spatial_dims=dims,
+                separable=dims == 3 and getattr(self, "conv3d", "full") == "separable",
             )
         if initial is not None:
             if initial.config != network.config:

@@ -1,7 +1,7 @@
 """Volumetric (3-D) networks in the estimator: which network a fit builds, the volumes it needs, their tensors.
 
 With ``spatial_dims=3`` each item ``(n_contrasts, D, H, W)`` is one network input
-``(n_channels, D, H, W)`` (docs/method.md section 7) instead of ``D`` slice inputs. The channel
+``(n_channels, D, H, W)`` (docs/method.md section 6, "Volumes") instead of ``D`` slice inputs. The channel
 plan is the 2-D one without neighbouring slices: the network sees them through its 3-D
 convolutions.
 """

@@ -114,12 +114,15 @@ class C2SDenoiser(C2SBase):
     spatial_dims : {2, 3, "auto"}, default=2
         2: one 2-D network denoises every slice (images and volumes alike). 3: a 3-D U-Net
         trained on ``(patch_depth, patch_size, patch_size)`` patches denoises whole volumes
-        (4-D input or a list of ``(D, H, W)``; docs/method.md section 7); each volume needs at
+        (4-D input or a list of ``(D, H, W)``; docs/method.md section 6, "Volumes"); each volume needs at
         least ``2 ** (depth - 1)`` slices, voxels may be anisotropic (thick slices). ``"auto"``:
         3 when every item is a volume (and ``context_slices=0``), 2 otherwise. Which one a
         fitted model uses: ``spatial_dims_``.
     patch_depth : int, default=16
         Slices of the 3-D training patches (limited by the thinnest volume); unused with 2-D networks.
+    conv3d : {"full", "separable"}, default="full"
+        The 3-D network's residual convolutions: 3x3x3, or a 1x3x3 followed by a 3x1x1
+        ("(2+1)-D", less arithmetic per voxel); unused with 2-D networks.
     warm_start : bool, default=False
         When fitted, ``fit`` continues training the fitted networks (``n_iter_`` and ``loss_curve_``
         add up; noise levels are measured on the new X, of the same contrasts and kind).
@@ -217,6 +220,7 @@ class C2SDenoiser(C2SBase):
         "context_slices": [Interval(Integral, 0, None, closed="left")],
         "spatial_dims": [StrOptions({"auto"}), Interval(Integral, 2, 3, closed="both")],
         "patch_depth": [Interval(Integral, 1, None, closed="left")],
+        "conv3d": [StrOptions({"full", "separable"})],
         "warm_start": ["boolean"],
         "device": [str],
         "random_state": ["random_state"],
@@ -252,6 +256,7 @@ class C2SDenoiser(C2SBase):
         context_slices=0,
         spatial_dims=2,
         patch_depth=16,
+        conv3d="full",
         warm_start=False,
         device="auto",
         random_state=None,
@@ -283,6 +288,7 @@ class C2SDenoiser(C2SBase):
         self.context_slices = context_slices
         self.spatial_dims = spatial_dims
         self.patch_depth = patch_depth
+        self.conv3d = conv3d
         self.warm_start = warm_start
         self.device = device
         self.random_state = random_state

@@ -67,7 +67,7 @@ _NETWORK_CONFIG = {
     "embedding_dim": int,
 }
 #: Network config entries that may be absent (their default then applies): 3-D networks only.
-_OPTIONAL_NETWORK_CONFIG = {"spatial_dims": int}
+_OPTIONAL_NETWORK_CONFIG = {"spatial_dims": int, "separable": bool}
 
 
 def is_model_file(path: str | os.PathLike[str]) -> bool:

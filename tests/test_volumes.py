@@ -24,9 +24,12 @@ def smooth_volume(depth: int = 12, size: int = 32, seed: int = 3) -> np.ndarray:
     return (1 - t) * first + t * last
 
 
+@pytest.mark.parametrize("separable", [False, True])
 @pytest.mark.parametrize("shape", [(1, 1, 4, 8, 8), (2, 3, 5, 13, 11), (1, 1, 9, 1, 1)])
-def test_3d_unet_keeps_the_volume_shape(shape):
-    network = NoiseConditionedUNet(in_channels=shape[1], out_channels=1, width=4, depth=3, spatial_dims=3)
+def test_3d_unet_keeps_the_volume_shape(shape, separable):
+    network = NoiseConditionedUNet(
+        in_channels=shape[1], out_channels=1, width=4, depth=3, spatial_dims=3, separable=separable
+    )
     out = network(torch.randn(shape), torch.full((shape[0],), 0.2))
     assert out.shape == (shape[0], 1, *shape[2:])
     assert network.min_depth == 4 and network.config["spatial_dims"] == 3
@@ -40,6 +43,10 @@ def test_3d_unet_costs_about_three_times_the_2d_one_per_voxel_and_refuses_images
         three(torch.zeros(1, 1, 8, 8), torch.tensor([0.1]))
     with pytest.raises(ValueError, match="spatial_dims must be 2 or 3"):
         NoiseConditionedUNet(spatial_dims=1)
+    with pytest.raises(ValueError, match="separable convolutions are for 3-D networks"):
+        NoiseConditionedUNet(separable=True)
+    separable = NoiseConditionedUNet(spatial_dims=3, separable=True)
+    assert multiply_adds_per_pixel(separable, 16) < 0.6 * multiply_adds_per_pixel(three, 16)
 
 
 def test_volume_patches_have_the_patch_shape_and_never_swap_the_slice_axis():
@@ -108,9 +115,11 @@ def test_spatial_dims_auto_picks_3_for_volumes_and_2_for_images():
     assert C2SDenoiser(max_iter=2, random_state=0).fit(volumes).spatial_dims_ == 2  # the default: slice by slice
 
 
-def test_3d_model_round_trips_through_the_model_file(tmp_path):
+@pytest.mark.parametrize("conv3d", ["full", "separable"])
+def test_3d_model_round_trips_through_the_model_file(tmp_path, conv3d):
     volume = smooth_volume(6, 16)
-    model = C2SDenoiser(sigma=0.1, max_iter=3, **FAST_3D).fit([volume])
+    model = C2SDenoiser(sigma=0.1, max_iter=3, conv3d=conv3d, **FAST_3D).fit([volume])
+    assert model.network_.config.get("separable", False) == (conv3d == "separable")
     path = save_model_file(model, tmp_path / "m.c2s")
     loaded = load_model_file(path)
     assert loaded.spatial_dims_ == 3
@@ -172,3 +181,26 @@ def test_cli_fits_and_applies_a_3d_model_to_a_nifti_volume(tmp_path):
     applied = CliRunner().invoke(app, ["apply", str(model), str(source), "--outdir", str(out)])
     assert applied.exit_code == 0, applied.output
     assert nib.load(next(out.iterdir())).shape == (16, 16, 8)
+
+
+@pytest.mark.parametrize("kind", ["complex", "rician", "contrasts"])
+def test_3d_networks_take_complex_magnitude_and_multi_contrast_volumes(kind):
+    rng = np.random.default_rng(0)
+    volume = smooth_volume(4, 16)
+    params = {**FAST_3D, "max_iter": 2}
+    if kind == "complex":
+        X = [
+            volume * np.exp(1j * volume)
+            + 0.05 * (rng.standard_normal(volume.shape) + 1j * rng.standard_normal(volume.shape))
+        ]
+    elif kind == "rician":
+        X = [np.hypot(volume + 0.05 * rng.standard_normal(volume.shape), 0.05 * rng.standard_normal(volume.shape))]
+    else:
+        X = [np.stack([volume, 1 - volume])]
+        params["contrasts"] = ("T1", "T2")
+    model = C2SDenoiser(**params).fit(X)
+    out = model.transform(X)[0]
+    assert out.shape == X[0].shape and out.dtype == X[0].dtype and np.isfinite(out).all()
+    assert model.spatial_dims_ == 3
+    if kind == "rician":
+        assert model.noise_model_ == "rician"

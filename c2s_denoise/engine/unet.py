@@ -4,7 +4,7 @@ The embedding of ``log(sigma_t)`` modulates every residual block (feature-wise s
 DDPM style). An optional self-attention block sits at the lowest resolution, its normalisation
 modulated by the same embedding. Inputs of any size (down to 1x1) are padded internally to a
 multiple of the total down-sampling factor and cropped back. ``spatial_dims=3`` builds the same
-network with 3-D convolutions, for volumes ``(B, C, D, H, W)`` (docs/method.md section 7).
+network with 3-D convolutions, for volumes ``(B, C, D, H, W)`` (docs/method.md section 6, "Volumes").
 
 The network is wrapped in the EDM-style preconditioning of Karras et al. (2022),
 
@@ -47,14 +47,27 @@ class NoiseEmbedding(nn.Module):
         return self.mlp(torch.cat([angles.sin(), angles.cos()], dim=1))
 
 
+def _separable_conv3d(channels: int) -> nn.Sequential:
+    """A "(2+1)-D" convolution: 1x3x3 in the plane, then 3x1x1 through the slices (12 weights per pair, not 27)."""
+    return nn.Sequential(
+        nn.Conv3d(channels, channels, (1, 3, 3), padding=(0, 1, 1)),
+        nn.Conv3d(channels, channels, (3, 1, 1), padding=(1, 0, 0)),
+    )
+
+
 class ResidualBlock(nn.Module):
     """``x + conv(act(film(conv(x))))``, with a feature-wise scale/shift from the embedding."""
 
-    def __init__(self, channels: int, embedding_dim: int | None, spatial_dims: int = 2) -> None:
+    def __init__(
+        self, channels: int, embedding_dim: int | None, spatial_dims: int = 2, separable: bool = False
+    ) -> None:
         super().__init__()
         self.spatial_dims = spatial_dims
-        self.conv1 = _CONV[spatial_dims](channels, channels, 3, padding=1)
-        self.conv2 = _CONV[spatial_dims](channels, channels, 3, padding=1)
+        if separable:
+            self.conv1, self.conv2 = _separable_conv3d(channels), _separable_conv3d(channels)
+        else:
+            self.conv1 = _CONV[spatial_dims](channels, channels, 3, padding=1)
+            self.conv2 = _CONV[spatial_dims](channels, channels, 3, padding=1)
         self.film = nn.Linear(embedding_dim, 2 * channels) if embedding_dim else None
         if self.film is not None:
             nn.init.zeros_(self.film.weight)
@@ -119,6 +132,9 @@ class NoiseConditionedUNet(nn.Module):
         2: images ``(B, C, H, W)``; 3: volumes ``(B, C, D, H, W)`` with 3x3x3 convolutions,
         down-sampled by 2 along every axis (voxel sizes do not matter: the network sees voxels).
         Volumes need at least ``2 ** (depth - 1)`` slices (:attr:`min_depth`).
+    separable : bool, default=False
+        With ``spatial_dims=3``: the residual blocks' 3x3x3 convolutions become a 1x3x3 one
+        followed by a 3x1x1 one ("(2+1)-D", 12/27 of the arithmetic).
     """
 
     def __init__(
@@ -132,12 +148,15 @@ class NoiseConditionedUNet(nn.Module):
         signal_std: float = 0.5,
         embedding_dim: int = 64,
         spatial_dims: int = 2,
+        separable: bool = False,
     ) -> None:
         super().__init__()
         if width < 1 or depth < 1:
             raise ValueError(f"width and depth must be >= 1, got width={width}, depth={depth}")
         if spatial_dims not in _CONV:
             raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims!r}")
+        if separable and spatial_dims != 3:
+            raise ValueError("separable convolutions are for 3-D networks (spatial_dims=3)")
         if out_channels > in_channels:
             raise ValueError("out_channels cannot exceed in_channels")
         self.config = dict(
@@ -152,6 +171,8 @@ class NoiseConditionedUNet(nn.Module):
         )
         if spatial_dims != 2:  # 2-D configurations stay as they were saved before volumes existed
             self.config["spatial_dims"] = spatial_dims
+        if separable:
+            self.config["separable"] = True
         self.spatial_dims = spatial_dims
         self.out_channels = out_channels
         self.signal_std = float(signal_std)
@@ -161,16 +182,16 @@ class NoiseConditionedUNet(nn.Module):
         channels = [width * 2**level for level in range(depth)]
         conv, dims = _CONV[spatial_dims], spatial_dims
         self.stem = conv(in_channels, channels[0], 3, padding=1)
-        self.encoder = nn.ModuleList(ResidualBlock(c, emb, dims) for c in channels[:-1])
+        self.encoder = nn.ModuleList(ResidualBlock(c, emb, dims, separable) for c in channels[:-1])
         self.down = nn.ModuleList(conv(channels[i], channels[i + 1], 3, stride=2, padding=1) for i in range(depth - 1))
-        self.middle = nn.ModuleList([ResidualBlock(channels[-1], emb, dims)])
+        self.middle = nn.ModuleList([ResidualBlock(channels[-1], emb, dims, separable)])
         if attention:
             self.middle.append(ModulatedSelfAttention(channels[-1], emb))
-            self.middle.append(ResidualBlock(channels[-1], emb, dims))
+            self.middle.append(ResidualBlock(channels[-1], emb, dims, separable))
         self.up = nn.ModuleList(
             _CONV_TRANSPOSE[dims](channels[i + 1], channels[i], 2, stride=2) for i in range(depth - 1)
         )
-        self.decoder = nn.ModuleList(ResidualBlock(c, emb, dims) for c in channels[:-1])
+        self.decoder = nn.ModuleList(ResidualBlock(c, emb, dims, separable) for c in channels[:-1])
         self.head = nn.Sequential(nn.SiLU(), conv(channels[0], out_channels, 3, padding=1))
 
     @property
