@@ -20,16 +20,17 @@ sigma = level/255 (seeds 1 train / 2 test). Rows:
   fit), then applied to the test volumes. ``--configs`` overrides the parameters of a variant
   (JSON ``{"c2s-3d": {...}}``); ``--label`` names such a row.
 
-Budgets are CPU time, not wall time, because our 2-core machines are shared and a wall-clock
-budget would measure the other jobs. A budget of ``m`` minutes on 2 cores is
-``m * 60 * 2 * EFFICIENCY`` CPU-seconds of a one-thread process (``EFFICIENCY``: the speed-up
-of 2 threads over 1, divided by 2): the CPU-seconds per step of each configuration are measured
-first (``time.process_time`` over two short fits on the same data, their difference divided by
-the difference in steps; or ``--cpu-per-step``), and the fit runs the steps that fill the budget
-(``max_iter``), so a row is reproducible in steps. On a loaded machine the calibration can be
-off by 2x (other processes on the same cores slow each step down), so every row also reports
-the CPU-seconds its fit really took (``fit_cpu_s``), and the plots put each fit at those. Inference and BM4D/BM3D are reported in CPU-seconds / 2
-(``cpu_s``, an ideal 2 cores) as well as the wall seconds measured.
+Budgets and timings are in **minutes on 2 unloaded cores**, not the wall time of this run, because
+our 2-core machines are shared: wall time, and even CPU time (hyper-threads, caches), measure
+the other jobs. The unit is the training step of the 2-D default network (8 patches of 48x48),
+which runs at ``REFERENCE_STEPS_PER_SECOND`` = 37.48 steps/s on 2 unloaded cores
+(``benchmarks/results/throughput_cpu.md``). Next to each row the CPU time of that reference
+step is measured (a 45-step fit minus a 5-step fit of the 2-D default on the same data), and so
+is the step of the row's configuration: their ratio is the configuration's cost in reference
+steps, nearly independent of the load since both are measured together. A budget of ``m``
+minutes is ``m * 60 * 37.48 / ratio`` steps (``max_iter``: a row is reproducible in steps);
+inference and BM4D/BM3D CPU times are converted with the same unit (``*_2cores_s``). The wall
+seconds of this run are reported too.
 
 Scores (``scoring.metrics``, averaged over the test slices): brain-mask PSNR, whole-slice PSNR
 and SSIM of the clipped outputs; seconds of training (``fit_time_``) and of inference. Each run
@@ -54,8 +55,11 @@ from c2s_denoise import C2SDenoiser
 from classical import bm3d_slices, bm4d_volume
 from report import command, machine
 from scoring import metrics
-from volumes_report import EFFICIENCY, write_report
+from volumes_report import write_report
 
+#: Training steps per second of the 2-D default network on 2 unloaded cores (throughput_cpu.md, 2026-11-25).
+REFERENCE_STEPS_PER_SECOND = 37.48
+REFERENCE = {"spatial_dims": 2}
 RESULTS = Path(__file__).parent / "results"
 JSONL = RESULTS / "volumes.jsonl"
 CLASSICAL = ("bm4d", "bm4d-est", "bm3d")
@@ -98,41 +102,58 @@ def run_classical(method: str, case: dict) -> dict:
     denoise = bm3d_slices if method == "bm3d" else bm4d_volume
     start, cpu = time.perf_counter(), time.process_time()
     outputs = [denoise(volume, sigma, rician=rician) for volume, sigma in zip(case["test"], sigmas)]
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+    unit = cpu_seconds_per_step(REFERENCE, case)
     return {
         **score(outputs, case),
         "sigma_used": [round(s * 255, 2) for s in sigmas],
-        "infer_s": round(time.perf_counter() - start, 1),
-        "infer_cpu_s": round((time.process_time() - cpu) / 2, 1),
+        "infer_s": round(wall, 1),
+        "infer_2cores_s": round(cpu / unit / REFERENCE_STEPS_PER_SECOND, 1),
+        "reference_step_cpu_s": round(unit, 4),
     }
 
 
-def cpu_seconds_per_step(params: dict, case: dict, steps: tuple[int, int] = (5, 25)) -> float:
-    """CPU-seconds of one training step of ``params`` on the training volumes (difference of two short fits)."""
+def cpu_seconds_per_step(params: dict, case: dict, steps: tuple[int, int] = (5, 45)) -> float:
+    """CPU-seconds of one training step of ``params`` on the training volumes (difference of two short fits).
+
+    A first 2-step fit is not counted: it pays the one-off set-up of the convolution kernels.
+    """
     used = []
-    for n in steps:
+    for n in (2, *steps):
         cpu = time.process_time()
         C2SDenoiser(**{"random_state": 0, **params, "max_iter": n}).fit(case["train"])
         used.append(time.process_time() - cpu)
-    return max(1e-6, (used[1] - used[0]) / (steps[1] - steps[0]))
+    return max(1e-6, (used[2] - used[1]) / (steps[1] - steps[0]))
 
 
-def run_c2s(params: dict, minutes: float, case: dict, per_step: float) -> dict:
-    """One C2S row: fit on the training volumes for ``minutes`` on 2 cores (in steps), apply to the test volumes."""
-    steps = max(1, int(minutes * 60 * 2 * EFFICIENCY / per_step))
+def step_cost(params: dict, case: dict) -> tuple[float, float]:
+    """``(ratio, unit)``: CPU time of a step of ``params`` in reference steps, and the reference step's CPU-seconds."""
+    unit = cpu_seconds_per_step(REFERENCE, case)
+    return cpu_seconds_per_step(params, case) / unit, unit
+
+
+def run_c2s(params: dict, minutes: float, case: dict, ratio: float | None = None) -> dict:
+    """One C2S row: fit on the training volumes for ``minutes`` on 2 unloaded cores (in steps), apply to the test volumes."""
+    measured_ratio, unit = step_cost(params, case)
+    ratio = ratio or measured_ratio
+    steps = max(1, int(minutes * 60 * REFERENCE_STEPS_PER_SECOND / ratio))
     model = C2SDenoiser(**{"random_state": 0, **params, "max_iter": steps})
     cpu = time.process_time()
     model.fit(case["train"])
     fit_cpu = time.process_time() - cpu
     start, cpu = time.perf_counter(), time.process_time()
     outputs = model.transform(case["test"])
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu
     return {
         **score(outputs, case),
+        "steps": model.n_iter_,
+        "step_cost": round(ratio, 3),
+        "train_2cores_min": round(model.n_iter_ * ratio / REFERENCE_STEPS_PER_SECOND / 60, 2),
+        "infer_2cores_s": round(cpu / unit / REFERENCE_STEPS_PER_SECOND, 1),
         "fit_s": round(model.fit_time_, 1),
         "fit_cpu_s": round(fit_cpu, 1),
-        "cpu_s_per_step": round(per_step, 4),
-        "steps": model.n_iter_,
-        "infer_s": round(time.perf_counter() - start, 1),
-        "infer_cpu_s": round((time.process_time() - cpu) / 2, 1),
+        "reference_step_cpu_s": round(unit, 4),
+        "infer_s": round(wall, 1),
         "sigma_used": [round(float(s) * 255, 2) for s in model.sigma_],
         "final_loss": round(float(np.mean(model.loss_curve_[-100:])), 6),
     }
@@ -149,9 +170,7 @@ def main() -> None:
     parser.add_argument("--configs", default="{}", help='JSON {"c2s-3d": {parameter: value}} overrides')
     parser.add_argument("--label", default="", help="suffix of the C2S rows' names (for --configs probes)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (budgets are CPU time)")
-    parser.add_argument(
-        "--cpu-per-step", type=float, default=None, help="CPU-seconds per step of the C2S rows (skips the calibration)"
-    )
+    parser.add_argument("--step-cost", type=float, default=None, help="cost of a C2S step in reference steps")
     parser.add_argument("--report", action="store_true", help="write volumes.md and the plots from volumes.jsonl")
     args = parser.parse_args()
     if args.report:
@@ -165,7 +184,7 @@ def main() -> None:
         "case": f"{args.spacing}mm-{thickness}thick-{args.noise}{args.level}",
         "source": case["source"],
         "command": command(),
-        "machine": machine() + " (shared with other jobs: wall times are noisy, budgets are CPU time)",
+        "machine": machine() + " (shared with other jobs: budgets and *_2cores times in reference steps)",
         "date": datetime.date.today().isoformat(),
     }
     for method in args.methods:
@@ -173,9 +192,8 @@ def main() -> None:
             rows = [({}, None, lambda m=method: run_classical(m, case))]
         else:
             params = {**C2S_VARIANTS[method], **overrides.get(method, {})}
-            per_step = args.cpu_per_step or cpu_seconds_per_step(params, case)
             rows = [
-                (params, minutes, lambda p=params, m=minutes, s=per_step: run_c2s(p, m, case, s))
+                (params, minutes, lambda p=params, m=minutes: run_c2s(p, m, case, args.step_cost))
                 for minutes in args.minutes
             ]
         for params, minutes, run in rows:
