@@ -37,6 +37,7 @@ from ._lazy_inputs import is_lazy, lazy_network_inputs, lazy_statistics, lazy_vo
 from ._noise_levels import MIN_RELATIVE_SIGMA, air_factor, coils, noise_levels
 from ._pickling import PicklingMixin
 from ._table_output import TableOutputMixin
+from ._volumes import check_volumes, resolve_spatial_dims, slices_to_volumes, volumes_to_slices
 from .engine import (
     LOSS_WEIGHTINGS,
     GDSMLoss,
@@ -106,6 +107,8 @@ class C2SBase(TableOutputMixin, PicklingMixin, TransformerMixin, BaseEstimator):
         check_is_fitted(self)
         names = check_fitted_contrasts(self._contrast_names(), getattr(self, "contrasts_", None))
         items, layout = self._split(X, names, reset=False)
+        if self._fitted_dims() == 3:
+            check_volumes(items, self._fitted_networks_depth())
         check_kind(items, self._fitted_complex())
         sigmas, _ = self._noise_levels(items, names)
         return items, layout, names, sigmas, item_scales(items)
@@ -115,6 +118,19 @@ class C2SBase(TableOutputMixin, PicklingMixin, TransformerMixin, BaseEstimator):
         if names is None:
             return join_volumes([item[0] for item in items], layout)
         return join_contrast_items(items, layout, names)
+
+    @property
+    def spatial_dims_(self) -> int:
+        """Spatial dimensions of the fitted networks: 2 (slice by slice) or 3 (volumes)."""
+        check_is_fitted(self)
+        return self._fitted_dims()
+
+    def _fitted_dims(self) -> int:
+        """Spatial dimensions of the fitted networks (2 for models saved before 3-D networks existed)."""
+        return next(iter(self._fitted_networks().values())).config.get("spatial_dims", 2)
+
+    def _fitted_networks_depth(self) -> int:
+        return next(iter(self._fitted_networks().values())).config["depth"]
 
     def _fitted_complex(self) -> bool:
         return bool(getattr(self, "complex_input_", False))
@@ -128,9 +144,10 @@ class C2SBase(TableOutputMixin, PicklingMixin, TransformerMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ networks
     def _network_inputs(
-        self, parts: Items, sigmas: np.ndarray, scales: np.ndarray, contrast: int, is_complex: bool
+        self, parts: Items, sigmas: np.ndarray, scales: np.ndarray, contrast: int, is_complex: bool, dims: int = 2
     ) -> tuple[list[torch.Tensor], torch.Tensor, int]:
-        """Input tensors ``(n_channels, H, W)`` of every slice, the contrast's normalised noise levels, ``n_channels``.
+        """Input tensors ``(n_channels, H, W)`` of every slice (``dims=3``: ``(n_channels, D, H, W)`` of every
+        item), the contrast's normalised noise levels, ``n_channels``.
 
         Lazily read volumes give a :class:`~c2s_denoise._lazy_inputs.LazySlice` per slice instead.
         """
@@ -148,7 +165,10 @@ class C2SBase(TableOutputMixin, PicklingMixin, TransformerMixin, BaseEstimator):
             is_complex=is_complex,
             min_relative_sigma=MIN_RELATIVE_SIGMA,
         )
-        return [torch.from_numpy(array) for array in inputs], torch.tensor(levels, dtype=torch.float32), n_channels
+        tensors, levels = [torch.from_numpy(array) for array in inputs], torch.tensor(levels, dtype=torch.float32)
+        if dims == 3:
+            tensors, levels = slices_to_volumes(tensors, levels, [part.shape[1] for part in parts])
+        return tensors, levels, n_channels
 
     def _fitted_networks(self) -> dict[int, torch.nn.Module]:
         """Network of each denoised contrast, by contrast index."""
@@ -164,12 +184,21 @@ class C2SBase(TableOutputMixin, PicklingMixin, TransformerMixin, BaseEstimator):
         with ranks_agree("checking X and measuring its noise"):  # distributed: every rank stops if one fails
             volumes = lazy_volumes(X) if names is None else None
             if volumes is not None:  # read on demand: statistics one volume at a time, patches as drawn
+                if getattr(self, "spatial_dims", 2) == 3:
+                    raise ValueError(
+                        "spatial_dims=3 trains on volumes held in memory; lazily readable volumes "
+                        "(h5py datasets, memory maps) are trained slice by slice: pass arrays, or spatial_dims=2"
+                    )
+                dims = 2
                 stats = lazy_statistics(volumes, self.sigma, self.noise_model, self.n_coils, self.context_slices)
                 parts, is_complex, self.noise_model_ = volumes, stats.is_complex, stats.noise_model
                 sigmas, methods, scales = stats.sigmas, stats.methods, stats.scales
                 part_sigmas, part_scales = sigmas, scales
             else:
                 items, _ = self._split(X, names, reset=True)
+                dims = resolve_spatial_dims(getattr(self, "spatial_dims", 2), items, self.context_slices)
+                if dims == 3:
+                    check_volumes(items, self.depth)
                 is_complex = check_kind(items, None)
                 self.noise_model_ = resolve_noise_model(items, self.noise_model, n_coils=self.n_coils)
                 sigmas, methods = self._noise_levels(items, names)
@@ -178,7 +207,9 @@ class C2SBase(TableOutputMixin, PicklingMixin, TransformerMixin, BaseEstimator):
             denoised_contrasts = self._denoised_contrasts(names)
             start = self._warm_networks(names, is_complex, denoised_contrasts)
             history = (self.n_iter_, list(self.loss_curve_), self.fit_time_) if start else None
-        results = self._train_networks(parts, part_sigmas, part_scales, denoised_contrasts, names, is_complex, start)
+        results = self._train_networks(
+            parts, part_sigmas, part_scales, denoised_contrasts, names, is_complex, start, dims
+        )
         self._store_fit(results, names, sigmas, scales, methods, is_complex)
         if history is not None:
             self._continue_fit(start, history, names)
@@ -236,6 +267,7 @@ class C2SBase(TableOutputMixin, PicklingMixin, TransformerMixin, BaseEstimator):
             refinement=float(self.refinement),
             air_weight=float(self.air_weight),
             compute_dtype=resolve_training_dtype(self.precision, device),
+            patch_depth=getattr(self, "patch_depth", 16),
         )
 
     def _train_networks(
@@ -247,17 +279,21 @@ class C2SBase(TableOutputMixin, PicklingMixin, TransformerMixin, BaseEstimator):
         names: Names,
         is_complex: bool,
         start: dict[int, torch.nn.Module] | None = None,
+        dims: int = 2,
     ) -> dict[int, TrainingResult]:
         """Train the network of each denoised contrast in turn (the rest are skipped once a fit is interrupted).
 
-        ``start``: networks whose weights training starts from (``warm_start``), by contrast index.
+        ``start``: networks whose weights training starts from (``warm_start``), by contrast index;
+        ``dims``: 2 (slice by slice) or 3 (volumes).
         """
         random_state = check_random_state(self.random_state)
         results: dict[int, TrainingResult] = {}
         for contrast in denoised_contrasts:
             seed = int(random_state.randint(np.iinfo(np.int32).max))
             initial = (start or {}).get(contrast)
-            result = results[contrast] = self._train_network(parts, sigmas, scales, contrast, is_complex, seed, initial)
+            result = results[contrast] = self._train_network(
+                parts, sigmas, scales, contrast, is_complex, seed, initial, dims
+            )
             if result.rollbacks:
                 warnings.warn(
                     f"training diverged {result.rollbacks} time(s)"
@@ -288,9 +324,10 @@ class C2SBase(TableOutputMixin, PicklingMixin, TransformerMixin, BaseEstimator):
         is_complex: bool,
         seed: int,
         initial: torch.nn.Module | None = None,
+        dims: int = 2,
     ) -> TrainingResult:
         """Build the network of one contrast (weights seeded by ``seed``, or those of ``initial``), train it with GDSM."""
-        inputs, levels, n_channels = self._network_inputs(parts, sigmas, scales, contrast, is_complex)
+        inputs, levels, n_channels = self._network_inputs(parts, sigmas, scales, contrast, is_complex, dims)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             network = NoiseConditionedUNet(
@@ -300,6 +337,8 @@ class C2SBase(TableOutputMixin, PicklingMixin, TransformerMixin, BaseEstimator):
                 depth=self.depth,
                 attention=self.attention,
                 noise_conditioning=self.noise_conditioning,
+                spatial_dims=dims,
+                separable=dims == 3 and getattr(self, "conv3d", "full") == "separable",
             )
         if initial is not None:
             if initial.config != network.config:
@@ -368,7 +407,8 @@ class C2SBase(TableOutputMixin, PicklingMixin, TransformerMixin, BaseEstimator):
         for contrast, network in self._fitted_networks().items():
             if contrasts is not None and contrast not in contrasts:
                 continue
-            inputs, levels, _ = self._network_inputs(parts, part_sigmas, part_scales, contrast, is_complex)
+            dims = network.config.get("spatial_dims", 2)
+            inputs, levels, _ = self._network_inputs(parts, part_sigmas, part_scales, contrast, is_complex, dims)
             denoised = denoise_images(
                 network,
                 inputs,
@@ -377,6 +417,8 @@ class C2SBase(TableOutputMixin, PicklingMixin, TransformerMixin, BaseEstimator):
                 batch_size=self.inference_batch_size,
                 self_ensemble=self.self_ensemble,
             )
+            if dims == 3:
+                denoised = volumes_to_slices(denoised)
             position = 0
             for output, scale, sigma in zip(outputs, part_scales, part_sigmas):
                 depth = output.shape[1]

@@ -172,6 +172,16 @@ def parse_sigmas(values: list[str] | None) -> float | str | dict[str, float | st
     return sigmas
 
 
+def parse_dims(value: str | None) -> int | str | None:
+    """``--dims``: 2, 3 or ``auto`` (the estimator's ``spatial_dims``)."""
+    if value is None:
+        return None
+    text = value.strip().lower()
+    if text not in ("2", "3", "auto"):
+        raise typer.BadParameter(f"expected 2, 3 or auto, got {value!r}", param_hint="--dims")
+    return text if text == "auto" else int(text)
+
+
 def parse_names(value: str | None, option: str) -> tuple[str, ...] | None:
     """A comma-separated list of contrast names, such as ``T1,T2,FLAIR``."""
     if value is None:

@@ -33,6 +33,7 @@ from ._cli_options import (
     VerboseOpt,
     input_files,
     parse_device,
+    parse_dims,
     parse_duration,
     parse_names,
     parse_sigmas,
@@ -113,6 +114,15 @@ def fit(
             help="K > 0: slices z-K..z+K condition the denoising of slice z (volumes need at least 2K slices).",
         ),
     ] = None,
+    dims: Annotated[
+        str | None,
+        typer.Option(
+            "--dims",
+            metavar="2|3|auto",
+            help="2: one network denoises slice by slice; 3: a 3-D network denoises whole volumes (each needs at "
+            "least 2^(depth-1) slices, one voxel size for all files); auto: 3 when every file is a volume.",
+        ),
+    ] = None,
     sigma: Annotated[
         list[str] | None,
         typer.Option(
@@ -189,6 +199,7 @@ def fit(
         "n_coils": n_coils,
         "target_contrasts": parse_names(target_contrasts, "--target-contrasts"),
         "context_slices": context_slices,
+        "spatial_dims": parse_dims(dims),
         "refinement": refinement,
         "max_iter": max_iter,
         "max_time": parse_duration(max_time),

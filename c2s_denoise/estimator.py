@@ -124,6 +124,18 @@ class C2SDenoiser(C2SBase):
         channels when it denoises slice ``z`` of a volume (2.5-D context; the loss acts on slice
         ``z`` only). Needs volumes of at least ``2k`` slices; a neighbour beyond the volume's
         end is replaced by its mirror about ``z``.
+    spatial_dims : {2, 3, "auto"}, default=2
+        2: one 2-D network denoises every slice (images and volumes alike). 3: a 3-D U-Net
+        trained on ``(patch_depth, patch_size, patch_size)`` patches denoises whole volumes
+        (4-D input or a list of ``(D, H, W)``; docs/method.md section 6, "Volumes"); each volume needs at
+        least ``2 ** (depth - 1)`` slices, voxels may be anisotropic (thick slices). ``"auto"``:
+        3 when every item is a volume (and ``context_slices=0``), 2 otherwise. Which one a
+        fitted model uses: ``spatial_dims_``.
+    patch_depth : int, default=16
+        Slices of the 3-D training patches (limited by the thinnest volume); unused with 2-D networks.
+    conv3d : {"full", "separable"}, default="full"
+        The 3-D network's residual convolutions: 3x3x3, or a 1x3x3 followed by a 3x1x1
+        ("(2+1)-D", less arithmetic per voxel); unused with 2-D networks.
     warm_start : bool, default=False
         When fitted, ``fit`` continues training the fitted networks (``n_iter_`` and ``loss_curve_``
         add up; noise levels are measured on the new X, of the same contrasts and kind).
@@ -146,6 +158,9 @@ class C2SDenoiser(C2SBase):
         How each noise level was obtained: an estimator's name, or "given".
     network_ : torch.nn.Module
         The trained network (EMA weights), in evaluation mode. Only without ``contrasts``.
+    spatial_dims_ : int
+        2 (slice by slice) or 3 (volumes): the fitted networks' dimensions (``spatial_dims``
+        resolved for the training data).
     networks_ : dict of str to torch.nn.Module
         With ``contrasts``: the network of each target contrast.
     contrasts_ : tuple of str
@@ -220,6 +235,9 @@ class C2SDenoiser(C2SBase):
         "contrasts": [tuple, list, None],
         "target_contrasts": [tuple, list, None],
         "context_slices": [Interval(Integral, 0, None, closed="left")],
+        "spatial_dims": [StrOptions({"auto"}), Interval(Integral, 2, 3, closed="both")],
+        "patch_depth": [Interval(Integral, 1, None, closed="left")],
+        "conv3d": [StrOptions({"full", "separable"})],
         "warm_start": ["boolean"],
         "device": [str],
         "random_state": ["random_state"],
@@ -255,6 +273,9 @@ class C2SDenoiser(C2SBase):
         contrasts=None,
         target_contrasts=None,
         context_slices=0,
+        spatial_dims=2,
+        patch_depth=16,
+        conv3d="full",
         warm_start=False,
         device="auto",
         random_state=None,
@@ -286,6 +307,9 @@ class C2SDenoiser(C2SBase):
         self.contrasts = contrasts
         self.target_contrasts = target_contrasts
         self.context_slices = context_slices
+        self.spatial_dims = spatial_dims
+        self.patch_depth = patch_depth
+        self.conv3d = conv3d
         self.warm_start = warm_start
         self.device = device
         self.random_state = random_state

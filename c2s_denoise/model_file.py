@@ -67,6 +67,8 @@ _NETWORK_CONFIG = {
     "signal_std": float,
     "embedding_dim": int,
 }
+#: Network config entries that may be absent (their default then applies): 3-D networks only.
+_OPTIONAL_NETWORK_CONFIG = {"spatial_dims": int, "separable": bool}
 
 
 def is_model_file(path: str | os.PathLike[str]) -> bool:
@@ -324,9 +326,9 @@ def _networks(
         if not (contrast is None if contrasts is None else contrast in contrasts) or contrast in networks:
             raise C2SInputError(None, f"invalid model file (network {index} has contrast {contrast!r})")
         _expect(config, dict, "network config")
-        if set(config) != set(_NETWORK_CONFIG) or not all(
-            isinstance(config[k], t) and (t is bool or not isinstance(config[k], bool))
-            for k, t in _NETWORK_CONFIG.items()
+        schema = {**_NETWORK_CONFIG, **{k: t for k, t in _OPTIONAL_NETWORK_CONFIG.items() if k in config}}
+        if set(config) != set(schema) or not all(
+            isinstance(config[k], t) and (t is bool or not isinstance(config[k], bool)) for k, t in schema.items()
         ):
             raise C2SInputError(None, f"invalid model file (network {index} has an invalid config)")
         prefix = f"networks.{index}."

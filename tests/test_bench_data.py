@@ -256,3 +256,22 @@ def test_benchmark_psnr_is_the_package_psnr_and_the_former_formulas(dtype):
 
     budget_sweep = float(10 * np.log10(1.0 / np.mean((np.clip(estimate, 0, 1) - clean) ** 2)))
     assert psnr(np.clip(estimate, 0, 1), clean, range_=1.0) == budget_sweep
+
+
+@pytest.mark.parametrize("spacing, thickness", [(2, 1), (4, 4)])
+def test_mni152_volumes_alternate_blocks_that_never_touch(spacing, thickness):
+    pytest.importorskip("nilearn")
+    from bench_data.volumes import load_mni152_volumes
+
+    split = load_mni152_volumes(spacing, thickness)
+    assert len(split.train) == len(split.test) == 2
+    for volume, mask in zip(split.train + split.test, split.train_mask + split.test_mask):
+        assert volume.shape == mask.shape and volume.shape[0] >= 4 and mask.any()
+        assert 0.0 <= volume.min() and volume.max() <= 1.0
+    starts = sorted(
+        (block[0], block[-1], "train" if block in split.train_indices else "test")
+        for block in split.train_indices + split.test_indices
+    )
+    assert [kind for *_, kind in starts] == ["train", "test", "train", "test"]
+    for (_, last, _), (first, _, _) in zip(starts, starts[1:]):
+        assert first - (last + thickness - 1) > spacing  # a dropped slice between blocks

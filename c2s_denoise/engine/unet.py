@@ -3,7 +3,8 @@
 The embedding of ``log(sigma_t)`` modulates every residual block (feature-wise scale and shift,
 DDPM style). An optional self-attention block sits at the lowest resolution, its normalisation
 modulated by the same embedding. Inputs of any size (down to 1x1) are padded internally to a
-multiple of the total down-sampling factor and cropped back.
+multiple of the total down-sampling factor and cropped back. ``spatial_dims=3`` builds the same
+network with 3-D convolutions, for volumes ``(B, C, D, H, W)`` (docs/method.md section 6, "Volumes").
 
 The network is wrapped in the EDM-style preconditioning of Karras et al. (2022),
 
@@ -16,11 +17,21 @@ unchanged.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 __all__ = ["NoiseConditionedUNet", "multiply_adds_per_pixel", "network_from_state", "network_state"]
+
+_CONV = {2: nn.Conv2d, 3: nn.Conv3d}
+_CONV_TRANSPOSE = {2: nn.ConvTranspose2d, 3: nn.ConvTranspose3d}
+
+
+def _per_channel(values: Tensor, spatial_dims: int) -> Tensor:
+    """``(B, C)`` values viewed to broadcast over ``(B, C, *spatial)`` feature maps."""
+    return values.view(values.shape + (1,) * spatial_dims)
 
 
 class NoiseEmbedding(nn.Module):
@@ -36,13 +47,27 @@ class NoiseEmbedding(nn.Module):
         return self.mlp(torch.cat([angles.sin(), angles.cos()], dim=1))
 
 
+def _separable_conv3d(channels: int) -> nn.Sequential:
+    """A "(2+1)-D" convolution: 1x3x3 in the plane, then 3x1x1 through the slices (12 weights per pair, not 27)."""
+    return nn.Sequential(
+        nn.Conv3d(channels, channels, (1, 3, 3), padding=(0, 1, 1)),
+        nn.Conv3d(channels, channels, (3, 1, 1), padding=(1, 0, 0)),
+    )
+
+
 class ResidualBlock(nn.Module):
     """``x + conv(act(film(conv(x))))``, with a feature-wise scale/shift from the embedding."""
 
-    def __init__(self, channels: int, embedding_dim: int | None) -> None:
+    def __init__(
+        self, channels: int, embedding_dim: int | None, spatial_dims: int = 2, separable: bool = False
+    ) -> None:
         super().__init__()
-        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1)
-        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1)
+        self.spatial_dims = spatial_dims
+        if separable:
+            self.conv1, self.conv2 = _separable_conv3d(channels), _separable_conv3d(channels)
+        else:
+            self.conv1 = _CONV[spatial_dims](channels, channels, 3, padding=1)
+            self.conv2 = _CONV[spatial_dims](channels, channels, 3, padding=1)
         self.film = nn.Linear(embedding_dim, 2 * channels) if embedding_dim else None
         if self.film is not None:
             nn.init.zeros_(self.film.weight)
@@ -52,7 +77,7 @@ class ResidualBlock(nn.Module):
     def forward(self, x: Tensor, embedding: Tensor | None) -> Tensor:
         h = self.conv1(self.act(x))
         if self.film is not None and embedding is not None:
-            scale, shift = self.film(embedding)[:, :, None, None].chunk(2, dim=1)
+            scale, shift = _per_channel(self.film(embedding), self.spatial_dims).chunk(2, dim=1)
             h = torch.addcmul(shift, h, 1.0 + scale)
         h = self.conv2(self.act(h))
         return x + h
@@ -72,14 +97,13 @@ class ModulatedSelfAttention(nn.Module):
         self.attention = nn.MultiheadAttention(channels, n_heads, batch_first=True)
 
     def forward(self, x: Tensor, embedding: Tensor | None) -> Tensor:
-        b, c, height, width = x.shape
         h = self.norm(x)
         if self.film is not None and embedding is not None:
-            scale, shift = self.film(embedding)[:, :, None, None].chunk(2, dim=1)
+            scale, shift = _per_channel(self.film(embedding), x.dim() - 2).chunk(2, dim=1)
             h = torch.addcmul(shift, h, 1.0 + scale)
         tokens = h.flatten(2).transpose(1, 2)
         attended, _ = self.attention(tokens, tokens, tokens, need_weights=False)
-        return x + attended.transpose(1, 2).reshape(b, c, height, width)
+        return x + attended.transpose(1, 2).reshape(x.shape)
 
 
 class NoiseConditionedUNet(nn.Module):
@@ -104,6 +128,13 @@ class NoiseConditionedUNet(nn.Module):
         Typical standard deviation of the normalised images, used by the preconditioning.
     embedding_dim : int, default=64
         Size of the noise-level embedding.
+    spatial_dims : {2, 3}, default=2
+        2: images ``(B, C, H, W)``; 3: volumes ``(B, C, D, H, W)`` with 3x3x3 convolutions,
+        down-sampled by 2 along every axis (voxel sizes do not matter: the network sees voxels).
+        Volumes need at least ``2 ** (depth - 1)`` slices (:attr:`min_depth`).
+    separable : bool, default=False
+        With ``spatial_dims=3``: the residual blocks' 3x3x3 convolutions become a 1x3x3 one
+        followed by a 3x1x1 one ("(2+1)-D", 12/27 of the arithmetic).
     """
 
     def __init__(
@@ -116,10 +147,16 @@ class NoiseConditionedUNet(nn.Module):
         noise_conditioning: bool = True,
         signal_std: float = 0.5,
         embedding_dim: int = 64,
+        spatial_dims: int = 2,
+        separable: bool = False,
     ) -> None:
         super().__init__()
         if width < 1 or depth < 1:
             raise ValueError(f"width and depth must be >= 1, got width={width}, depth={depth}")
+        if spatial_dims not in _CONV:
+            raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims!r}")
+        if separable and spatial_dims != 3:
+            raise ValueError("separable convolutions are for 3-D networks (spatial_dims=3)")
         if out_channels > in_channels:
             raise ValueError("out_channels cannot exceed in_channels")
         self.config = dict(
@@ -132,27 +169,43 @@ class NoiseConditionedUNet(nn.Module):
             signal_std=signal_std,
             embedding_dim=embedding_dim,
         )
+        if spatial_dims != 2:  # 2-D configurations stay as they were saved before volumes existed
+            self.config["spatial_dims"] = spatial_dims
+        if separable:
+            self.config["separable"] = True
+        self.spatial_dims = spatial_dims
         self.out_channels = out_channels
         self.signal_std = float(signal_std)
         self.depth = depth
         emb = embedding_dim if noise_conditioning else None
         self.embedding = NoiseEmbedding(embedding_dim) if noise_conditioning else None
         channels = [width * 2**level for level in range(depth)]
-        self.stem = nn.Conv2d(in_channels, channels[0], 3, padding=1)
-        self.encoder = nn.ModuleList(ResidualBlock(c, emb) for c in channels[:-1])
-        self.down = nn.ModuleList(
-            nn.Conv2d(channels[i], channels[i + 1], 3, stride=2, padding=1) for i in range(depth - 1)
-        )
-        self.middle = nn.ModuleList([ResidualBlock(channels[-1], emb)])
+        conv, dims = _CONV[spatial_dims], spatial_dims
+        self.stem = conv(in_channels, channels[0], 3, padding=1)
+        self.encoder = nn.ModuleList(ResidualBlock(c, emb, dims, separable) for c in channels[:-1])
+        self.down = nn.ModuleList(conv(channels[i], channels[i + 1], 3, stride=2, padding=1) for i in range(depth - 1))
+        self.middle = nn.ModuleList([ResidualBlock(channels[-1], emb, dims, separable)])
         if attention:
             self.middle.append(ModulatedSelfAttention(channels[-1], emb))
-            self.middle.append(ResidualBlock(channels[-1], emb))
-        self.up = nn.ModuleList(nn.ConvTranspose2d(channels[i + 1], channels[i], 2, stride=2) for i in range(depth - 1))
-        self.decoder = nn.ModuleList(ResidualBlock(c, emb) for c in channels[:-1])
-        self.head = nn.Sequential(nn.SiLU(), nn.Conv2d(channels[0], out_channels, 3, padding=1))
+            self.middle.append(ResidualBlock(channels[-1], emb, dims, separable))
+        self.up = nn.ModuleList(
+            _CONV_TRANSPOSE[dims](channels[i + 1], channels[i], 2, stride=2) for i in range(depth - 1)
+        )
+        self.decoder = nn.ModuleList(ResidualBlock(c, emb, dims, separable) for c in channels[:-1])
+        self.head = nn.Sequential(nn.SiLU(), conv(channels[0], out_channels, 3, padding=1))
+
+    @property
+    def memory_format(self) -> torch.memory_format:
+        """The channels-last layout of this network's weights and inputs (faster on CPU and recent GPUs)."""
+        return torch.channels_last_3d if self.spatial_dims == 3 else torch.channels_last
+
+    @property
+    def min_depth(self) -> int:
+        """Fewest slices a volume needs (``spatial_dims=3``): one voxel at the lowest resolution."""
+        return 2 ** (self.depth - 1) if self.spatial_dims == 3 else 1
 
     def forward(self, x: Tensor, sigma: Tensor) -> Tensor:
-        """Denoise ``x`` (B, C, H, W) whose first ``out_channels`` carry noise level ``sigma`` (B,).
+        """Denoise ``x`` (B, C, H, W), or (B, C, D, H, W) with ``spatial_dims=3``, whose first ``out_channels`` carry noise level ``sigma`` (B,).
 
         Channels after the first ``out_channels`` are conditioning inputs (other contrasts,
         neighbouring slices): they enter the backbone scaled by ``1 / signal_std`` and are not
@@ -161,10 +214,16 @@ class NoiseConditionedUNet(nn.Module):
         sigma = sigma.to(x.dtype).reshape(-1)
         if sigma.numel() == 1 and x.shape[0] != 1:
             sigma = sigma.expand(x.shape[0])
+        if x.dim() != 2 + self.spatial_dims:
+            raise ValueError(
+                f"a network with spatial_dims={self.spatial_dims} takes {2 + self.spatial_dims}-D input "
+                f"(batch, channels, {'depth, ' if self.spatial_dims == 3 else ''}height, width), got shape {tuple(x.shape)}"
+            )
         var_total = self.signal_std**2 + sigma.square()
-        c_in = var_total.rsqrt().view(-1, 1, 1, 1)
-        c_skip = (self.signal_std**2 / var_total).view(-1, 1, 1, 1)
-        c_out = (sigma * self.signal_std * var_total.rsqrt()).view(-1, 1, 1, 1)
+        shape = (-1,) + (1,) * (1 + self.spatial_dims)
+        c_in = var_total.rsqrt().view(shape)
+        c_skip = (self.signal_std**2 / var_total).view(shape)
+        c_out = (sigma * self.signal_std * var_total.rsqrt()).view(shape)
         denoised_input = x[:, : self.out_channels]
         if x.shape[1] > self.out_channels:
             # conditioning channels (other contrasts, neighbouring slices) keep their own noise
@@ -176,11 +235,11 @@ class NoiseConditionedUNet(nn.Module):
         return c_skip * denoised_input + c_out * residual
 
     def _backbone(self, x: Tensor, sigma: Tensor) -> Tensor:
-        height, width = x.shape[-2:]
+        sizes = x.shape[2:]
         multiple = 2 ** (self.depth - 1)
-        pad_h, pad_w = (-height) % multiple, (-width) % multiple
-        if pad_h or pad_w:
-            x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
+        pads = [(-size) % multiple for size in sizes]
+        if any(pads):
+            x = F.pad(x, [p for pad in reversed(pads) for p in (0, pad)], mode="replicate")
         embedding = self.embedding(torch.log(sigma)) if self.embedding is not None else None
         h = self.stem(x)
         skips = []
@@ -193,23 +252,23 @@ class NoiseConditionedUNet(nn.Module):
         for block, up, skip in zip(reversed(self.decoder), reversed(self.up), reversed(skips)):
             h = block(up(h) + skip, embedding)
         out = self.head(h)
-        return out[..., :height, :width]
+        return out[(Ellipsis, *(slice(0, size) for size in sizes))]
 
 
 def multiply_adds_per_pixel(network: NoiseConditionedUNet, size: int = 64) -> float:
-    """Multiply-adds of the convolutions and linear layers per input pixel (forward pass).
+    """Multiply-adds of the convolutions and linear layers per input pixel or voxel (forward pass).
 
-    Measured with forward hooks on one ``size x size`` image; attention's matrix products are
+    Measured with forward hooks on one ``size x size`` image (``size``-cubed volume); attention's matrix products are
     not counted. Training costs about three times this per pixel (forward and backward).
     """
     total = [0.0]
 
     def hook(module: nn.Module, inputs: tuple[Tensor, ...], output: Tensor) -> None:
-        if isinstance(module, nn.Conv2d):
-            kernel = module.kernel_size[0] * module.kernel_size[1]
+        if isinstance(module, (nn.Conv2d, nn.Conv3d)):
+            kernel = math.prod(module.kernel_size)
             total[0] += output.numel() * kernel * module.in_channels / module.groups
-        elif isinstance(module, nn.ConvTranspose2d):
-            kernel = module.kernel_size[0] * module.kernel_size[1]
+        elif isinstance(module, (nn.ConvTranspose2d, nn.ConvTranspose3d)):
+            kernel = math.prod(module.kernel_size)
             total[0] += inputs[0].numel() * kernel * module.out_channels / module.groups
         elif isinstance(module, nn.Linear):
             total[0] += output.numel() * module.in_features
@@ -218,11 +277,12 @@ def multiply_adds_per_pixel(network: NoiseConditionedUNet, size: int = 64) -> fl
     try:
         with torch.no_grad():
             channels = network.config["in_channels"]
-            network(torch.zeros(1, channels, size, size), torch.tensor([0.1]))
+            dims = network.config.get("spatial_dims", 2)
+            network(torch.zeros(1, channels, *(size,) * dims), torch.tensor([0.1]))
     finally:
         for handle in handles:
             handle.remove()
-    return total[0] / (size * size)
+    return total[0] / size ** network.config.get("spatial_dims", 2)
 
 
 def network_state(network: NoiseConditionedUNet) -> dict:

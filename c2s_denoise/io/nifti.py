@@ -89,8 +89,17 @@ def load_nifti(path: str | Path, *, slice_axis: int = -1) -> LoadedImage:
         "image_class": type(img),
         "slice_axis": axis,
         "shape": tuple(shape),
+        "voxel_size": _voxel_size(img.header, axis),
     }
     return LoadedImage(data=volume, format="nifti", meta=meta, source=path)
+
+
+def _voxel_size(header: Any, axis: int | None) -> tuple[float, ...]:
+    """Voxel size in the order of the loaded data: ``(slice, row, column)`` for volumes, ``(row, column)`` for images."""
+    zooms = [float(z) for z in header.get_zooms()[:3]]
+    if axis is None or len(zooms) < 3:
+        return tuple(zooms[:2])
+    return (zooms[axis], *(z for i, z in enumerate(zooms) if i != axis))
 
 
 def write_nifti(target: str | Path, data: np.ndarray, like: LoadedImage) -> None:

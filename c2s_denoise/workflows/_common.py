@@ -75,6 +75,34 @@ def check_depth(image: LoadedImage, context_slices: int) -> None:
         )
 
 
+def check_voxel_sizes(images: Sequence[LoadedImage], spatial_dims: object) -> None:
+    """Files that train one 3-D network must share one voxel size (where their format records it).
+
+    A 3-D network learns from voxels: volumes of different voxel sizes (e.g. 1 mm and 3 mm slices)
+    show it the same anatomy at different scales along each axis. Checked for ``spatial_dims``
+    3 or ``"auto"`` (which picks 3 for volumes) before any work; relative differences below 1%
+    are rounding.
+    """
+    if spatial_dims not in (3, "auto"):
+        return
+    sized = [(image, image.meta["voxel_size"]) for image in images if len(image.meta.get("voxel_size", ())) == 3]
+    if not sized:
+        return
+    first, reference = sized[0]
+    for image, size in sized[1:]:
+        if any(abs(a - b) > 0.01 * max(abs(a), abs(b)) for a, b in zip(size, reference)):
+            raise C2SInputError(
+                image.source,
+                f"voxel size {_mm(size)} differs from {_mm(reference)} of {first.source} (the first file): a 3-D "
+                "network (--dims 3) learns from voxels, so its training files need one voxel size; resample them, "
+                "or fit slice by slice with --dims 2",
+            )
+
+
+def _mm(size: tuple[float, ...]) -> str:
+    return " x ".join(f"{value:g}" for value in size) + " mm (slice, row, column)"
+
+
 def item_error(exc: Exception, item_files: Sequence[Path], action: str) -> C2SInputError:
     """An estimator error as a file error: an error about item ``i`` names ``item_files[i]``.
 

@@ -20,6 +20,7 @@ from ._common import (
     check_device,
     check_inputs,
     check_output_folder,
+    check_voxel_sizes,
     estimator_class,
     item_error,
     logger,
@@ -217,12 +218,18 @@ def _prepare(
             images.append(image)
         if progress:
             progress(len(images), len(paths))
+    check_voxel_sizes(images, params.get("spatial_dims", getattr(resumed, "spatial_dims", _default_dims())))
     _use_physical_noise_level(images, params)
     try:
         model = estimator_class()(**params) if resumed is None else resumed.set_params(**params, warm_start=True)
     except (TypeError, ValueError) as exc:
         raise C2SInputError(None, f"invalid estimator parameter ({exc})") from None
     return names, subjects, paths, out, images, model
+
+
+def _default_dims() -> object:
+    """The estimator's default ``spatial_dims``."""
+    return estimator_class()().spatial_dims
 
 
 def _input_entries(
