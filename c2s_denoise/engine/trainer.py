@@ -151,12 +151,11 @@ def make_optimizer(network: nn.Module, config: TrainingConfig, device: torch.dev
     """
     parameters = list(network.parameters())
     kwargs = {"lr": config.learning_rate, "weight_decay": config.weight_decay}
-    if device.type in ("cpu", "cuda"):
-        try:
-            return torch.optim.AdamW(parameters, fused=True, **kwargs)
-        except (RuntimeError, ValueError, TypeError):  # torch without a fused kernel for this device
-            pass
-    return torch.optim.AdamW(parameters, **kwargs)
+    fused = device.type in ("cpu", "cuda")
+    try:
+        return torch.optim.AdamW(parameters, fused=fused, **kwargs)
+    except (RuntimeError, ValueError, TypeError):  # torch without a fused kernel for this device
+        return torch.optim.AdamW(parameters, **kwargs)
 
 
 def _non_finite_message(value: float, step: int, config: TrainingConfig, warmup_steps: int) -> str:
