@@ -46,29 +46,31 @@ METHODS = ("c2s", "r2r", "noise2clean")
 NAMES = {"c2s": "C2S", "r2r": "R2R", "noise2clean": "Noise2Clean (supervised)"}
 
 
-def fit_and_score(method: str, steps: int, data: dict) -> dict:
-    """Train ``method`` for ``steps`` steps on the training slices; metrics on the held-out ones."""
+def fit_and_score(method: str, steps: int, data: dict, seed: int = 0) -> dict:
+    """Train ``method`` for ``steps`` steps on the training slices (``seed``: initialisation and
+    sampling); metrics on the held-out ones."""
     cpu_start = time.process_time()
     if method == "c2s":
-        model = C2SDenoiser(sigma=SIGMA, max_iter=steps, random_state=0).fit([data["noisy_train"]])
+        model = C2SDenoiser(sigma=SIGMA, max_iter=steps, random_state=seed).fit([data["noisy_train"]])
         output, seconds = model.transform([data["noisy_test"]])[0], model.fit_time_
     else:
         loss = make_peer(method)
         trained = train_peer(
             loss,
-            make_peer_network(seed=0, skip=loss.identity_skip),
+            make_peer_network(seed=seed, skip=loss.identity_skip),
             data["noisy_train"],
             SIGMA,
             clean=data["clean_train"] if loss.needs_clean else None,
             max_iter=steps,
-            seed=0,
+            seed=seed,
         )
         output, seconds = (
-            np.asarray(denoise_peer(loss, trained.network, data["noisy_test"], SIGMA, seed=0)),
+            np.asarray(denoise_peer(loss, trained.network, data["noisy_test"], SIGMA, seed=seed)),
             trained.seconds,
         )
     return {
         "method": method,
+        "seed": seed,
         "steps": steps,
         "train_s": seconds,
         "cpu_s": time.process_time() - cpu_start,
@@ -99,7 +101,7 @@ def report(out: Path) -> str:
     runs, header, rates, machines = [], {"dates": [], "commands": []}, [], {}
     for path in sorted(out.glob("time_budget_*.json")):
         content = json.loads(path.read_text())
-        series = content["header"]["dates"][0]
+        series = content["header"].get("series", content["header"]["dates"][0])
         runs += [{**run, "series": series} for run in content["runs"]]
         rates += [f"{NAMES[m]} {r:.1f} steps/s ({series})" for m, r in sorted(content["header"]["rates"].items())]
         machines.setdefault(content["header"]["machine"], set()).add(series)
@@ -127,16 +129,32 @@ def report(out: Path) -> str:
         f"- line to beat: BM3D (sigma known) {bm3d['psnr_brain']:.2f} dB brain PSNR, SSIM {bm3d['ssim']:.3f}; "
         f"noisy input {header['noisy']['psnr_brain']:.2f} dB",
         "",
-        "| method | series (defaults of) | budget (min) | steps | PSNR brain (dB) | vs BM3D (dB) | SSIM | "
+        "| method | series (defaults of) | budget (min) | seed | steps | PSNR brain (dB) | vs BM3D (dB) | SSIM | "
         "fit wall s (threads) | note |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for run in sorted(runs, key=lambda r: (r["series"], r["method"], r["minutes"])):
+    for run in sorted(runs, key=lambda r: (r["series"], r["method"], r["minutes"], r.get("seed", 0))):
         lines.append(
-            f"| {NAMES[run['method']]} | {run['series']} | {run['minutes']:g} | {run['steps']} | {run['psnr_brain']:.2f} | "
-            f"{run['psnr_brain'] - bm3d['psnr_brain']:+.2f} | {run['ssim']:.3f} | {run['train_s']:.0f} ({run['threads']}) | "
-            f"{run.get('note', '')} |"
+            f"| {NAMES[run['method']]} | {run['series']} | {run['minutes']:g} | {run.get('seed', 0)} | {run['steps']} | "
+            f"{run['psnr_brain']:.2f} | {run['psnr_brain'] - bm3d['psnr_brain']:+.2f} | {run['ssim']:.3f} | "
+            f"{run['train_s']:.0f} ({run['threads']}) | {run.get('note', '')} |"
         )
+    groups = _seed_groups(runs)
+    if any(len(group) > 1 for group in groups.values()):
+        lines += [
+            "",
+            "Mean over seeds (series with more than one seed per budget; sd: sample standard deviation):",
+            "",
+            "| method | series | budget (min) | seeds | PSNR brain mean (dB) | sd (dB) | SSIM mean |",
+            "| --- | --- | --- | --- | --- | --- | --- |",
+        ]
+        for (series, method, minutes), group in sorted(groups.items()):
+            if len(group) > 1:
+                values = np.array([r["psnr_brain"] for r in group])
+                lines.append(
+                    f"| {NAMES[method]} | {series} | {minutes:g} | {len(group)} | {values.mean():.2f} | "
+                    f"{values.std(ddof=1):.2f} | {np.mean([r['ssim'] for r in group]):.3f} |"
+                )
     text = "\n".join(lines) + "\n"
     (out / "time_budget_sigma25.md").write_text(text)
 
@@ -148,8 +166,11 @@ def report(out: Path) -> str:
     fig, ax = plt.subplots(figsize=(6, 4))
     for series in sorted({r["series"] for r in runs}):
         for method in METHODS:  # runs with a note (e.g. diverged before the guard existed) are not plotted
-            chosen = [r for r in runs if r["method"] == method and r["series"] == series and not r.get("note")]
-            points = sorted((r["minutes"], r["psnr_brain"]) for r in chosen)
+            points = sorted(  # the mean over seeds; runs with a note are left out
+                (minutes, float(np.mean([r["psnr_brain"] for r in group])))
+                for (s, m, minutes), group in groups.items()
+                if s == series and m == method
+            )
             if points:
                 ax.plot(*zip(*points), marker="o", label=f"{NAMES[method]} ({series})")
     ax.axhline(bm3d["psnr_brain"], color="gray", linestyle="--", label="BM3D (sigma known)")
@@ -167,6 +188,15 @@ def report(out: Path) -> str:
     return text
 
 
+def _seed_groups(runs: list[dict]) -> dict[tuple, list[dict]]:
+    """Runs without a note grouped by ``(series, method, minutes)`` (one entry per seed)."""
+    groups: dict[tuple, list[dict]] = {}
+    for run in runs:
+        if not run.get("note"):
+            groups.setdefault((run["series"], run["method"], run["minutes"]), []).append(run)
+    return groups
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
@@ -181,6 +211,8 @@ def main() -> None:
         default="wall",
         help="measure the rates in wall seconds (default threads) or CPU seconds of one thread",
     )
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0], help="one fit per seed and budget")
+    parser.add_argument("--series", default=None, help="label of this run's rows (default: today's date)")
     parser.add_argument("--json", type=Path, default=None, help="where to write this run's results")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--report", action="store_true", help="only merge the JSON results into the table and plot")
@@ -209,7 +241,9 @@ def main() -> None:
     import bm3d
 
     started = datetime.datetime.now(datetime.timezone.utc)
+    series = args.series or f"{started:%Y-%m-%d}"
     header = {
+        "series": series,
         "dates": [f"{started:%Y-%m-%d}"],
         "commands": [command()],
         "machine": machine().replace(f"({torch.get_num_threads()} threads)", "(threads per run below)"),
@@ -219,15 +253,16 @@ def main() -> None:
             np.stack([bm3d.bm3d(image, SIGMA) for image in data["noisy_test"]]), split.test, split.test_mask
         ),
     }
-    path = args.json or args.out / f"time_budget_{started:%Y-%m-%d}_{'_'.join(args.methods)}.json"
+    path = args.json or args.out / f"time_budget_{series.replace(' ', '_')}_{'_'.join(args.methods)}.json"
     runs = []
-    for method in args.methods:
-        for minutes in args.minutes:
-            steps = int(round(minutes * 60 * rates[method]))
-            run = {"minutes": minutes, **fit_and_score(method, steps, data)}
-            runs.append(run)
-            print(json.dumps(run), flush=True)
-            path.write_text(json.dumps({"header": header, "runs": runs}, indent=2) + "\n")
+    for minutes in args.minutes:
+        for seed in args.seeds:
+            for method in args.methods:  # methods interleaved: a change of load hits both alike
+                steps = int(round(minutes * 60 * rates[method]))
+                run = {"minutes": minutes, **fit_and_score(method, steps, data, seed=seed)}
+                runs.append(run)
+                print(json.dumps(run), flush=True)
+                path.write_text(json.dumps({"header": header, "runs": runs}, indent=2) + "\n")
     print(report(args.out))
 
 

@@ -41,6 +41,31 @@ def test_unet_output_depends_on_noise_level_only_when_conditioned():
     torch.testing.assert_close(plain._backbone(x, torch.tensor([0.05])), plain._backbone(x, torch.tensor([0.3])))
 
 
+@pytest.mark.parametrize("spatial_dims", [2, 3])
+def test_reduced_precision_modulation_is_the_float32_scale_and_shift(spatial_dims):
+    """The bfloat16 path of the FiLM modulation (shift materialised, for speed) computes
+    ``h * (1 + scale) + shift`` and its gradients as the float32 ``addcmul`` does, in ``h``'s layout."""
+    from c2s_denoise.engine.unet import _modulate
+
+    generator = torch.Generator().manual_seed(0)
+    layout = torch.channels_last if spatial_dims == 2 else torch.channels_last_3d
+    h = torch.randn(3, 8, *(6,) * spatial_dims, generator=generator).to(memory_format=layout)
+    film = torch.randn(3, 16, generator=generator)
+    upstream = torch.randn(h.shape, generator=generator)
+    results = {}
+    for dtype in (torch.float32, torch.bfloat16):
+        h_d = h.detach().to(dtype).requires_grad_()
+        film_d = film.detach().to(dtype).requires_grad_()
+        out = _modulate(h_d, film_d)
+        out.backward(upstream.to(dtype))
+        assert out.dtype == dtype and out.is_contiguous(memory_format=layout)
+        results[dtype] = [t.float() for t in (out, h_d.grad, film_d.grad)]
+    expected = h * (1 + film[:, :8].view(3, 8, *(1,) * spatial_dims)) + film[:, 8:].view(3, 8, *(1,) * spatial_dims)
+    torch.testing.assert_close(results[torch.float32][0], expected)
+    for exact, reduced in zip(results[torch.float32], results[torch.bfloat16]):
+        torch.testing.assert_close(reduced, exact, rtol=0.02, atol=0.05 * exact.abs().max().item())
+
+
 def test_multiply_adds_grow_with_width_squared():
     small = multiply_adds_per_pixel(NoiseConditionedUNet(width=16))
     large = multiply_adds_per_pixel(NoiseConditionedUNet(width=32))
