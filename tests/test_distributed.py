@@ -164,3 +164,20 @@ def test_ddp_training_is_single_process_training_on_the_union_of_the_ranks_batch
 
 def test_one_process_is_not_distributed() -> None:
     assert (rank(), world_size(), rank_seed(7)) == (0, 1, 7)
+
+
+def test_an_indexed_gpu_under_torchrun_is_one_error_line_and_nothing_written(
+    files: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--device cuda:1`` with several ranks would put them all on GPU 1: refused before anything runs."""
+    from typer.testing import CliRunner
+
+    from c2s_denoise.cli import app
+
+    monkeypatch.setenv("WORLD_SIZE", "2")  # what torchrun sets; the guard acts before joining a group
+    model = tmp_path / "model.c2s"
+    result = CliRunner().invoke(app, ["fit", str(files["a"]), "-o", str(model), *TINY, "--device", "cuda:1"])
+    assert result.exit_code != 0
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "every rank on that one GPU" in errors[0] and "--device cuda" in errors[0], result.output
+    assert not model.exists() and list(tmp_path.iterdir()) == []

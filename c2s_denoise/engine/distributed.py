@@ -132,9 +132,20 @@ def init_from_environment(device: str | None = None, timeout_s: float = 1800.0) 
     Nothing happens without ``WORLD_SIZE`` > 1 in the environment or when a group exists already.
     The backend is NCCL when the run uses CUDA (each rank then works on GPU ``LOCAL_RANK``),
     gloo otherwise.
+
+    Raises
+    ------
+    ValueError
+        For a CUDA device with an index (``"cuda:1"``) in a run of several processes: every rank
+        would share that one GPU; ``"cuda"`` or ``"auto"`` gives each rank its own.
     """
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or not dist.is_available() or dist.is_initialized():
         return False
+    if str(device).startswith("cuda:"):
+        raise ValueError(
+            f"device {device!r} under torchrun would put every rank on that one GPU; use --device cuda "
+            "(or auto): each rank then works on GPU LOCAL_RANK (choose the GPUs with CUDA_VISIBLE_DEVICES)"
+        )
     wants_cuda = (device in (None, "auto") and torch.cuda.is_available()) or str(device).startswith("cuda")
     if wants_cuda:
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
