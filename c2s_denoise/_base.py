@@ -63,6 +63,11 @@ Items = list[np.ndarray]
 Names = tuple[str, ...] | None
 
 
+def _warn(message: str) -> None:
+    """A UserWarning about training, shown at the caller of ``fit`` (from ``_train_networks``)."""
+    warnings.warn(message, UserWarning, stacklevel=5)
+
+
 class C2SBase(TableOutputMixin, PicklingMixin, TransformerMixin, BaseEstimator):
     """Private steps of :class:`~c2s_denoise.estimator.C2SDenoiser` (not for direct use)."""
 
@@ -294,14 +299,16 @@ class C2SBase(TableOutputMixin, PicklingMixin, TransformerMixin, BaseEstimator):
             result = results[contrast] = self._train_network(
                 parts, sigmas, scales, contrast, is_complex, seed, initial, dims
             )
+            of_contrast = f" for contrast {names[contrast]!r}" if names else ""
             if result.rollbacks:
-                warnings.warn(
-                    f"training diverged {result.rollbacks} time(s)"
-                    + (f" for contrast {names[contrast]!r}" if names else "")
-                    + "; each time the last healthy weights were restored and the learning rate halved "
-                    "(a lower learning_rate avoids this)",
-                    UserWarning,
-                    stacklevel=4,
+                _warn(
+                    f"training diverged {result.rollbacks} time(s){of_contrast}; each time the last healthy weights "
+                    "were restored and the learning rate halved (a lower learning_rate avoids this)"
+                )
+            if result.skipped_steps:
+                _warn(
+                    f"{result.skipped_steps} training step(s){of_contrast} had a non-finite gradient with a finite "
+                    "loss and were skipped (seen with bfloat16 arithmetic; precision='float32' avoids it)"
                 )
             if result.interrupted:
                 left = [names[c] for c in denoised_contrasts if c not in results] if names else []

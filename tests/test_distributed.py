@@ -179,5 +179,7 @@ def test_an_indexed_gpu_under_torchrun_is_one_error_line_and_nothing_written(
     result = CliRunner().invoke(app, ["fit", str(files["a"]), "-o", str(model), *TINY, "--device", "cuda:1"])
     assert result.exit_code != 0
     errors = [line for line in result.output.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and "every rank on that one GPU" in errors[0] and "--device cuda" in errors[0], result.output
+    assert len(errors) == 1 and "every rank on that one GPU" in errors[0] and "--device cuda" in errors[0], (
+        result.output
+    )
     assert not model.exists() and list(tmp_path.iterdir()) == []
