@@ -73,7 +73,7 @@ def main() -> None:
         print(rows[-1], flush=True)
     defaults = C2SDenoiser().get_params()
     for config in args.configs:
-        params = dict(sigma=sigma, random_state=0, device="cpu", **config)
+        params = dict(sigma=sigma, random_state=0, device="cpu", context_slices=0, **config)
         probe = C2SDenoiser(**{**params, "max_iter": 10}).fit(noisy_train[:2])
         steps = max(10, int(args.seconds * probe.n_iter_ / probe.fit_time_))
         model = C2SDenoiser(**{**params, "max_iter": steps}).fit([noisy_train])

@@ -41,7 +41,9 @@ def main() -> None:
             flush=True,
         )
     for config in json.loads(args.configs):
-        model = C2SDenoiser(**{"sigma": sigma, "max_iter": 1000, "random_state": 0, **config}).fit([noisy_train])
+        model = C2SDenoiser(**{"sigma": sigma, "max_iter": 1000, "random_state": 0, "context_slices": 0, **config}).fit(
+            [noisy_train]
+        )
         result = metrics(model.transform([noisy_test])[0], split.test, split.test_mask)
         record = {"method": "C2S", "level": args.level, "config": config, **{k: round(v, 3) for k, v in result.items()}}
         print(json.dumps({**record, "fit_s": round(model.fit_time_, 1)}), flush=True)

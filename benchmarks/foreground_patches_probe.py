@@ -69,7 +69,7 @@ def main() -> None:
     for seed in args.seeds:
         for weight in args.air_weight:
             start = time.perf_counter()
-            model = C2SDenoiser(random_state=seed, air_weight=weight, **extra).fit([train])
+            model = C2SDenoiser(random_state=seed, air_weight=weight, context_slices=0, **extra).fit([train])
             seconds = time.perf_counter() - start
             plain = scores(model.transform([test])[0], data.test, data.test_mask)
             ensembled = scores(model.set_params(self_ensemble=True).transform([test])[0], data.test, data.test_mask)

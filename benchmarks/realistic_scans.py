@@ -195,7 +195,9 @@ def kspace_table(
             train_oracle = combine_coils(
                 centered_ifft2(train.kspace), noise_covariance=train.noise_covariance, sensitivities=train.coil_maps
             )
-            model = C2SDenoiser(sigma=1.0, random_state=seed).fit([crop_rows(train_oracle.image, height)])
+            model = C2SDenoiser(sigma=1.0, random_state=seed, context_slices=0).fit(
+                [crop_rows(train_oracle.image, height)]
+            )
             out = model.transform([crop_rows(oracle.image, height)])[0]
             add(
                 "C2S complex, oracle maps and covariance",
@@ -260,7 +262,9 @@ def magnitude_table(data, coils: tuple[int, ...], seed: int):
             sigma_used=estimates["foreground"],
         )
         for noise_model in ("gaussian", "ncchi" if n_coils > 1 else "rician"):
-            model = C2SDenoiser(noise_model=noise_model, n_coils=n_coils, random_state=seed).fit([noisy_train])
+            model = C2SDenoiser(noise_model=noise_model, n_coils=n_coils, random_state=seed, context_slices=0).fit(
+                [noisy_train]
+            )
             out = model.transform([noisy_test])[0]
             label = f"C2S noise_model={noise_model}" + (
                 " (default with --n-coils)" if noise_model != "gaussian" else ""

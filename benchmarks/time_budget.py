@@ -51,7 +51,7 @@ def fit_and_score(method: str, steps: int, data: dict, seed: int = 0) -> dict:
     sampling); metrics on the held-out ones."""
     cpu_start = time.process_time()
     if method == "c2s":
-        model = C2SDenoiser(sigma=SIGMA, max_iter=steps, random_state=seed).fit([data["noisy_train"]])
+        model = C2SDenoiser(sigma=SIGMA, max_iter=steps, random_state=seed, context_slices=0).fit([data["noisy_train"]])
         output, seconds = model.transform([data["noisy_test"]])[0], model.fit_time_
     else:
         loss = make_peer(method)

@@ -64,7 +64,7 @@ RESULTS = Path(__file__).parent / "results"
 JSONL = RESULTS / "volumes.jsonl"
 CLASSICAL = ("bm4d", "bm4d-est", "bm3d")
 C2S_VARIANTS = {
-    "c2s-2d": {"spatial_dims": 2},
+    "c2s-2d": {"spatial_dims": 2, "context_slices": 0},
     "c2s-2.5d": {"spatial_dims": 2, "context_slices": 1},
     "c2s-3d": {"spatial_dims": 3},
 }

@@ -20,7 +20,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils._param_validation import validate_parameter_constraints
 from sklearn.utils.validation import check_is_fitted, check_random_state, validate_data
 
-from ._channels import as_parts, min_depth, network_inputs
+from ._channels import as_parts, min_depth, network_inputs, resolve_context_slices
 from ._inputs import (
     Layout,
     check_contrast_names,
@@ -33,7 +33,7 @@ from ._inputs import (
     split_contrast_items,
     split_volumes,
 )
-from ._lazy_inputs import is_lazy, lazy_network_inputs, lazy_statistics, lazy_volumes
+from ._lazy_inputs import is_lazy, lazy_network_inputs, lazy_statistics, lazy_volumes, volume_depth
 from ._noise_levels import MIN_RELATIVE_SIGMA, air_factor, coils, noise_levels
 from ._pickling import PicklingMixin
 from ._table_output import TableOutputMixin
@@ -63,6 +63,11 @@ Items = list[np.ndarray]
 Names = tuple[str, ...] | None
 
 
+def _warn(message: str) -> None:
+    """A UserWarning about training, shown at the caller of ``fit`` (from ``_train_networks``)."""
+    warnings.warn(message, UserWarning, stacklevel=5)
+
+
 class C2SBase(TableOutputMixin, PicklingMixin, TransformerMixin, BaseEstimator):
     """Private steps of :class:`~c2s_denoise.estimator.C2SDenoiser` (not for direct use)."""
 
@@ -88,8 +93,14 @@ class C2SBase(TableOutputMixin, PicklingMixin, TransformerMixin, BaseEstimator):
         """Validated ``contrasts`` (None for single-contrast input)."""
         return check_contrast_names(self.contrasts, self.target_contrasts, self.sigma)
 
-    def _split(self, X, names: tuple[str, ...] | None, *, reset: bool) -> tuple[list[np.ndarray], Layout]:
-        """Items ``(n_contrasts, D, H, W)`` (``n_contrasts = 1`` without contrasts) and the layout."""
+    def _split(
+        self, X, names: tuple[str, ...] | None, *, reset: bool, context_slices: int | str
+    ) -> tuple[list[np.ndarray], Layout]:
+        """Items ``(n_contrasts, D, H, W)`` (``n_contrasts = 1`` without contrasts) and the layout.
+
+        ``context_slices``: the neighbouring slices the network takes, whose volume depth is
+        checked (``"auto"`` is resolved later from the items and needs no check).
+        """
         if names is not None:
             items, layout = split_contrast_items(X, names)
         else:
@@ -99,14 +110,15 @@ class C2SBase(TableOutputMixin, PicklingMixin, TransformerMixin, BaseEstimator):
 
             volumes, layout = split_volumes(X, self.image_shape, validate_rows)
             items = [volume[None] for volume in volumes]
-        check_min_depth(items, min_depth(self.context_slices), self.context_slices)
+        if context_slices != "auto":
+            check_min_depth(items, min_depth(int(context_slices)), int(context_slices))
         return items, layout
 
     def _read_fitted(self, X) -> tuple[list[np.ndarray], Layout, tuple[str, ...] | None, np.ndarray, np.ndarray]:
         """``X`` for a fitted model: items, layout, contrast names, noise levels and intensity scales."""
         check_is_fitted(self)
         names = check_fitted_contrasts(self._contrast_names(), getattr(self, "contrasts_", None))
-        items, layout = self._split(X, names, reset=False)
+        items, layout = self._split(X, names, reset=False, context_slices=self._fitted_context())
         if self._fitted_dims() == 3:
             check_volumes(items, self._fitted_networks_depth())
         check_kind(items, self._fitted_complex())
@@ -128,6 +140,25 @@ class C2SBase(TableOutputMixin, PicklingMixin, TransformerMixin, BaseEstimator):
     def _fitted_dims(self) -> int:
         """Spatial dimensions of the fitted networks (2 for models saved before 3-D networks existed)."""
         return next(iter(self._fitted_networks().values())).config.get("spatial_dims", 2)
+
+    def _fitted_context(self) -> int:
+        """Neighbouring slices each side that the fitted networks take (``context_slices`` for models
+        saved before ``context_slices_`` existed, when it was always a number)."""
+        fitted = getattr(self, "context_slices_", None)
+        return int(self.context_slices) if fitted is None else int(fitted)
+
+    def _resolve_context(self, depths: list[int], dims: int) -> int:
+        """``context_slices`` for this fit: a warm start keeps the fitted one; ``"auto"`` is
+        :func:`~c2s_denoise._channels.resolve_context_slices`."""
+        if getattr(self, "warm_start", False) and hasattr(self, "n_iter_"):
+            fitted = self._fitted_context()
+            if self.context_slices not in ("auto", fitted):
+                raise ValueError(
+                    f"warm_start: the model was fitted with context_slices={fitted}, this fit asks for "
+                    f"context_slices={self.context_slices}"
+                )
+            return fitted
+        return resolve_context_slices(self.context_slices, dims, depths)
 
     def _fitted_networks_depth(self) -> int:
         return next(iter(self._fitted_networks().values())).config["depth"]
@@ -153,7 +184,7 @@ class C2SBase(TableOutputMixin, PicklingMixin, TransformerMixin, BaseEstimator):
         """
         if parts and is_lazy(parts[0]):
             lazy, levels, n_channels = lazy_network_inputs(
-                parts, sigmas, scales, is_complex, self.context_slices, MIN_RELATIVE_SIGMA
+                parts, sigmas, scales, is_complex, self._fitted_context(), MIN_RELATIVE_SIGMA
             )
             return lazy, torch.tensor(levels, dtype=torch.float32), n_channels
         inputs, levels, n_channels = network_inputs(
@@ -161,7 +192,7 @@ class C2SBase(TableOutputMixin, PicklingMixin, TransformerMixin, BaseEstimator):
             sigmas,
             scales,
             contrast,
-            self.context_slices,
+            self._fitted_context(),
             is_complex=is_complex,
             min_relative_sigma=MIN_RELATIVE_SIGMA,
         )
@@ -190,13 +221,15 @@ class C2SBase(TableOutputMixin, PicklingMixin, TransformerMixin, BaseEstimator):
                         "(h5py datasets, memory maps) are trained slice by slice: pass arrays, or spatial_dims=2"
                     )
                 dims = 2
-                stats = lazy_statistics(volumes, self.sigma, self.noise_model, self.n_coils, self.context_slices)
+                self.context_slices_ = self._resolve_context([volume_depth(volume) for volume in volumes], dims)
+                stats = lazy_statistics(volumes, self.sigma, self.noise_model, self.n_coils, self.context_slices_)
                 parts, is_complex, self.noise_model_ = volumes, stats.is_complex, stats.noise_model
                 sigmas, methods, scales = stats.sigmas, stats.methods, stats.scales
                 part_sigmas, part_scales = sigmas, scales
             else:
-                items, _ = self._split(X, names, reset=True)
+                items, _ = self._split(X, names, reset=True, context_slices=self.context_slices)
                 dims = resolve_spatial_dims(getattr(self, "spatial_dims", 2), items, self.context_slices)
+                self.context_slices_ = self._resolve_context([item.shape[1] for item in items], dims)
                 if dims == 3:
                     check_volumes(items, self.depth)
                 is_complex = check_kind(items, None)
@@ -294,14 +327,16 @@ class C2SBase(TableOutputMixin, PicklingMixin, TransformerMixin, BaseEstimator):
             result = results[contrast] = self._train_network(
                 parts, sigmas, scales, contrast, is_complex, seed, initial, dims
             )
+            of_contrast = f" for contrast {names[contrast]!r}" if names else ""
             if result.rollbacks:
-                warnings.warn(
-                    f"training diverged {result.rollbacks} time(s)"
-                    + (f" for contrast {names[contrast]!r}" if names else "")
-                    + "; each time the last healthy weights were restored and the learning rate halved "
-                    "(a lower learning_rate avoids this)",
-                    UserWarning,
-                    stacklevel=4,
+                _warn(
+                    f"training diverged {result.rollbacks} time(s){of_contrast}; each time the last healthy weights "
+                    "were restored and the learning rate halved (a lower learning_rate avoids this)"
+                )
+            if result.skipped_steps:
+                _warn(
+                    f"{result.skipped_steps} training step(s){of_contrast} had a non-finite gradient with a finite "
+                    "loss and were skipped (seen with bfloat16 arithmetic; precision='float32' avoids it)"
                 )
             if result.interrupted:
                 left = [names[c] for c in denoised_contrasts if c not in results] if names else []

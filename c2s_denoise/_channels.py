@@ -17,12 +17,14 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = [
+    "AUTO_CONTEXT_SLICES",
     "as_parts",
     "channel_plan",
     "complex_channel_plan",
     "min_depth",
     "neighbour_index",
     "network_inputs",
+    "resolve_context_slices",
     "slice_stacks",
 ]
 
@@ -58,6 +60,35 @@ def complex_channel_plan(context_slices: int) -> list[tuple[int, int]]:
     """
     offsets = [o for o in range(-context_slices, context_slices + 1) if o != 0]
     return [(0, 0), (1, 0), *[(part, o) for part in (0, 1) for o in offsets]]
+
+
+#: ``context_slices="auto"`` on volumes: one slice each side (the 2.5-D network; benchmarks/results/volumes.md).
+AUTO_CONTEXT_SLICES = 1
+
+
+def resolve_context_slices(context_slices: int | str, spatial_dims: int, depths: list[int]) -> int:
+    """The neighbouring slices each side a fit gives its network.
+
+    Parameters
+    ----------
+    context_slices : int or "auto"
+        A number is kept. ``"auto"``: :data:`AUTO_CONTEXT_SLICES` when the network is 2-D and
+        every item is a volume of at least ``min_depth(AUTO_CONTEXT_SLICES)`` slices, 0 otherwise
+        (single images, thin volumes, 3-D networks, which see the neighbours through their
+        convolutions).
+    spatial_dims : {2, 3}
+        The network's dimensions for this fit.
+    depths : list of int
+        Slices of each item.
+
+    Returns
+    -------
+    int
+    """
+    if context_slices != "auto":
+        return int(context_slices)
+    volumes = bool(depths) and all(depth >= max(2, min_depth(AUTO_CONTEXT_SLICES)) for depth in depths)
+    return AUTO_CONTEXT_SLICES if spatial_dims == 2 and volumes else 0
 
 
 def min_depth(context_slices: int) -> int:

@@ -182,6 +182,16 @@ def parse_dims(value: str | None) -> int | str | None:
     return text if text == "auto" else int(text)
 
 
+def context_slices_for(context_slices: int | None, dims: int | str | None) -> int | None:
+    """``--context-slices``, or 0 with ``--dims 2`` when it is not given (``--dims 2``: each slice alone).
+
+    Neither given: None, and the estimator's default applies (neighbouring slices for volumes).
+    """
+    if context_slices is None and dims == 2:
+        return 0
+    return context_slices
+
+
 def parse_names(value: str | None, option: str) -> tuple[str, ...] | None:
     """A comma-separated list of contrast names, such as ``T1,T2,FLAIR``."""
     if value is None:

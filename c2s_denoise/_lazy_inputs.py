@@ -22,7 +22,15 @@ from ._inputs import _check_image_array, intensity_scale
 from ._noise_levels import noise_level, noise_levels
 from .noise import resolve_noise_model
 
-__all__ = ["LazySlice", "LazyStatistics", "is_lazy", "lazy_network_inputs", "lazy_statistics", "lazy_volumes"]
+__all__ = [
+    "LazySlice",
+    "LazyStatistics",
+    "is_lazy",
+    "lazy_network_inputs",
+    "lazy_statistics",
+    "lazy_volumes",
+    "volume_depth",
+]
 
 
 def is_lazy(volume: object) -> bool:
@@ -44,7 +52,8 @@ def lazy_volumes(X: object) -> list[Any] | None:
     return list(X)
 
 
-def _depth(volume: Any) -> int:
+def volume_depth(volume: Any) -> int:
+    """Slices of a lazily read volume (1 for a 2-D array)."""
     return 1 if len(volume.shape) == 2 else int(volume.shape[0])
 
 
@@ -75,10 +84,10 @@ def lazy_statistics(
     kinds, scales, extremes = [], [], []
     for index, volume in enumerate(volumes):
         array = _check_image_array(np.asarray(volume[...]), name=f"X[{index}]")
-        if _depth(volume) < min_depth(context_slices):
+        if volume_depth(volume) < min_depth(context_slices):
             raise ValueError(
                 f"context_slices={context_slices} needs volumes of at least {min_depth(context_slices)} slices; "
-                f"item {index} has {_depth(volume)}"
+                f"item {index} has {volume_depth(volume)}"
             )
         kinds.append(np.iscomplexobj(array))
         scales.append(intensity_scale(array))
@@ -134,7 +143,7 @@ class LazySlice:
 
     def __init__(self, volume: Any, z: int, plan: list[tuple[int, int]], scale: float) -> None:
         self.volume = volume
-        self.depth = _depth(volume)
+        self.depth = volume_depth(volume)
         self.slices = [(part, neighbour_index(z, offset, self.depth)) for part, offset in plan]
         self.scale = np.float64(scale)
         self.shape = (len(plan), *volume.shape[-2:])
@@ -171,7 +180,7 @@ def lazy_network_inputs(
     plan = complex_channel_plan(context_slices) if is_complex else channel_plan(1, 0, context_slices)
     inputs, levels = [], []
     for volume, sigma, scale in zip(volumes, sigmas[:, 0], scales[:, 0]):
-        stacks = [LazySlice(volume, z, plan, float(scale)) for z in range(_depth(volume))]
+        stacks = [LazySlice(volume, z, plan, float(scale)) for z in range(volume_depth(volume))]
         inputs += stacks
         levels += [max(float(sigma) / scale, min_relative_sigma)] * len(stacks)
     return inputs, levels, len(plan)

@@ -19,15 +19,16 @@ def min_volume_depth(depth: int) -> int:
     return 2 ** (depth - 1)
 
 
-def resolve_spatial_dims(spatial_dims: int | str, items: list[np.ndarray], context_slices: int) -> int:
+def resolve_spatial_dims(spatial_dims: int | str, items: list[np.ndarray], context_slices: int | str) -> int:
     """The network's dimensions for a fit: ``spatial_dims``, or for ``"auto"`` 3 when every item is a volume.
 
     Parameters
     ----------
     spatial_dims : {2, 3, "auto"}
     items : list of ndarray, each (n_contrasts, D, H, W)
-    context_slices : int
-        Neighbouring slices as channels belong to the 2-D network (``"auto"`` then gives 2).
+    context_slices : int or "auto"
+        Neighbouring slices as channels belong to the 2-D network (a number > 0 makes ``"auto"``
+        give 2; ``context_slices="auto"`` yields to a 3-D network).
 
     Raises
     ------
@@ -35,8 +36,8 @@ def resolve_spatial_dims(spatial_dims: int | str, items: list[np.ndarray], conte
         For ``spatial_dims=3`` with ``context_slices > 0``.
     """
     if spatial_dims == "auto":
-        return 3 if context_slices == 0 and all(item.shape[1] > 1 for item in items) else 2
-    if spatial_dims == 3 and context_slices:
+        return 3 if context_slices in (0, "auto") and all(item.shape[1] > 1 for item in items) else 2
+    if spatial_dims == 3 and context_slices not in (0, "auto"):
         raise ValueError(
             f"context_slices={context_slices} is for the slice-by-slice network (spatial_dims=2); a 3-D network "
             "(spatial_dims=3) sees the neighbouring slices through its convolutions: use context_slices=0"

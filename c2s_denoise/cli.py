@@ -31,6 +31,7 @@ from ._cli_options import (
     SliceAxisOpt,
     TrustPickleOpt,
     VerboseOpt,
+    context_slices_for,
     input_files,
     parse_device,
     parse_dims,
@@ -111,7 +112,9 @@ def fit(
         typer.Option(
             "--context-slices",
             min=0,
-            help="K > 0: slices z-K..z+K condition the denoising of slice z (volumes need at least 2K slices).",
+            help="K > 0: slices z-K..z+K condition the denoising of slice z (volumes need at least 2K slices); "
+            "0: each slice alone. Default: 1 when every file is a volume (2.5-D), 0 for single images and with "
+            "--dims 2 or 3.",
         ),
     ] = None,
     dims: Annotated[
@@ -119,8 +122,10 @@ def fit(
         typer.Option(
             "--dims",
             metavar="2|3|auto",
-            help="2: one network denoises slice by slice; 3: a 3-D network denoises whole volumes (each needs at "
-            "least 2^(depth-1) slices, one voxel size for all files); auto: 3 when every file is a volume.",
+            help="2: one network denoises slice by slice, each slice alone unless --context-slices is given; 3: a "
+            "3-D network denoises whole volumes (each needs at least 2^(depth-1) slices, one voxel size for all "
+            "files); auto: 3 when every file is a volume. Default: a 2-D network, with one neighbouring slice "
+            "each side for volumes.",
         ),
     ] = None,
     sigma: Annotated[
@@ -198,7 +203,7 @@ def fit(
         "noise_model": noise_model,
         "n_coils": n_coils,
         "target_contrasts": parse_names(target_contrasts, "--target-contrasts"),
-        "context_slices": context_slices,
+        "context_slices": context_slices_for(context_slices, parse_dims(dims)),
         "spatial_dims": parse_dims(dims),
         "refinement": refinement,
         "max_iter": max_iter,

@@ -119,17 +119,21 @@ class C2SDenoiser(C2SBase):
     target_contrasts : tuple of str, default=None
         The contrasts to denoise (None: all); the others are only conditioning inputs and are
         returned unchanged.
-    context_slices : int, default=0
+    context_slices : int or "auto", default="auto"
         ``k > 0`` gives the network slices ``z - k .. z + k`` of every contrast as conditioning
         channels when it denoises slice ``z`` of a volume (2.5-D context; the loss acts on slice
         ``z`` only). Needs volumes of at least ``2k`` slices; a neighbour beyond the volume's
-        end is replaced by its mirror about ``z``.
+        end is replaced by its mirror about ``z``. ``0``: each slice alone. ``"auto"``: 1 when
+        every item is a volume of at least 2 slices and the network is 2-D, 0 otherwise (single
+        images, 3-D networks); on every MNI152 volume case of the benchmark the 2.5-D network
+        beat slice-by-slice at the same training budget (docs/method.md section 6). Which one a
+        fitted model uses: ``context_slices_``.
     spatial_dims : {2, 3, "auto"}, default=2
         2: one 2-D network denoises every slice (images and volumes alike). 3: a 3-D U-Net
         trained on ``(patch_depth, patch_size, patch_size)`` patches denoises whole volumes
         (4-D input or a list of ``(D, H, W)``; docs/method.md section 6, "Volumes"); each volume needs at
         least ``2 ** (depth - 1)`` slices, voxels may be anisotropic (thick slices). ``"auto"``:
-        3 when every item is a volume (and ``context_slices=0``), 2 otherwise. Which one a
+        3 when every item is a volume (and ``context_slices`` is 0 or "auto"), 2 otherwise. Which one a
         fitted model uses: ``spatial_dims_``.
     patch_depth : int, default=16
         Slices of the 3-D training patches (limited by the thinnest volume); unused with 2-D networks.
@@ -161,6 +165,10 @@ class C2SDenoiser(C2SBase):
     spatial_dims_ : int
         2 (slice by slice) or 3 (volumes): the fitted networks' dimensions (``spatial_dims``
         resolved for the training data).
+    context_slices_ : int
+        Neighbouring slices each side that the fitted networks take (``context_slices``
+        resolved for the training data); ``transform`` uses it, whatever ``context_slices`` is
+        set to after the fit.
     networks_ : dict of str to torch.nn.Module
         With ``contrasts``: the network of each target contrast.
     contrasts_ : tuple of str
@@ -234,7 +242,7 @@ class C2SDenoiser(C2SBase):
         "image_shape": [tuple, list, None],
         "contrasts": [tuple, list, None],
         "target_contrasts": [tuple, list, None],
-        "context_slices": [Interval(Integral, 0, None, closed="left")],
+        "context_slices": [Interval(Integral, 0, None, closed="left"), StrOptions({"auto"})],
         "spatial_dims": [StrOptions({"auto"}), Interval(Integral, 2, 3, closed="both")],
         "patch_depth": [Interval(Integral, 1, None, closed="left")],
         "conv3d": [StrOptions({"full", "separable"})],
@@ -272,7 +280,7 @@ class C2SDenoiser(C2SBase):
         image_shape=None,
         contrasts=None,
         target_contrasts=None,
-        context_slices=0,
+        context_slices="auto",
         spatial_dims=2,
         patch_depth=16,
         conv3d="full",

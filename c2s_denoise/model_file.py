@@ -46,6 +46,7 @@ _FITTED = {
     "noise_model_": "str",
     "device_": "str",
     "training_dtype_": "str",
+    "context_slices_": "int",
     "complex_input_": "bool",
     "n_iter_": "int",
     "n_features_in_": "int",

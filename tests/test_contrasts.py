@@ -214,7 +214,7 @@ def test_neighbouring_slices_improve_a_volume():
     base = make_phantoms(6, 64, seed=7)
     clean = np.repeat(base[:, None], 6, axis=1)  # 6 volumes of 6 identical slices
     noisy = clean + 0.3 * np.random.default_rng(4).standard_normal(clean.shape)
-    flat = C2SDenoiser(sigma=0.3, **FAST).fit(noisy[:5])
+    flat = C2SDenoiser(sigma=0.3, context_slices=0, **FAST).fit(noisy[:5])
     context = C2SDenoiser(sigma=0.3, context_slices=2, **FAST).fit(noisy[:5])
     psnr_flat = psnr(clean[5:], flat.transform(noisy[5:]))
     psnr_context = psnr(clean[5:], context.transform(noisy[5:]))

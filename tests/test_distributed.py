@@ -19,7 +19,10 @@ from c2s_denoise import C2SDenoiser
 from c2s_denoise.engine.distributed import rank, rank_seed, world_size
 
 REPO = Path(__file__).resolve().parents[1]
-TINY = ["--max-iter", "20", "--width", "8", "--patch-size", "32", "--batch-size", "4", "--seed", "0", "--sigma", "0.1"]
+TINY = [
+    *("--max-iter", "20", "--width", "8", "--patch-size", "32", "--batch-size", "4", "--seed", "0", "--sigma", "0.1"),
+    *("--context-slices", "0"),  # the files hold separate images, not slices of one volume
+]
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +91,7 @@ def test_torchrun_trains_one_model_written_by_rank_0(files: dict[str, Path], tmp
     assert sorted(p.name for p in tmp_path.iterdir()) == ["first", "second"]
     for first, second in zip(_weights(runs[0]), _weights(runs[1]), strict=True):  # same seed, same world size
         assert torch.equal(first, second)
-    alone = C2SDenoiser(sigma=0.1, max_iter=20, width=8, patch_size=32, batch_size=4, random_state=0)
+    alone = C2SDenoiser(sigma=0.1, max_iter=20, width=8, patch_size=32, batch_size=4, random_state=0, context_slices=0)
     alone.fit([np.load(files["a"]), np.load(files["b"])])
     assert any(not torch.equal(a, b) for a, b in zip(_weights(runs[0]), _weights(alone)))  # 2 ranks: 2x patches
     noisy, clean = files["noisy"], files["clean"]
@@ -179,5 +182,7 @@ def test_an_indexed_gpu_under_torchrun_is_one_error_line_and_nothing_written(
     result = CliRunner().invoke(app, ["fit", str(files["a"]), "-o", str(model), *TINY, "--device", "cuda:1"])
     assert result.exit_code != 0
     errors = [line for line in result.output.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and "every rank on that one GPU" in errors[0] and "--device cuda" in errors[0], result.output
+    assert len(errors) == 1 and "every rank on that one GPU" in errors[0] and "--device cuda" in errors[0], (
+        result.output
+    )
     assert not model.exists() and list(tmp_path.iterdir()) == []

@@ -1,5 +1,8 @@
 """Divergence guard: a training run that blows up is rolled back to its last healthy state."""
 
+import math
+
+import pytest
 import torch
 from torch import nn
 
@@ -68,8 +71,12 @@ def _train(sabotage_at=None, nan_at=None):
         loss = gdsm(net, patches, sigma, generator, progress)
         return loss * float("nan") if nan_at is not None and round(progress * 300) == nan_at else loss
 
+    return _run(network, loss_step, max_iter=300)
+
+
+def _run(network, loss_step, max_iter):
     images, levels = _images()
-    config = TrainingConfig(max_iter=300, batch_size=4, patch_size=16)
+    config = TrainingConfig(max_iter=max_iter, batch_size=4, patch_size=16)
     return train_network(
         network,
         images,
@@ -98,3 +105,62 @@ def test_a_nan_loss_after_the_warm_up_is_rolled_back_by_the_trainer():
     result = _train(nan_at=200)
     assert result.rollbacks == 1 and result.n_iter == 300
     assert all(torch.isfinite(p).all() for p in result.network.parameters())
+
+
+def _train_with_nan_gradients(nan_gradient_steps, max_iter=8):
+    """A short run whose loss stays finite but whose gradient is NaN at the given steps (0-based)."""
+    torch.manual_seed(0)
+    network = NoiseConditionedUNet(width=4, depth=2)
+    gdsm = GDSMStep(NoiseSchedule("added", 1.5), GDSMLoss())
+    calls = [0]
+
+    def loss_step(net, patches, sigma, generator, progress):
+        loss = gdsm(net, patches, sigma, generator, progress)
+        step, calls[0] = calls[0], calls[0] + 1
+        if step in nan_gradient_steps:  # sqrt(w - w) is 0, its gradient inf * 0 = NaN
+            weight = next(net.parameters())
+            loss = loss + torch.sqrt(weight - weight).sum()
+        return loss
+
+    return _run(network, loss_step, max_iter)
+
+
+def test_a_step_with_a_nan_gradient_and_a_finite_loss_is_skipped():
+    """Even at the last step, where no later loss would show the guard the NaN weights."""
+    result = _train_with_nan_gradients({3, 7})
+    assert result.skipped_steps == 2 and result.n_iter == 8 and result.rollbacks == 0
+    assert all(math.isfinite(value) for value in result.loss_curve)
+    assert all(torch.isfinite(p).all() for p in result.network.parameters())
+    clean = _train_with_nan_gradients(set())
+    assert clean.skipped_steps == 0
+    assert any(not torch.equal(a, b) for a, b in zip(result.network.parameters(), clean.network.parameters()))
+
+
+def test_a_gradient_that_stays_non_finite_stops_training_with_a_clear_error():
+    from c2s_denoise.engine.trainer import MAX_SKIPPED_IN_A_ROW
+
+    steps = MAX_SKIPPED_IN_A_ROW + 5
+    with pytest.raises(FloatingPointError, match=r"gradient was non-finite.*in a row.*precision='float32'"):
+        _train_with_nan_gradients(set(range(steps)), max_iter=steps)
+
+
+def test_thin_levels_of_a_3d_network_run_in_float32_under_bfloat16_autocast():
+    """bfloat16 3-D convolutions over 1-2 slices can return NaN gradients (oneDNN): those levels use float32."""
+    from c2s_denoise.engine.unet import THIN_SLICES
+
+    network = NoiseConditionedUNet(width=4, depth=3, spatial_dims=3)
+    seen = []
+
+    def record(module, inputs, output):
+        seen.append((inputs[0].shape[2], output.shape[2], output.dtype))
+
+    for module in network.modules():
+        if isinstance(module, (torch.nn.Conv3d, torch.nn.ConvTranspose3d)):
+            module.register_forward_hook(record)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        network(torch.randn(2, 1, 8, 16, 16), torch.full((2,), 0.1))
+    thin = [dtype for d_in, d_out, dtype in seen if min(d_in, d_out) <= THIN_SLICES]
+    thick = [dtype for d_in, d_out, dtype in seen if min(d_in, d_out) > THIN_SLICES]
+    assert thin and thick  # levels of 8, 4 and 2 slices
+    assert all(dtype == torch.float32 for dtype in thin)
+    assert all(dtype == torch.bfloat16 for dtype in thick)

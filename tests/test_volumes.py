@@ -204,3 +204,49 @@ def test_3d_networks_take_complex_magnitude_and_multi_contrast_volumes(kind):
     assert model.spatial_dims_ == 3
     if kind == "rician":
         assert model.noise_model_ == "rician"
+
+
+# ------------------------------------------------------------------- context_slices="auto" (2.5-D for volumes)
+def test_context_slices_auto_gives_volumes_one_neighbour_each_side_and_images_none():
+    volume = smooth_volume(6, 16)
+    fast = dict(sigma=0.1, max_iter=2, width=4, depth=2, batch_size=2, patch_size=16, random_state=0)
+    assert C2SDenoiser(**fast).fit([volume]).context_slices_ == 1  # a list of (D, H, W)
+    assert C2SDenoiser(**fast).fit(volume[None]).context_slices_ == 1  # (n, D, H, W)
+    assert C2SDenoiser(**fast).fit(volume).context_slices_ == 0  # (n, H, W): a stack of 2-D images
+    assert C2SDenoiser(**fast).fit([volume, volume[0]]).context_slices_ == 0  # an image among the items
+    assert C2SDenoiser(**{**fast, "context_slices": 0}).fit([volume]).context_slices_ == 0
+    assert C2SDenoiser(**{**fast, "context_slices": 2}).fit([volume]).context_slices_ == 2
+    three_d = C2SDenoiser(**{**fast, "spatial_dims": 3, "patch_depth": 4}).fit([volume])
+    assert (three_d.spatial_dims_, three_d.context_slices_) == (3, 0)
+    assert C2SDenoiser(**fast).fit([volume]).network_.config["in_channels"] == 3  # slices z-1, z, z+1
+
+
+def test_transform_uses_the_fitted_context_and_the_model_file_keeps_it(tmp_path):
+    volume = smooth_volume(6, 16)
+    noisy = [volume + 0.1 * np.random.default_rng(1).standard_normal(volume.shape)]
+    model = C2SDenoiser(sigma=0.1, max_iter=3, width=4, depth=2, batch_size=2, patch_size=16, random_state=0)
+    expected = model.fit(noisy).transform(noisy)[0]
+    model.set_params(context_slices=0)  # changed after the fit: the networks still take 3 slices
+    np.testing.assert_array_equal(model.transform(noisy)[0], expected)
+    loaded = load_model_file(save_model_file(model, tmp_path / "m.c2s"))
+    assert loaded.context_slices_ == 1
+    np.testing.assert_array_equal(loaded.transform(noisy)[0], expected)
+
+
+def test_a_warm_start_keeps_the_fitted_context_and_refuses_another():
+    volume = smooth_volume(6, 16)
+    fast = dict(sigma=0.1, max_iter=2, width=4, depth=2, batch_size=2, patch_size=16, random_state=0)
+    model = C2SDenoiser(**fast, warm_start=True).fit([volume])
+    assert model.fit([volume]).context_slices_ == 1 and model.n_iter_ == 4
+    with pytest.raises(ValueError, match="fitted with context_slices=1, this fit asks for context_slices=0"):
+        model.set_params(context_slices=0).fit([volume])
+
+
+def test_cli_fits_volumes_with_neighbouring_slices_unless_dims_2(tmp_path):
+    source = _nifti(tmp_path / "v.nii.gz", smooth_volume(8, 16).transpose(1, 2, 0), (1.0, 1.0, 2.0))
+    tiny = ["--max-iter", "2", "--width", "4", "--patch-size", "16", "--sigma", "0.1"]
+    for extra, context in (([], 1), (["--dims", "2"], 0), (["--dims", "2", "--context-slices", "2"], 2)):
+        model = tmp_path / f"m{context}.c2s"
+        result = CliRunner().invoke(app, ["fit", str(source), "--output", str(model), *tiny, *extra])
+        assert result.exit_code == 0, result.output
+        assert load_model_file(model).context_slices_ == context

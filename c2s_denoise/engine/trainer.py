@@ -27,6 +27,7 @@ __all__ = [
     "TrainingConfig",
     "TrainingResult",
     "budget_fraction",
+    "finite_gradients",
     "make_optimizer",
     "train_network",
     "warmup_cosine",
@@ -114,6 +115,7 @@ class TrainingResult:
     n_iter: int = 0
     interrupted: bool = False
     rollbacks: int = 0
+    skipped_steps: int = 0
     seconds: float = 0.0
 
 
@@ -140,6 +142,29 @@ def warmup_cosine_fraction(fraction: float, warmup_fraction: float, final_fracti
         return fraction / warmup_fraction
     progress = min(1.0, (fraction - warmup_fraction) / max(1e-12, 1.0 - warmup_fraction))
     return final_fraction + (1.0 - final_fraction) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+#: Steps in a row whose gradient may be non-finite before training stops (see :func:`finite_gradients`).
+MAX_SKIPPED_IN_A_ROW = 50
+
+
+def finite_gradients(network: nn.Module, grad_clip: float | None) -> bool:
+    """Whether every gradient of ``network`` is finite; clips their total norm to ``grad_clip`` first.
+
+    A finite loss can still give a NaN or infinite gradient: torch's bfloat16 CPU kernels (oneDNN)
+    have been seen to return NaN weight gradients, now and then, for 3-D convolutions over inputs
+    of one or two slices. The optimiser must then skip the step: an update with a NaN gradient
+    makes every weight NaN, and a last step's NaN would reach the fitted model unseen by the
+    divergence guard (which watches the loss). One norm over all gradients, one host sync.
+    """
+    parameters = [p for p in network.parameters() if p.grad is not None]
+    if not parameters:
+        return True
+    if grad_clip is not None:
+        norm = torch.nn.utils.clip_grad_norm_(parameters, grad_clip)
+    else:
+        norm = torch.nn.utils.get_total_norm([p.grad for p in parameters])
+    return bool(torch.isfinite(norm))
 
 
 def make_optimizer(network: nn.Module, config: TrainingConfig, device: torch.device) -> torch.optim.AdamW:
@@ -299,6 +324,7 @@ def train_network(
     # flushing them to zero changes nothing measurable in the result.
     flushed = device.type == "cpu" and torch.set_flush_denormal(True)
     start = time.perf_counter()
+    skipped_in_a_row = 0
     agreed_elapsed = 0.0  # distributed: the elapsed time averaged over the ranks at the end of the last step
     try:
         for step in range(config.max_iter):
@@ -310,9 +336,17 @@ def train_network(
                 loss = loss_step(trained, patches, sigma_data, generator, used[0])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            if config.grad_clip is not None:
-                torch.nn.utils.clip_grad_norm_(network.parameters(), config.grad_clip)
-            optimizer.step()
+            if finite_gradients(network, config.grad_clip):
+                optimizer.step()
+                skipped_in_a_row = 0
+            else:  # a finite loss with a NaN/inf gradient: this step's update is dropped
+                result.skipped_steps += 1
+                skipped_in_a_row += 1
+                if skipped_in_a_row > MAX_SKIPPED_IN_A_ROW:
+                    raise FloatingPointError(
+                        f"the gradient was non-finite (NaN/inf) at {skipped_in_a_row} steps in a row up to step "
+                        f"{step + 1} of {config.max_iter}, with a finite loss: try precision='float32'"
+                    )
             scheduler.step()
             ema.update(network)
             value = float(loss.detach())

@@ -7,6 +7,7 @@ import os
 import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from ..io import C2SInputError, LoadedImage, ReadOptions, probe_image
 from ..io.atomic import check_output_folder as check_output_folder  # re-exported for the workflows
@@ -62,10 +63,21 @@ def check_inputs(paths: Sequence[PathLike], options: ReadOptions) -> list[Path]:
     return [Path(p) for p in paths]
 
 
-def check_depth(image: LoadedImage, context_slices: int) -> None:
-    """A volume must have enough slices for ``context_slices`` (the estimator's rule, checked before any work)."""
+def fitted_context(model: Any) -> int:
+    """Neighbouring slices each side the model's networks take (``context_slices`` of models saved
+    before ``context_slices_`` existed)."""
+    return int(getattr(model, "context_slices_", model.context_slices))
+
+
+def check_depth(image: LoadedImage, context_slices: int | str) -> None:
+    """A volume must have enough slices for ``context_slices`` (the estimator's rule, checked before any work).
+
+    ``"auto"`` adapts to the volumes (no neighbours for thin ones): nothing to check.
+    """
     from .._channels import min_depth
 
+    if context_slices == "auto":
+        return
     needed = min_depth(int(context_slices))
     if image.data.shape[0] < needed:
         raise C2SInputError(

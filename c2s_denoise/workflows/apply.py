@@ -18,7 +18,17 @@ import numpy as np
 
 from ..io import C2SInputError, LoadedImage, ReadOptions, check_output_path, detect_format, reads_complex, save_image
 from ..io.errors import describe_exception
-from ._common import Inputs, PathLike, Progress, Subject, check_inputs, check_output_folder, logger, package_version
+from ._common import (
+    Inputs,
+    PathLike,
+    Progress,
+    Subject,
+    check_inputs,
+    check_output_folder,
+    fitted_context,
+    logger,
+    package_version,
+)
 from ._dask import connect_scheduler, results_as_completed
 from .contrasts import contrast_summary, load_subject, magnitude_for_contrasts, subjects_for_model
 from .model_files import cached_model, file_sha256, load_model
@@ -249,7 +259,7 @@ def _check_subjects(model: Any, subjects: list[Subject], options: ReadOptions) -
     """
     images: dict[str | None, LoadedImage] | None = None
     for subject in subjects:
-        images = load_subject(subject, options, model.context_slices)
+        images = load_subject(subject, options, fitted_context(model))
         for image in images.values():
             mismatch = _kind_mismatch(model, image.meta.get("combine") == "complex")
             if mismatch:
@@ -327,7 +337,7 @@ def _denoise_subject(
     start = time.perf_counter()
     logger.info("denoising %s", ", ".join(str(path) for path in job.sources.values()))
     if images is None:
-        images = load_subject(job.sources, settings.options, model.context_slices)
+        images = load_subject(job.sources, settings.options, fitted_context(model))
     names = getattr(model, "contrasts_", None)
     X: Any = [images[None].data] if names is None else {name: [images[name].data] for name in names}
     try:

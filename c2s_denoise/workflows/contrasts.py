@@ -119,7 +119,7 @@ def check_subject(images: Mapping[str | None, LoadedImage]) -> None:
             )
 
 
-def load_subject(subject: Subject, options: ReadOptions, context_slices: int) -> dict[str | None, LoadedImage]:
+def load_subject(subject: Subject, options: ReadOptions, context_slices: int | str) -> dict[str | None, LoadedImage]:
     """Read the files of one subject, checking each volume's depth and the contrasts' shapes."""
     images = {}
     for name, path in subject.items():

@@ -22,6 +22,7 @@ from ._common import (
     check_output_folder,
     check_voxel_sizes,
     estimator_class,
+    fitted_context,
     item_error,
     logger,
 )
@@ -209,7 +210,8 @@ def _prepare(
     resumed = None if resume is None else load_model(resume, trust_pickle=trust_pickle)
     images: list[LoadedImage] = []
     for subject in subjects:
-        read = load_subject(subject, options, params.get("context_slices", getattr(resumed, "context_slices", 0)))
+        context = params.get("context_slices", "auto") if resumed is None else fitted_context(resumed)
+        read = load_subject(subject, options, context)
         for image in read.values():
             if cache is not None:
                 image.data = cache.add(image.data)
