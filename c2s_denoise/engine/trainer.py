@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -336,10 +337,12 @@ def train_network(
                 loss = loss_step(trained, patches, sigma_data, generator, used[0])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            if finite_gradients(network, config.grad_clip):
+            value = float(loss.detach())
+            stepped = finite_gradients(network, config.grad_clip)
+            if stepped:
                 optimizer.step()
                 skipped_in_a_row = 0
-            else:  # a finite loss with a NaN/inf gradient: this step's update is dropped
+            elif math.isfinite(value):  # a finite loss with a NaN/inf gradient: this update is dropped
                 result.skipped_steps += 1
                 skipped_in_a_row += 1
                 if skipped_in_a_row > MAX_SKIPPED_IN_A_ROW:
@@ -347,9 +350,12 @@ def train_network(
                         f"the gradient was non-finite (NaN/inf) at {skipped_in_a_row} steps in a row up to step "
                         f"{step + 1} of {config.max_iter}, with a finite loss: try precision='float32'"
                     )
-            scheduler.step()
+            # (a non-finite loss is the divergence guard's, below; no update is made with its gradient)
+            with warnings.catch_warnings():
+                if not stepped:  # torch warns when a schedule moves before the optimiser's first step
+                    warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler\.step\(\)`")
+                scheduler.step()
             ema.update(network)
-            value = float(loss.detach())
             if distributed:
                 value, agreed_elapsed = average_over_ranks([value, time.perf_counter() - start], device)
             if config.divergence_guard and guard.check(step, value, guarded):
