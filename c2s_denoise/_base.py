@@ -34,7 +34,8 @@ from ._inputs import (
     split_volumes,
 )
 from ._lazy_inputs import is_lazy, lazy_network_inputs, lazy_statistics, lazy_volumes, volume_depth
-from ._noise_levels import MIN_RELATIVE_SIGMA, air_factor, coils, noise_levels
+from ._magnitude_path import LEGACY_MAGNITUDE_CORRECTION, air_factor, from_network, to_network
+from ._noise_levels import MIN_RELATIVE_SIGMA, noise_levels
 from ._pickling import PicklingMixin
 from ._table_output import TableOutputMixin
 from ._volumes import check_volumes, resolve_spatial_dims, slices_to_volumes, volumes_to_slices
@@ -51,7 +52,6 @@ from .engine import (
     train_gdsm,
 )
 from .engine.distributed import rank_seed, ranks_agree
-from .magnitude import unbias_magnitude
 from .metrics import data_range, psnr, sure_psnr
 from .noise import resolve_noise_model
 
@@ -160,6 +160,22 @@ class C2SBase(TableOutputMixin, PicklingMixin, TransformerMixin, BaseEstimator):
             return fitted
         return resolve_context_slices(self.context_slices, dims, depths)
 
+    def _fitted_correction(self) -> str:
+        """How magnitude noise is handled (``magnitude_correction_``; the first-moment inversion for models
+        saved before it existed)."""
+        return getattr(self, "magnitude_correction_", LEGACY_MAGNITUDE_CORRECTION)
+
+    def _resolve_correction(self) -> str:
+        """``magnitude_correction`` for this fit: a warm start must keep the fitted one."""
+        if getattr(self, "warm_start", False) and hasattr(self, "n_iter_"):
+            fitted = self._fitted_correction()
+            if self.magnitude_correction != fitted:
+                raise ValueError(
+                    f"warm_start: the model was fitted with magnitude_correction={fitted!r}, this fit asks for "
+                    f"magnitude_correction={self.magnitude_correction!r}"
+                )
+        return self.magnitude_correction
+
     def _fitted_networks_depth(self) -> int:
         return next(iter(self._fitted_networks().values())).config["depth"]
 
@@ -182,13 +198,21 @@ class C2SBase(TableOutputMixin, PicklingMixin, TransformerMixin, BaseEstimator):
 
         Lazily read volumes give a :class:`~c2s_denoise._lazy_inputs.LazySlice` per slice instead.
         """
+        noise_model = getattr(self, "noise_model_", "gaussian")  # models saved before noise models existed
+        correction = self._fitted_correction()
         if parts and is_lazy(parts[0]):
             lazy, levels, n_channels = lazy_network_inputs(
-                parts, sigmas, scales, is_complex, self._fitted_context(), MIN_RELATIVE_SIGMA
+                parts,
+                sigmas,
+                scales,
+                is_complex,
+                self._fitted_context(),
+                MIN_RELATIVE_SIGMA,
+                to_network=lambda window, sigma: to_network([window], sigma, noise_model, self.n_coils, correction)[0],
             )
             return lazy, torch.tensor(levels, dtype=torch.float32), n_channels
         inputs, levels, n_channels = network_inputs(
-            parts,
+            to_network(parts, sigmas, noise_model, self.n_coils, correction),
             sigmas,
             scales,
             contrast,
@@ -213,6 +237,7 @@ class C2SBase(TableOutputMixin, PicklingMixin, TransformerMixin, BaseEstimator):
         for attribute in ("n_features_in_", "feature_names_in_"):  # set again by 2-D rows only
             self.__dict__.pop(attribute, None)
         with ranks_agree("checking X and measuring its noise"):  # distributed: every rank stops if one fails
+            self.magnitude_correction_ = self._resolve_correction()
             volumes = lazy_volumes(X) if names is None else None
             if volumes is not None:  # read on demand: statistics one volume at a time, patches as drawn
                 if getattr(self, "spatial_dims", 2) == 3:
@@ -393,7 +418,7 @@ class C2SBase(TableOutputMixin, PicklingMixin, TransformerMixin, BaseEstimator):
             generator=torch.Generator().manual_seed(rank_seed(seed)),  # its own patches on each rank
             device=device,
             verbose=self.verbose,
-            air_rms=levels * air_factor(self.noise_model_, self.n_coils),
+            air_rms=levels * air_factor(self.noise_model_, self.n_coils, self._fitted_correction()),
         )
 
     def _store_fit(
@@ -460,9 +485,14 @@ class C2SBase(TableOutputMixin, PicklingMixin, TransformerMixin, BaseEstimator):
                 stack = torch.stack(denoised[position : position + depth], dim=1).numpy()  # (channels, D, H, W)
                 channels = slice(contrast, contrast + n_denoised_channels)
                 output[channels] = stack * scale[channels, None, None, None]
-                if noise_model != "gaussian":
-                    n_coils = coils(noise_model, self.n_coils)
-                    output[contrast] = unbias_magnitude(output[contrast], float(sigma[contrast]), n_coils)
+                output[contrast] = from_network(
+                    output[contrast],
+                    float(sigma[contrast]),
+                    noise_model,
+                    self.n_coils,
+                    self._fitted_correction(),
+                    float(getattr(self, "floor_shrinkage", 0.0)),
+                )
                 position += depth
         if is_complex:
             return [(output[0] + 1j * output[1])[None] for output in outputs]

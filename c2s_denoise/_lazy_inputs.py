@@ -10,7 +10,9 @@ and therefore the trained network are bitwise those of the same volumes passed a
 
 from __future__ import annotations
 
+import functools
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -139,10 +141,21 @@ class LazySlice:
         part (0 real, 1 imaginary), otherwise 0.
     scale : float
         Intensity scale of the volume.
+    to_network : callable, optional
+        Applied to each window as read, before the scale (the variance stabilisation of magnitude
+        volumes: a pixel-wise map, so windows give what the whole volume would).
     """
 
-    def __init__(self, volume: Any, z: int, plan: list[tuple[int, int]], scale: float) -> None:
+    def __init__(
+        self,
+        volume: Any,
+        z: int,
+        plan: list[tuple[int, int]],
+        scale: float,
+        to_network: Callable[[np.ndarray], np.ndarray] | None = None,
+    ) -> None:
         self.volume = volume
+        self.to_network = to_network
         self.depth = volume_depth(volume)
         self.slices = [(part, neighbour_index(z, offset, self.depth)) for part, offset in plan]
         self.scale = np.float64(scale)
@@ -157,6 +170,8 @@ class LazySlice:
         for part, z in self.slices:
             if z not in windows:
                 windows[z] = _read_slice(self.volume, z, rows, cols)
+                if self.to_network is not None:
+                    windows[z] = self.to_network(windows[z])
             window = windows[z]
             if np.iscomplexobj(window):
                 window = window.imag if part else window.real
@@ -171,16 +186,25 @@ def lazy_network_inputs(
     is_complex: bool,
     context_slices: int,
     min_relative_sigma: float,
+    to_network: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
 ) -> tuple[list[LazySlice], list[float], int]:
     """:func:`~c2s_denoise._channels.network_inputs` for lazily read volumes: one :class:`LazySlice` per slice.
 
     ``sigmas`` and ``scales`` are ``(n_volumes, 1)`` (or with the complex parts repeated: only
-    the first column is used).
+    the first column is used). ``to_network(window, sigma_row)`` maps a window read from a
+    volume (as ``(1, 1, h, w)``) with that volume's noise levels ``(1, 1)``.
     """
     plan = complex_channel_plan(context_slices) if is_complex else channel_plan(1, 0, context_slices)
     inputs, levels = [], []
     for volume, sigma, scale in zip(volumes, sigmas[:, 0], scales[:, 0]):
-        stacks = [LazySlice(volume, z, plan, float(scale)) for z in range(volume_depth(volume))]
+        mapping = None
+        if to_network is not None:
+            mapping = functools.partial(_map_window, to_network=to_network, sigma_row=np.array([[sigma]]))
+        stacks = [LazySlice(volume, z, plan, float(scale), mapping) for z in range(volume_depth(volume))]
         inputs += stacks
         levels += [max(float(sigma) / scale, min_relative_sigma)] * len(stacks)
     return inputs, levels, len(plan)
+
+
+def _map_window(window: np.ndarray, *, to_network: Callable, sigma_row: np.ndarray) -> np.ndarray:
+    return to_network(window[None, None], sigma_row)[0, 0]

@@ -18,7 +18,6 @@ __all__ = [
     "MIN_RELATIVE_SIGMA",
     "NOISE_MODELS",
     "SIGMA_VALUE",
-    "air_factor",
     "coils",
     "noise_level",
     "noise_levels",
@@ -38,11 +37,6 @@ MIN_RELATIVE_SIGMA = 1e-3
 def coils(noise_model: str, n_coils: int) -> int:
     """Coils behind a magnitude image: ``n_coils`` for ``"ncchi"``, else 1."""
     return n_coils if noise_model == "ncchi" else 1
-
-
-def air_factor(noise_model: str, n_coils: int) -> float:
-    """Root-mean-square of pure noise in units of sigma, per denoised channel."""
-    return 1.0 if noise_model == "gaussian" else float(np.sqrt(2 * coils(noise_model, n_coils)))
 
 
 def sigma_rule(sigma: float | str | dict, contrast: str | None) -> float | str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 
+from ._magnitude_path import LEGACY_MAGNITUDE_CORRECTION
 from ._version import __version__
 from .engine import network_from_state, network_state
 from .model_file import version_warnings
@@ -44,6 +45,11 @@ class PicklingMixin:
                 state.setdefault("noise_model_", "gaussian")
                 state.setdefault("complex_input_", False)
         state.setdefault("air_weight", 1.0)  # saved before air was down-weighted: patches were uniform
+        if "magnitude_correction" not in state:  # saved before the stabilised path: the mean was inverted
+            state["magnitude_correction"] = LEGACY_MAGNITUDE_CORRECTION
+            state["floor_shrinkage"] = 0.0  # only the "vst" path uses it
+            if "n_iter_" in state:
+                state.setdefault("magnitude_correction_", LEGACY_MAGNITUDE_CORRECTION)
         state.setdefault("warm_start", False)
         state.setdefault("max_time", None)
         super().__setstate__(state)

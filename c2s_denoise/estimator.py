@@ -10,6 +10,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 
 from ._base import C2SBase
 from ._inputs import is_label_vector
+from ._magnitude_path import MAGNITUDE_CORRECTIONS
 from ._noise_levels import NOISE_MODELS, SIGMA_VALUE, noise_level, sigma_rule
 from .engine import LOSS_WEIGHTINGS, NOISE_SCHEDULES, PRECISIONS
 
@@ -40,12 +41,25 @@ class C2SDenoiser(C2SBase):
     noise_model : {"auto", "gaussian", "rician", "ncchi"}, default="auto"
         Distribution of the noise. ``"gaussian"``: additive white Gaussian noise (complex data,
         real images with negative values). ``"rician"`` / ``"ncchi"``: magnitude images from
-        one / ``n_coils`` coils combined by root-sum-of-squares; the network denoises the
-        magnitude and the magnitude bias is then inverted (``E[M | A] = A`` solved for ``A``,
-        docs/method.md section 10). ``"auto"``: Gaussian for complex input or input with
+        one / ``n_coils`` coils combined by root-sum-of-squares, handled as ``magnitude_correction``
+        says (docs/method.md section 10). ``"auto"``: Gaussian for complex input or input with
         negative values, otherwise noncentral chi with ``n_coils`` coils (Rician for 1).
     n_coils : int, default=1
         Coils behind a root-sum-of-squares magnitude image (``noise_model`` "ncchi" or "auto").
+    magnitude_correction : {"vst", "mean"}, default="vst"
+        How magnitude noise (``noise_model_`` "rician"/"ncchi") is handled. ``"vst"``: the network
+        trains on and denoises the variance-stabilised magnitude (noise close to Gaussian of level
+        ``sigma`` at every signal level, air included), and its output goes through the exact
+        unbiased inverse of the stabilised mean; ``"mean"``: the network denoises the magnitude
+        itself and the mean ``E[M | A]`` of its output is inverted (docs/method.md section 10).
+        Ignored for Gaussian noise.
+    floor_shrinkage : float, default=1.5
+        With ``magnitude_correction="vst"``: near the air's level the exact inverse is a square
+        root that turns the denoised image's small residual errors into scattered bright pixels;
+        the estimate of ``A**2`` there is soft-thresholded by this many spreads of that error,
+        measured on each denoised item from its values below the air's level (docs/method.md
+        section 10). 0 keeps the exact unbiased inverse; the bias it leaves at amplitude ``A``
+        falls as ``1 / A``. Applied at ``transform``, so it can be changed after ``fit``.
     refinement : float, default=0.0
         Detail refinement ``rho = sigma_target / sigma_data`` in ``[0, 1)``. 0 gives the MMSE
         denoiser; larger values keep a fraction ``rho**2`` of the noisy image's fine texture.
@@ -158,6 +172,9 @@ class C2SDenoiser(C2SBase):
         channels of one network with one noise level); it then denoises complex images only.
     noise_model_ : str
         The noise model used: "gaussian", "rician" or "ncchi".
+    magnitude_correction_ : str
+        How magnitude noise was handled: ``magnitude_correction`` at fit time ("mean" for models
+        saved before the stabilised path existed).
     sigma_methods_ : ndarray of str, same shape as ``sigma_``
         How each noise level was obtained: an estimator's name, or "given".
     network_ : torch.nn.Module
@@ -220,6 +237,8 @@ class C2SDenoiser(C2SBase):
         "sigma": [*SIGMA_VALUE, dict],
         "noise_model": [StrOptions(set(NOISE_MODELS))],
         "n_coils": [Interval(Integral, 1, None, closed="left")],
+        "magnitude_correction": [StrOptions(set(MAGNITUDE_CORRECTIONS))],
+        "floor_shrinkage": [Interval(Real, 0, None, closed="left")],
         "refinement": [Interval(Real, 0, 1, closed="left")],
         "tau_max": [Interval(Real, 0, 100, closed="right")],
         "noise_schedule": [StrOptions(set(NOISE_SCHEDULES))],
@@ -258,6 +277,8 @@ class C2SDenoiser(C2SBase):
         sigma="auto",
         noise_model="auto",
         n_coils=1,
+        magnitude_correction="vst",
+        floor_shrinkage=1.5,
         refinement=0.0,
         tau_max=1.5,
         noise_schedule="added",
@@ -292,6 +313,8 @@ class C2SDenoiser(C2SBase):
         self.sigma = sigma
         self.noise_model = noise_model
         self.n_coils = n_coils
+        self.magnitude_correction = magnitude_correction
+        self.floor_shrinkage = floor_shrinkage
         self.refinement = refinement
         self.tau_max = tau_max
         self.noise_schedule = noise_schedule

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ._magnitude_path import LEGACY_MAGNITUDE_CORRECTION
 from ._version import __version__
 from .io.atomic import atomic_write
 from .io.errors import C2SInputError, describe_exception
@@ -44,6 +45,7 @@ _FITTED = {
     "scales_": "array",
     "sigma_methods_": "array",
     "noise_model_": "str",
+    "magnitude_correction_": "str",
     "device_": "str",
     "training_dtype_": "str",
     "context_slices_": "int",
@@ -259,6 +261,8 @@ def _build(cls: type, document: dict[str, Any], tensors: dict[str, torch.Tensor]
         raise C2SInputError(None, f"invalid model file (unknown or missing fitted attributes: {unknown or _REQUIRED})")
     for name, value in fitted.items():
         setattr(model, name, _decode(value, _FITTED[name], name))
+    if "magnitude_correction_" not in fitted:  # saved before the stabilised path: the mean was inverted
+        model.magnitude_correction = model.magnitude_correction_ = LEGACY_MAGNITUDE_CORRECTION
     contrasts = getattr(model, "contrasts_", None)
     networks = _networks(document["networks"], tensors, contrasts)
     if contrasts is None:

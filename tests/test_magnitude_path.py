@@ -1,0 +1,122 @@
+"""The estimator's magnitude path: the variance-stabilised network domain, its inverse, and older models."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from c2s_denoise import C2SDenoiser
+from c2s_denoise._magnitude_path import air_factor, from_network, to_network
+from c2s_denoise.magnitude import unbias_magnitude
+from c2s_denoise.model_file import load_model_file, save_model_file
+from c2s_denoise.phantom import brain_phantom
+from c2s_denoise.simulate import magnitude_noise
+from c2s_denoise.variance_stabilisation import stabilise, stabilised_mean, unstabilise
+
+SIGMA = 0.06
+TINY = dict(max_iter=8, width=8, patch_size=24, batch_size=4, random_state=0, context_slices=0)
+
+
+@pytest.fixture(scope="module")
+def rician_slices() -> tuple[np.ndarray, np.ndarray]:
+    """Clean phantom slices (air exactly 0) and their one-coil magnitude (Rician) images."""
+    clean = np.stack([brain_phantom((64, 64), seed=seed) for seed in range(4)])
+    return clean, magnitude_noise(clean, SIGMA, n_coils=1, seed=1)
+
+
+def test_to_and_from_the_network_domain():
+    rng = np.random.default_rng(0)
+    items = [np.abs(rng.normal(size=(2, 3, 8, 8))) for _ in range(2)]
+    sigmas = np.array([[0.5, 1.0], [0.25, 2.0]])
+    assert to_network(items, sigmas, "gaussian", 1, "vst") is items  # Gaussian noise passes through
+    assert to_network(items, sigmas, "rician", 1, "mean") is items  # the first-moment path trains on M
+    stabilised = to_network(items, sigmas, "ncchi", 4, "vst")
+    for item, sigma, out in zip(items, sigmas, stabilised):
+        for c in range(2):
+            np.testing.assert_array_equal(out[c], stabilise(item[c], sigma[c], 4))
+    # "rician" is one coil whatever n_coils says
+    np.testing.assert_array_equal(to_network(items, sigmas, "rician", 8, "vst")[0][0], stabilise(items[0][0], 0.5, 1))
+    values = np.linspace(-1.0, 6.0, 50)
+    np.testing.assert_array_equal(from_network(values, 1.0, "gaussian", 1, "vst"), values)
+    np.testing.assert_array_equal(from_network(values, 1.0, "ncchi", 4, "mean"), unbias_magnitude(values, 1.0, 4))
+    np.testing.assert_array_equal(from_network(values, 1.0, "ncchi", 4, "vst"), unstabilise(values, 1.0, 4))
+    assert air_factor("gaussian", 4, "vst") == 1.0
+    assert air_factor("ncchi", 4, "mean") == pytest.approx(np.sqrt(8))
+    assert air_factor("rician", 4, "vst") == pytest.approx(np.hypot(float(stabilised_mean(0.0, 1.0, 1)), 1.0))
+
+
+def test_stabilised_fit_flattens_the_air_against_clean_references(rician_slices):
+    """A short fit on Rician phantoms: the air (true signal 0) comes out near 0 and flat, the image is closer
+    to the clean one than the noisy input, and the stabilised path beats the first-moment one over the image."""
+    clean, noisy = rician_slices
+    air = clean == 0
+    params = dict(max_iter=300, width=8, patch_size=32, batch_size=8, random_state=0, context_slices=0)
+    outputs = {}
+    for correction in ("vst", "mean"):
+        model = C2SDenoiser(sigma=SIGMA, magnitude_correction=correction, **params).fit(noisy)
+        assert model.noise_model_ == "rician" and model.magnitude_correction_ == correction
+        outputs[correction] = model.transform(noisy)
+    vst = outputs["vst"]
+    assert vst[air].mean() < 0.15 * noisy[air].mean()
+    assert vst[air].std() < 0.5 * noisy[air].std()
+    assert np.percentile(vst[air], 99) < noisy[air].mean()  # no speckle
+    mse = {name: np.mean((out - clean) ** 2) for name, out in outputs.items()}
+    assert mse["vst"] < 0.3 * np.mean((noisy - clean) ** 2)
+    assert mse["vst"] < mse["mean"]
+
+
+def test_floor_shrinkage_acts_at_transform_and_zero_is_the_exact_inverse(rician_slices, monkeypatch):
+    _, noisy = rician_slices
+    model = C2SDenoiser(sigma=SIGMA, **TINY).fit(noisy)
+    shrunk = model.transform(noisy)
+    exact = model.set_params(floor_shrinkage=0.0).transform(noisy)
+    assert np.all(shrunk <= exact + 1e-12)  # the soft threshold only lowers the A**2 estimate
+    assert np.count_nonzero(shrunk == 0) > np.count_nonzero(exact == 0)
+    captured = []
+    original = unstabilise
+
+    def spy(values, sigma, n_coils=1, *, floor_shrinkage=0.0):
+        captured.append(floor_shrinkage)
+        return original(values, sigma, n_coils, floor_shrinkage=floor_shrinkage)
+
+    monkeypatch.setattr("c2s_denoise._magnitude_path.unstabilise", spy)
+    model.transform(noisy)
+    assert captured == [0.0] * len(noisy)
+
+
+def test_models_saved_before_the_stabilised_path_keep_the_first_moment_inversion(rician_slices, tmp_path):
+    _, noisy = rician_slices
+    model = C2SDenoiser(sigma=SIGMA, magnitude_correction="mean", **TINY).fit(noisy)
+    expected = model.transform(noisy)
+    state = model.__getstate__()
+    for key in ("magnitude_correction", "floor_shrinkage", "magnitude_correction_"):
+        state.pop(key)
+    old = C2SDenoiser.__new__(C2SDenoiser)
+    old.__setstate__(pickle.loads(pickle.dumps(state)))
+    assert old.magnitude_correction == old.magnitude_correction_ == "mean"
+    np.testing.assert_array_equal(old.transform(noisy), expected)
+    # a model file without the fitted attribute: the same
+    path = save_model_file(model, tmp_path / "old.c2s")
+    loaded = load_model_file(path)
+    assert loaded.magnitude_correction_ == "mean"
+    np.testing.assert_array_equal(loaded.transform(noisy), expected)
+
+
+def test_model_file_keeps_the_stabilised_path(rician_slices, tmp_path):
+    _, noisy = rician_slices
+    model = C2SDenoiser(sigma=SIGMA, **TINY).fit(noisy)
+    loaded = load_model_file(save_model_file(model, tmp_path / "vst.c2s"))
+    assert loaded.magnitude_correction_ == "vst" and loaded.floor_shrinkage == model.floor_shrinkage
+    np.testing.assert_array_equal(loaded.transform(noisy), model.transform(noisy))
+
+
+def test_warm_start_keeps_the_fitted_magnitude_correction(rician_slices):
+    _, noisy = rician_slices
+    model = C2SDenoiser(sigma=SIGMA, warm_start=True, **TINY).fit(noisy)
+    weights = [w.clone() for w in model.network_.state_dict().values()]
+    with pytest.raises(ValueError, match="magnitude_correction='vst'"):
+        model.set_params(magnitude_correction="mean").fit(noisy)
+    assert all(torch.equal(a, b) for a, b in zip(weights, model.network_.state_dict().values()))
