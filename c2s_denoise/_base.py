@@ -35,7 +35,7 @@ from ._inputs import (
 )
 from ._lazy_inputs import is_lazy, lazy_network_inputs, lazy_statistics, lazy_volumes, volume_depth
 from ._magnitude_path import LEGACY_MAGNITUDE_CORRECTION, air_factor, from_network, to_network
-from ._noise_levels import MIN_RELATIVE_SIGMA, noise_levels
+from ._noise_levels import MIN_RELATIVE_SIGMA, effective_coils, noise_levels
 from ._pickling import PicklingMixin
 from ._table_output import TableOutputMixin
 from ._volumes import check_volumes, resolve_spatial_dims, slices_to_volumes, volumes_to_slices
@@ -165,6 +165,20 @@ class C2SBase(TableOutputMixin, PicklingMixin, TransformerMixin, BaseEstimator):
         saved before it existed)."""
         return getattr(self, "magnitude_correction_", LEGACY_MAGNITUDE_CORRECTION)
 
+    def _fitted_coils(self) -> float:
+        """Coils behind the magnitude images: ``n_coils_`` (``n_coils`` for models saved before it existed)."""
+        fitted = getattr(self, "n_coils_", None)
+        return float(self.n_coils) if fitted is None else float(fitted)
+
+    def _resolve_coils(self, volumes: list) -> float:
+        """``n_coils`` for this fit: a number as given; ``"auto"`` fitted to the air of the magnitude volumes
+        (:func:`~c2s_denoise._noise_levels.effective_coils`); a warm start keeps the fitted number."""
+        if getattr(self, "warm_start", False) and hasattr(self, "n_iter_"):
+            return self._fitted_coils()
+        if self.n_coils == "auto":
+            return 1.0 if self.noise_model == "gaussian" else effective_coils(volumes)
+        return float(self.n_coils)
+
     def _resolve_correction(self) -> str:
         """``magnitude_correction`` for this fit: a warm start must keep the fitted one."""
         if getattr(self, "warm_start", False) and hasattr(self, "n_iter_"):
@@ -186,7 +200,7 @@ class C2SBase(TableOutputMixin, PicklingMixin, TransformerMixin, BaseEstimator):
         """Noise level of each item and contrast ``(n_items, n_contrasts)`` in input units, and how it was obtained."""
         noise_model = getattr(self, "noise_model_", None)
         return noise_levels(
-            items, names, self.sigma, noise_model, noise_model_rule=self.noise_model, n_coils=self.n_coils
+            items, names, self.sigma, noise_model, noise_model_rule=self.noise_model, n_coils=self._fitted_coils()
         )
 
     # ------------------------------------------------------------------ networks
@@ -199,7 +213,7 @@ class C2SBase(TableOutputMixin, PicklingMixin, TransformerMixin, BaseEstimator):
         Lazily read volumes give a :class:`~c2s_denoise._lazy_inputs.LazySlice` per slice instead.
         """
         noise_model = getattr(self, "noise_model_", "gaussian")  # models saved before noise models existed
-        correction = self._fitted_correction()
+        correction, n_coils = self._fitted_correction(), self._fitted_coils()
         if parts and is_lazy(parts[0]):
             lazy, levels, n_channels = lazy_network_inputs(
                 parts,
@@ -208,11 +222,11 @@ class C2SBase(TableOutputMixin, PicklingMixin, TransformerMixin, BaseEstimator):
                 is_complex,
                 self._fitted_context(),
                 MIN_RELATIVE_SIGMA,
-                to_network=lambda window, sigma: to_network([window], sigma, noise_model, self.n_coils, correction)[0],
+                to_network=lambda window, sigma: to_network([window], sigma, noise_model, n_coils, correction)[0],
             )
             return lazy, torch.tensor(levels, dtype=torch.float32), n_channels
         inputs, levels, n_channels = network_inputs(
-            to_network(parts, sigmas, noise_model, self.n_coils, correction),
+            to_network(parts, sigmas, noise_model, n_coils, correction),
             sigmas,
             scales,
             contrast,
@@ -247,7 +261,8 @@ class C2SBase(TableOutputMixin, PicklingMixin, TransformerMixin, BaseEstimator):
                     )
                 dims = 2
                 self.context_slices_ = self._resolve_context([volume_depth(volume) for volume in volumes], dims)
-                stats = lazy_statistics(volumes, self.sigma, self.noise_model, self.n_coils, self.context_slices_)
+                self.n_coils_ = self._resolve_coils(volumes)
+                stats = lazy_statistics(volumes, self.sigma, self.noise_model, self.n_coils_, self.context_slices_)
                 parts, is_complex, self.noise_model_ = volumes, stats.is_complex, stats.noise_model
                 sigmas, methods, scales = stats.sigmas, stats.methods, stats.scales
                 part_sigmas, part_scales = sigmas, scales
@@ -258,7 +273,8 @@ class C2SBase(TableOutputMixin, PicklingMixin, TransformerMixin, BaseEstimator):
                 if dims == 3:
                     check_volumes(items, self.depth)
                 is_complex = check_kind(items, None)
-                self.noise_model_ = resolve_noise_model(items, self.noise_model, n_coils=self.n_coils)
+                self.n_coils_ = self._resolve_coils([item[c] for item in items for c in range(item.shape[0])])
+                self.noise_model_ = resolve_noise_model(items, self.noise_model, n_coils=self.n_coils_)
                 sigmas, methods = self._noise_levels(items, names)
                 scales = item_scales(items)
                 parts, part_sigmas, part_scales = as_parts(items, sigmas, scales, is_complex)
@@ -418,7 +434,7 @@ class C2SBase(TableOutputMixin, PicklingMixin, TransformerMixin, BaseEstimator):
             generator=torch.Generator().manual_seed(rank_seed(seed)),  # its own patches on each rank
             device=device,
             verbose=self.verbose,
-            air_rms=levels * air_factor(self.noise_model_, self.n_coils, self._fitted_correction()),
+            air_rms=levels * air_factor(self.noise_model_, self._fitted_coils(), self._fitted_correction()),
         )
 
     def _store_fit(
@@ -489,7 +505,7 @@ class C2SBase(TableOutputMixin, PicklingMixin, TransformerMixin, BaseEstimator):
                     output[contrast],
                     float(sigma[contrast]),
                     noise_model,
-                    self.n_coils,
+                    self._fitted_coils(),
                     self._fitted_correction(),
                     float(getattr(self, "floor_shrinkage", 0.0)),
                 )

@@ -53,9 +53,29 @@ NoiseModelOpt = Annotated[
         "Gaussian for complex or signed data, else noncentral chi.",
     ),
 ]
+
+
+def _parse_coils(value: str | None) -> float | str | None:
+    """``auto`` or a number of coils >= 1 (an effective, non-integer number is accepted)."""
+    if value is None or value == "auto":
+        return value
+    try:
+        n_coils = float(value)
+    except ValueError:
+        raise typer.BadParameter(f"expected a number of coils >= 1 or auto, got {value!r}") from None
+    if not n_coils >= 1 or not math.isfinite(n_coils):
+        raise typer.BadParameter(f"the number of coils must be >= 1, got {value!r}")
+    return int(n_coils) if n_coils.is_integer() else n_coils
+
+
 NCoilsOpt = Annotated[
-    int | None,
-    typer.Option("--n-coils", min=1, help="Coils behind a root-sum-of-squares magnitude image (noise model ncchi)."),
+    str | None,
+    typer.Option(
+        "--n-coils",
+        metavar="N|auto",
+        parser=_parse_coils,
+        help="Coils behind a root-sum-of-squares magnitude image (noise model ncchi); auto: fitted to the air.",
+    ),
 ]
 ContrastOpt = Annotated[
     list[str] | None,

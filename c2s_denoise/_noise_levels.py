@@ -6,19 +6,29 @@ a dict ``{contrast: number or name}`` (see :class:`c2s_denoise.C2SDenoiser`).
 
 from __future__ import annotations
 
+import math
 import warnings
 from numbers import Real
 
 import numpy as np
+from scipy.special import gammaincinv
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from .noise import NOISE_ESTIMATORS, auto_noise_level, estimate_sigma, resolve_noise_model
+from .noise import (
+    NOISE_ESTIMATORS,
+    auto_noise_level,
+    estimate_coils_and_sigma,
+    estimate_sigma,
+    resolve_noise_model,
+)
 
 __all__ = [
     "MIN_RELATIVE_SIGMA",
     "NOISE_MODELS",
     "SIGMA_VALUE",
     "coils",
+    "effective_coils",
+    "has_air_and_object",
     "noise_level",
     "noise_levels",
     "sigma_rule",
@@ -34,9 +44,53 @@ SIGMA_VALUE = [Interval(Real, 0, None, closed="neither"), StrOptions({"auto", *N
 MIN_RELATIVE_SIGMA = 1e-3
 
 
-def coils(noise_model: str, n_coils: int) -> int:
+def coils(noise_model: str, n_coils: float) -> float:
     """Coils behind a magnitude image: ``n_coils`` for ``"ncchi"``, else 1."""
     return n_coils if noise_model == "ncchi" else 1
+
+
+def has_air_and_object(volume: np.ndarray, n_coils: float, sigma: float) -> bool:
+    """Whether a fit of the air is believable: at least 10% of the positive pixels are air (below the 90%
+    quantile of the chi(2N) air, counted as 90% of it) and at least 5% are clearly not (above its 99.9%
+    quantile). A field of tissue without air fits a "background" too, but then nothing stands above it."""
+    values = volume[volume > 0]
+    if values.size == 0:
+        return False
+    air = np.mean(values < sigma * math.sqrt(2.0 * gammaincinv(n_coils, 0.9))) / 0.9
+    above = np.mean(values > sigma * math.sqrt(2.0 * gammaincinv(n_coils, 0.999)))
+    return bool(air >= 0.1 and above >= 0.05)
+
+
+def effective_coils(volumes: list, names: str = "X") -> float:
+    """``n_coils="auto"``: the median over the magnitude volumes of the effective coil number fitted to their air.
+
+    Complex volumes and volumes with negative values (Gaussian noise) are skipped, and so are
+    volumes without air (:func:`has_air_and_object`). Where no volume has signal-free air to fit, one
+    coil is assumed, with a warning.
+    """
+    estimates, magnitudes = [], 0
+    for volume in volumes:
+        array = np.asarray(volume[...])
+        if np.iscomplexobj(array) or float(np.min(array)) < 0:
+            continue
+        magnitudes += 1
+        try:
+            n_coils, sigma = estimate_coils_and_sigma(array)
+        except ValueError:
+            continue
+        if has_air_and_object(array, n_coils, sigma):
+            estimates.append(n_coils)
+    if not magnitudes:
+        return 1.0
+    if not estimates:
+        warnings.warn(
+            f"n_coils='auto' found no signal-free air in {names} to fit the number of coils; one coil (Rician "
+            "noise) is assumed: pass n_coils=N if the images are root-sum-of-squares of N coils",
+            UserWarning,
+            stacklevel=4,
+        )
+        return 1.0
+    return float(np.median(estimates))
 
 
 def sigma_rule(sigma: float | str | dict, contrast: str | None) -> float | str:

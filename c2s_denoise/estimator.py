@@ -11,7 +11,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from ._base import C2SBase
 from ._inputs import is_label_vector
 from ._magnitude_path import MAGNITUDE_CORRECTIONS
-from ._noise_levels import NOISE_MODELS, SIGMA_VALUE, noise_level, sigma_rule
+from ._noise_levels import NOISE_MODELS, SIGMA_VALUE, effective_coils, noise_level, sigma_rule
 from .engine import LOSS_WEIGHTINGS, NOISE_SCHEDULES, PRECISIONS
 
 __all__ = ["NOISE_MODELS", "C2SDenoiser"]
@@ -44,8 +44,12 @@ class C2SDenoiser(C2SBase):
         one / ``n_coils`` coils combined by root-sum-of-squares, handled as ``magnitude_correction``
         says (docs/method.md section 10). ``"auto"``: Gaussian for complex input or input with
         negative values, otherwise noncentral chi with ``n_coils`` coils (Rician for 1).
-    n_coils : int, default=1
-        Coils behind a root-sum-of-squares magnitude image (``noise_model`` "ncchi" or "auto").
+    n_coils : float or "auto", default=1
+        Coils behind a root-sum-of-squares magnitude image (``noise_model`` "ncchi" or "auto"); an
+        effective, non-integer number is accepted (correlated coils act as fewer, noisier ones).
+        ``"auto"``: the effective number and ``sigma`` are fitted together to the air of the
+        magnitude images (median over the items; one coil, with a warning, where there is no air);
+        the number used is in ``n_coils_``.
     magnitude_correction : {"vst", "mean"}, default="vst"
         How magnitude noise (``noise_model_`` "rician"/"ncchi") is handled. ``"vst"``: the network
         trains on and denoises the variance-stabilised magnitude (noise close to Gaussian of level
@@ -172,6 +176,8 @@ class C2SDenoiser(C2SBase):
         channels of one network with one noise level); it then denoises complex images only.
     noise_model_ : str
         The noise model used: "gaussian", "rician" or "ncchi".
+    n_coils_ : float
+        Coils behind the magnitude images: ``n_coils``, or its estimate for ``"auto"``.
     magnitude_correction_ : str
         How magnitude noise was handled: ``magnitude_correction`` at fit time ("mean" for models
         saved before the stabilised path existed).
@@ -236,7 +242,7 @@ class C2SDenoiser(C2SBase):
     _parameter_constraints: dict = {
         "sigma": [*SIGMA_VALUE, dict],
         "noise_model": [StrOptions(set(NOISE_MODELS))],
-        "n_coils": [Interval(Integral, 1, None, closed="left")],
+        "n_coils": [Interval(Real, 1, None, closed="left"), StrOptions({"auto"})],
         "magnitude_correction": [StrOptions(set(MAGNITUDE_CORRECTIONS))],
         "floor_shrinkage": [Interval(Real, 0, None, closed="left")],
         "refinement": [Interval(Real, 0, 1, closed="left")],
@@ -365,8 +371,11 @@ class C2SDenoiser(C2SBase):
         """
         rule = sigma_rule(self.sigma, contrast)
         noise_model = getattr(self, "noise_model_", None)
+        n_coils = getattr(self, "n_coils_", None)
+        if n_coils is None:
+            n_coils = effective_coils([np.asarray(volume)]) if self.n_coils == "auto" else self.n_coils
         return noise_level(
-            volume, rule, noise_model, noise_model_rule=self.noise_model, n_coils=self.n_coils, contrast=contrast
+            volume, rule, noise_model, noise_model_rule=self.noise_model, n_coils=n_coils, contrast=contrast
         )[0]
 
     # ------------------------------------------------------------------ fit

@@ -46,6 +46,7 @@ _FITTED = {
     "sigma_methods_": "array",
     "noise_model_": "str",
     "magnitude_correction_": "str",
+    "n_coils_": "float",
     "device_": "str",
     "training_dtype_": "str",
     "context_slices_": "int",

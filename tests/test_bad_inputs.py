@@ -388,6 +388,8 @@ OPTION_CASES = [
     (["apply", "{model}", "{good}", "-o", "{out}", "--save-complex"], 1, r"--save-complex needs k-space"),
     (["estimate-noise", "{good}", "--noise-model", "bogus"], 2, r"expected auto, gaussian"),
     (["estimate-noise", "{good}", "--n-coils", "0"], 2, r"n-coils"),
+    (["fit", "{good}", "-o", "{out}/m.c2s", "--n-coils", "many"], 2, r"expected a number of coils >= 1 or auto"),
+    (["fit", "{good}", "-o", "{out}/m.c2s", "--n-coils", "0.5"], 2, r"must be >= 1"),
     (["demo", "--out", "{out}", "--device", "nonsense"], 2, r"expected auto, cpu, cuda"),
     (["demo", "--out", "{out}", "--max-iter", "-1"], 2, r"max-iter"),
     (["demo", "--out", "{out}", "--size", "8"], 2, r"must be at least 16"),

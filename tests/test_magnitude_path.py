@@ -120,3 +120,47 @@ def test_warm_start_keeps_the_fitted_magnitude_correction(rician_slices):
     with pytest.raises(ValueError, match="magnitude_correction='vst'"):
         model.set_params(magnitude_correction="mean").fit(noisy)
     assert all(torch.equal(a, b) for a, b in zip(weights, model.network_.state_dict().values()))
+
+
+@pytest.mark.parametrize("n_coils", [1, 4, 8, 16])
+def test_coil_number_and_sigma_fitted_together_to_the_air(n_coils):
+    from c2s_denoise.noise import estimate_coils_and_sigma
+
+    head = np.stack([brain_phantom((96, 96), seed=seed) for seed in range(4)])
+    noisy = magnitude_noise(head, 0.05, n_coils=n_coils, seed=n_coils)
+    estimated_coils, sigma = estimate_coils_and_sigma(noisy)
+    assert estimated_coils == pytest.approx(n_coils, rel=0.1)
+    assert sigma == pytest.approx(0.05, rel=0.03)
+
+
+def test_n_coils_auto_in_the_estimator_and_without_air(rician_slices):
+    clean, _ = rician_slices
+    noisy = magnitude_noise(clean, SIGMA, n_coils=4, seed=2)
+    model = C2SDenoiser(n_coils="auto", **TINY).fit(noisy)
+    assert model.n_coils_ == pytest.approx(4, rel=0.15) and model.noise_model_ == "ncchi"
+    assert model.sigma_ == pytest.approx(SIGMA, rel=0.05)
+    assert model.noise_level(noisy[0]) == pytest.approx(SIGMA, rel=0.05)
+    assert C2SDenoiser(n_coils="auto").noise_level(noisy) == pytest.approx(SIGMA, rel=0.05)  # unfitted
+    # bright tissue filling the field of view: no air to fit, one coil assumed with a warning
+    tissue = magnitude_noise(np.full((2, 48, 48), 0.6), SIGMA, n_coils=4, seed=3)
+    with pytest.warns(UserWarning, match="no signal-free air"):
+        no_air = C2SDenoiser(n_coils="auto", **TINY).fit(tissue)
+    assert no_air.n_coils_ == 1.0 and no_air.noise_model_ == "rician"
+    # Gaussian data: nothing to fit, no warning
+    signed = np.random.default_rng(0).normal(size=(2, 32, 32))
+    assert C2SDenoiser(n_coils="auto", **TINY).fit(signed).noise_model_ == "gaussian"
+
+
+def test_cli_fit_with_n_coils_auto_saves_the_fitted_number(rician_slices, tmp_path):
+    from typer.testing import CliRunner
+
+    from c2s_denoise.cli import app
+
+    clean, _ = rician_slices
+    np.save(tmp_path / "scan.npy", magnitude_noise(clean, SIGMA, n_coils=8, seed=4))
+    words = ["fit", str(tmp_path / "scan.npy"), "-o", str(tmp_path / "m.c2s"), "--n-coils", "auto", "--max-iter", "4"]
+    result = CliRunner().invoke(app, [*words, "--width", "8", "--patch-size", "24", "--seed", "0"])
+    assert result.exit_code == 0, result.output
+    model = load_model_file(tmp_path / "m.c2s")
+    assert model.n_coils == "auto" and model.n_coils_ == pytest.approx(8, rel=0.15)
+    assert model.noise_model_ == "ncchi" and model.magnitude_correction_ == "vst"

@@ -11,6 +11,8 @@ mean ``sigma sqrt(2) Gamma(N + 1/2) / Gamma(N)``.
   noise (complex or real images). On magnitude images it is low where the signal is dark.
 - ``"background"``: truncated mean of the chi distributed air around the object of a
   magnitude image (needs air); ``"rayleigh"`` is its single-coil case.
+- :func:`estimate_coils_and_sigma`: the effective coil number and ``sigma`` fitted together to
+  the air (``n_coils="auto"``).
 - ``"foreground"``: wavelet MAD over bright blocks without edges of a magnitude image, where
   noncentral-chi noise is nearly Gaussian (needs no air).
 
@@ -21,7 +23,7 @@ and :mod:`~c2s_denoise.noise.foreground`; the automatic choices in :mod:`~c2s_de
 """
 
 from .auto import NOISE_ESTIMATORS, auto_noise_level, choose_noise_estimator, estimate_sigma, resolve_noise_model
-from .background import estimate_sigma_background, estimate_sigma_rayleigh
+from .background import estimate_coils_and_sigma, estimate_sigma_background, estimate_sigma_rayleigh
 from .foreground import estimate_sigma_foreground
 from .wavelet import estimate_sigma_wavelet
 
@@ -29,6 +31,7 @@ __all__ = [
     "NOISE_ESTIMATORS",
     "auto_noise_level",
     "choose_noise_estimator",
+    "estimate_coils_and_sigma",
     "resolve_noise_model",
     "estimate_sigma",
     "estimate_sigma_background",

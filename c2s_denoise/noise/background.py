@@ -6,12 +6,13 @@ import math
 
 import numpy as np
 from scipy.ndimage import maximum_filter
+from scipy.optimize import brentq
 from scipy.special import gammainc, gammaincinv
 
 from ..magnitude import _background_mean, _check_n_coils
 from .wavelet import _PASS_SIGMA, _constant_mask, _magnitude_slices
 
-__all__ = ["estimate_sigma_background", "estimate_sigma_rayleigh"]
+__all__ = ["estimate_coils_and_sigma", "estimate_sigma_background", "estimate_sigma_rayleigh"]
 
 _MIN_BACKGROUND_PIXELS = 50
 # Background pixels need their neighbourhood below this quantile of the air's chi distribution.
@@ -152,3 +153,81 @@ def estimate_sigma_rayleigh(image: np.ndarray) -> float:
         pixels.
     """
     return estimate_sigma_background(image, 1)
+
+
+#: Largest effective coil number :func:`estimate_coils_and_sigma` reports.
+MAX_EFFECTIVE_COILS = 128.0
+
+
+def _truncated_moment_ratio(n_coils: float, quantile: float) -> float:
+    """``E[chi | chi < c]**2 / E[chi**2 | chi < c]`` for the unit chi(2N) cut at its ``quantile`` ``c``.
+
+    ``E[chi**2 1{chi < c}] = 2N P(N + 1, c**2 / 2)``; the ratio rises from 0.80 (N = 1, q = 0.9)
+    towards 1 as N grows: it measures the spread of the air relative to its level, which is what
+    tells the coil number apart from the noise level.
+    """
+    cutoff, g = _chi_truncation(n_coils, quantile)
+    second = 2.0 * n_coils * float(gammainc(n_coils + 1.0, 0.5 * cutoff * cutoff)) / quantile
+    return g * g / second
+
+
+def _ratio_gap(n_coils: float, quantile: float, ratio: float) -> float:
+    return _truncated_moment_ratio(n_coils, quantile) - ratio
+
+
+def estimate_coils_and_sigma(
+    image: np.ndarray, *, quantile: float = 0.9, neighbourhood: int = 5, max_iter: int = 30
+) -> tuple[float, float]:
+    """The effective number of coils and the noise level, fitted together to the air of an RSS magnitude image.
+
+    In air an RSS magnitude of ``N`` coils is ``sigma`` times a central chi(2N) variable: its
+    level sets ``sigma`` and its relative spread sets ``N`` (correlated or unequal coils act as
+    fewer, noisier effective ones, so ``N`` need not be an integer). Starting from one coil,
+    :func:`estimate_sigma_background` gives ``sigma`` for the current ``N`` and the air pixels it
+    used; ``N`` is then solved from the ratio ``mean**2 / mean(R**2)`` of those pixels, which for
+    the truncated chi law depends on ``N`` only; the two steps alternate until ``N`` changes by
+    less than 0.1%.
+
+    Parameters
+    ----------
+    image : ndarray, shape (H, W) or (D, H, W)
+        Magnitude image or volume with signal-free air.
+    quantile, neighbourhood
+        As in :func:`estimate_sigma_background`.
+    max_iter : int, default=30
+        Alternations at most.
+
+    Returns
+    -------
+    n_coils : float
+        Effective number of coils, in ``[1, 128]``.
+    sigma : float
+        Noise standard deviation per real component and coil, in the image's units.
+
+    Raises
+    ------
+    ValueError
+        As :func:`estimate_sigma_background`: no air to fit.
+    """
+    values, local_max = _unmasked_magnitudes(image, neighbourhood)
+    lowest, highest = _truncated_moment_ratio(1.0, quantile), _truncated_moment_ratio(MAX_EFFECTIVE_COILS, quantile)
+    n_coils = 1.0
+    for _ in range(max_iter):
+        sigma = estimate_sigma_background(image, n_coils, quantile=quantile, neighbourhood=neighbourhood)
+        cutoff, _ = _chi_truncation(n_coils, quantile)
+        wide = math.sqrt(2.0 * float(gammaincinv(n_coils, _NEIGHBOUR_QUANTILE)))
+        air = values[(values < cutoff * sigma) & (local_max < wide * sigma)]
+        if air.size < _MIN_BACKGROUND_PIXELS:
+            air = values[values < cutoff * sigma]
+        ratio = float(np.mean(air)) ** 2 / float(np.mean(air * air))
+        if ratio <= lowest:
+            updated = 1.0
+        elif ratio >= highest:
+            updated = MAX_EFFECTIVE_COILS
+        else:
+            updated = brentq(_ratio_gap, 1.0, MAX_EFFECTIVE_COILS, args=(quantile, ratio), xtol=1e-6)
+        converged = abs(updated - n_coils) <= 1e-3 * n_coils
+        n_coils = updated
+        if converged:
+            break
+    return n_coils, estimate_sigma_background(image, n_coils, quantile=quantile, neighbourhood=neighbourhood)
