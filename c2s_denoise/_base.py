@@ -170,13 +170,13 @@ class C2SBase(TableOutputMixin, PicklingMixin, TransformerMixin, BaseEstimator):
         fitted = getattr(self, "n_coils_", None)
         return float(self.n_coils) if fitted is None else float(fitted)
 
-    def _resolve_coils(self, volumes: list) -> float:
+    def _resolve_coils(self, volumes: list, pool: bool = True) -> float:
         """``n_coils`` for this fit: a number as given; ``"auto"`` fitted to the air of the magnitude volumes
         (:func:`~c2s_denoise._noise_levels.effective_coils`); a warm start keeps the fitted number."""
         if getattr(self, "warm_start", False) and hasattr(self, "n_iter_"):
             return self._fitted_coils()
         if self.n_coils == "auto":
-            return 1.0 if self.noise_model == "gaussian" else effective_coils(volumes)
+            return 1.0 if self.noise_model == "gaussian" else effective_coils(volumes, pool=pool)
         return float(self.n_coils)
 
     def _resolve_correction(self) -> str:
@@ -261,7 +261,7 @@ class C2SBase(TableOutputMixin, PicklingMixin, TransformerMixin, BaseEstimator):
                     )
                 dims = 2
                 self.context_slices_ = self._resolve_context([volume_depth(volume) for volume in volumes], dims)
-                self.n_coils_ = self._resolve_coils(volumes)
+                self.n_coils_ = self._resolve_coils(volumes, pool=False)
                 stats = lazy_statistics(volumes, self.sigma, self.noise_model, self.n_coils_, self.context_slices_)
                 parts, is_complex, self.noise_model_ = volumes, stats.is_complex, stats.noise_model
                 sigmas, methods, scales = stats.sigmas, stats.methods, stats.scales

@@ -43,13 +43,14 @@ class C2SDenoiser(C2SBase):
         real images with negative values). ``"rician"`` / ``"ncchi"``: magnitude images from
         one / ``n_coils`` coils combined by root-sum-of-squares, handled as ``magnitude_correction``
         says (docs/method.md section 10). ``"auto"``: Gaussian for complex input or input with
-        negative values, otherwise noncentral chi with ``n_coils`` coils (Rician for 1).
-    n_coils : float or "auto", default=1
+        negative values, otherwise noncentral chi with ``n_coils`` coils (Rician for 1, fitted to
+        the air with the default ``n_coils="auto"``).
+    n_coils : float or "auto", default="auto"
         Coils behind a root-sum-of-squares magnitude image (``noise_model`` "ncchi" or "auto"); an
         effective, non-integer number is accepted (correlated coils act as fewer, noisier ones).
         ``"auto"``: the effective number and ``sigma`` are fitted together to the air of the
-        magnitude images (median over the items; one coil, with a warning, where there is no air);
-        the number used is in ``n_coils_``.
+        magnitude images (median over the items, below 1.1 read as one coil; one coil, with a
+        warning, where there is no air); the number used is in ``n_coils_``.
     magnitude_correction : {"vst", "mean"}, default="vst"
         How magnitude noise (``noise_model_`` "rician"/"ncchi") is handled. ``"vst"``: the network
         trains on and denoises the variance-stabilised magnitude (noise close to Gaussian of level
@@ -282,7 +283,7 @@ class C2SDenoiser(C2SBase):
         *,
         sigma="auto",
         noise_model="auto",
-        n_coils=1,
+        n_coils="auto",
         magnitude_correction="vst",
         floor_shrinkage=1.5,
         refinement=0.0,

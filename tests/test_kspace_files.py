@@ -263,7 +263,7 @@ def test_estimator_kind_mismatches() -> None:
     complex_model = small_model().fit(complex_images)
     with pytest.raises(ValueError, match="fitted on complex images but X is real"):
         complex_model.transform(real_images)
-    real_model = small_model(sigma=0.5).fit(real_images)
+    real_model = small_model(sigma=0.5, n_coils=1).fit(real_images)
     assert real_model.complex_input_ is False
     with pytest.raises(ValueError, match="fitted on real images but X is complex"):
         real_model.transform(complex_images)

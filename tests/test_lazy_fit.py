@@ -64,15 +64,15 @@ def test_hdf5_datasets_and_memory_maps_train_the_same_network_as_arrays(
 def test_magnitude_volumes_read_lazily_are_stabilised_as_arrays_are(volumes: list[np.ndarray], tmp_path: Path) -> None:
     """Rician volumes take the variance-stabilised path window by window: the same network as from arrays."""
     magnitude = [np.abs(volume) for volume in volumes]
-    in_memory = C2SDenoiser(context_slices=1, **TINY).fit(magnitude)
+    in_memory = C2SDenoiser(context_slices=1, n_coils=1, **TINY).fit(magnitude)
     assert in_memory.noise_model_ == "rician" and in_memory.magnitude_correction_ == "vst"
     with h5py.File(tmp_path / "magnitude.h5", "w") as handle:
         for index, volume in enumerate(magnitude):
             handle[f"v{index}"] = volume
     with h5py.File(tmp_path / "magnitude.h5", "r") as handle:
-        streamed = C2SDenoiser(context_slices=1, **TINY).fit([handle["v0"], handle["v1"]])
+        streamed = C2SDenoiser(context_slices=1, n_coils=1, **TINY).fit([handle["v0"], handle["v1"]])
     assert _same_network(in_memory, streamed)
-    unstabilised = C2SDenoiser(context_slices=1, magnitude_correction="mean", **TINY).fit(magnitude)
+    unstabilised = C2SDenoiser(context_slices=1, n_coils=1, magnitude_correction="mean", **TINY).fit(magnitude)
     assert not _same_network(in_memory, unstabilised)  # the stabilisation reached the network's inputs
 
 

@@ -23,7 +23,7 @@ from c2s_denoise.io import C2SInputError
 from c2s_denoise.model_file import FORMAT_NAME
 from c2s_denoise.workflows import load_model, save_model
 
-TINY = dict(width=4, depth=2, max_iter=3, batch_size=2, patch_size=8, device="cpu", random_state=0)
+TINY = dict(width=4, depth=2, max_iter=3, batch_size=2, patch_size=8, device="cpu", random_state=0, n_coils=1)
 CLI_TINY = ["--max-iter", "6", "--width", "4", "--patch-size", "16", "--batch-size", "2", "--seed", "0"]
 
 

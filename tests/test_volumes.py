@@ -14,7 +14,8 @@ from c2s_denoise.engine import NoiseConditionedUNet, denoise_images, multiply_ad
 from c2s_denoise.engine.volume_patches import VolumePatchSampler
 from c2s_denoise.model_file import load_model_file, save_model_file
 
-FAST_3D = dict(spatial_dims=3, width=8, depth=2, batch_size=2, patch_size=16, patch_depth=4, random_state=0)
+# n_coils=1: the smooth test volumes have no air to fit a coil number to (n_coils="auto" would warn)
+FAST_3D = dict(spatial_dims=3, width=8, depth=2, batch_size=2, patch_size=16, patch_depth=4, random_state=0, n_coils=1)
 
 
 def smooth_volume(depth: int = 12, size: int = 32, seed: int = 3) -> np.ndarray:
@@ -112,7 +113,7 @@ def test_spatial_dims_auto_picks_3_for_volumes_and_2_for_images():
     auto = {**FAST_3D, "spatial_dims": "auto", "max_iter": 2}
     assert C2SDenoiser(**auto).fit(volumes).spatial_dims_ == 3
     assert C2SDenoiser(**auto).fit(volumes[0]).spatial_dims_ == 2  # (n, H, W): a stack of 2-D images
-    assert C2SDenoiser(max_iter=2, random_state=0).fit(volumes).spatial_dims_ == 2  # the default: slice by slice
+    assert C2SDenoiser(max_iter=2, random_state=0, n_coils=1).fit(volumes).spatial_dims_ == 2  # the default: 2-D
 
 
 @pytest.mark.parametrize("conv3d", ["full", "separable"])
@@ -158,7 +159,7 @@ def test_cli_refuses_training_files_of_different_voxel_sizes(tmp_path):
     first = _nifti(tmp_path / "a.nii.gz", rng.random((16, 16, 8)), (1.0, 1.0, 1.0))
     second = _nifti(tmp_path / "b.nii.gz", rng.random((16, 16, 8)), (1.0, 1.0, 3.0))
     model = str(tmp_path / "m.c2s")
-    args = ["fit", str(first), str(second), "--output", model, "--max-iter", "2", "--width", "4"]
+    args = ["fit", str(first), str(second), "--output", model, "--max-iter", "2", "--width", "4", "--n-coils", "1"]
     result = CliRunner().invoke(app, [*args, "--dims", "3"])
     assert result.exit_code == 1
     assert "b.nii.gz" in result.output and "voxel size 3 x 1 x 1 mm" in result.output
@@ -173,7 +174,21 @@ def test_cli_fits_and_applies_a_3d_model_to_a_nifti_volume(tmp_path):
     source = _nifti(tmp_path / "a.nii.gz", np.moveaxis(volume, 0, -1), (1.0, 1.0, 2.0))
     model = tmp_path / "m.c2s"
     fit = CliRunner().invoke(
-        app, ["fit", str(source), "--output", str(model), "--max-iter", "2", "--width", "4", "--dims", "3"]
+        app,
+        [
+            "fit",
+            str(source),
+            "--output",
+            str(model),
+            "--max-iter",
+            "2",
+            "--width",
+            "4",
+            "--dims",
+            "3",
+            "--n-coils",
+            "1",
+        ],
     )
     assert fit.exit_code == 0, fit.output
     assert load_model_file(model).spatial_dims_ == 3
@@ -209,7 +224,7 @@ def test_3d_networks_take_complex_magnitude_and_multi_contrast_volumes(kind):
 # ------------------------------------------------------------------- context_slices="auto" (2.5-D for volumes)
 def test_context_slices_auto_gives_volumes_one_neighbour_each_side_and_images_none():
     volume = smooth_volume(6, 16)
-    fast = dict(sigma=0.1, max_iter=2, width=4, depth=2, batch_size=2, patch_size=16, random_state=0)
+    fast = dict(sigma=0.1, max_iter=2, width=4, depth=2, batch_size=2, patch_size=16, random_state=0, n_coils=1)
     assert C2SDenoiser(**fast).fit([volume]).context_slices_ == 1  # a list of (D, H, W)
     assert C2SDenoiser(**fast).fit(volume[None]).context_slices_ == 1  # (n, D, H, W)
     assert C2SDenoiser(**fast).fit(volume).context_slices_ == 0  # (n, H, W): a stack of 2-D images
@@ -235,7 +250,7 @@ def test_transform_uses_the_fitted_context_and_the_model_file_keeps_it(tmp_path)
 
 def test_a_warm_start_keeps_the_fitted_context_and_refuses_another():
     volume = smooth_volume(6, 16)
-    fast = dict(sigma=0.1, max_iter=2, width=4, depth=2, batch_size=2, patch_size=16, random_state=0)
+    fast = dict(sigma=0.1, max_iter=2, width=4, depth=2, batch_size=2, patch_size=16, random_state=0, n_coils=1)
     model = C2SDenoiser(**fast, warm_start=True).fit([volume])
     assert model.fit([volume]).context_slices_ == 1 and model.n_iter_ == 4
     with pytest.raises(ValueError, match="fitted with context_slices=1, this fit asks for context_slices=0"):
@@ -244,7 +259,7 @@ def test_a_warm_start_keeps_the_fitted_context_and_refuses_another():
 
 def test_cli_fits_volumes_with_neighbouring_slices_unless_dims_2(tmp_path):
     source = _nifti(tmp_path / "v.nii.gz", smooth_volume(8, 16).transpose(1, 2, 0), (1.0, 1.0, 2.0))
-    tiny = ["--max-iter", "2", "--width", "4", "--patch-size", "16", "--sigma", "0.1"]
+    tiny = ["--max-iter", "2", "--width", "4", "--patch-size", "16", "--sigma", "0.1", "--n-coils", "1"]
     for extra, context in (([], 1), (["--dims", "2"], 0), (["--dims", "2", "--context-slices", "2"], 2)):
         model = tmp_path / f"m{context}.c2s"
         result = CliRunner().invoke(app, ["fit", str(source), "--output", str(model), *tiny, *extra])
