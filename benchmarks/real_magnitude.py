@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from c2s_denoise import C2SDenoiser, __version__
+from c2s_denoise.noise import air_correlation
 from report import command, machine
 
 RESULTS = Path(__file__).parent / "results"
@@ -68,6 +69,7 @@ def analyse(name: str, steps: int, seed: int) -> dict:
     seconds = time.perf_counter() - start
     sigma = float(model.sigma_[0])
     residual = noisy - denoised
+    correlation = air_correlation(noisy, model.n_coils_ if model.noise_model_ == "ncchi" else 1, sigma)
     head = binary_erosion(denoised > 10 * sigma, iterations=2, structure=np.ones((1, 3, 3)))
     air_in, air_out = corners(noisy), corners(denoised)
     row = {
@@ -76,6 +78,8 @@ def analyse(name: str, steps: int, seed: int) -> dict:
         "sigma": sigma,
         "sigma_method": str(model.sigma_methods_[0]),
         "noise_model": model.noise_model_,
+        "n_coils": float(model.n_coils_),
+        "air_neighbour_correlation": correlation,
         "context_slices": int(model.context_slices_),
         "steps": int(model.n_iter_),
         "seconds": round(seconds, 1),
@@ -139,13 +143,14 @@ def main() -> None:
         "15% of sigma, its correlation with the output below 0.1; output air spread at most a "
         "quarter of the input's, its 99th percentile below the input air's mean.",
         "",
-        "| scan | sigma (method) | fit s | method noise spread / sigma | corr(method noise, output) | "
-        "air in: mean, spread | air out: mean, spread, p99 |",
-        "|---|---|---|---|---|---|---|",
+        "| scan | sigma (method), coils | air neighbour correlation | fit s | method noise spread / sigma | "
+        "corr(method noise, output) | air in: mean, spread | air out: mean, spread, p99 |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
-            f"| {r['scan']} {tuple(r['shape'])} | {r['sigma']:.2f} ({r['sigma_method']}) | {r['seconds']:.0f} | "
+            f"| {r['scan']} {tuple(r['shape'])} | {r['sigma']:.2f} ({r['sigma_method']}), {r['n_coils']:.2f} | "
+            f"{r['air_neighbour_correlation']:.2f} | {r['seconds']:.0f} | "
             f"{r['method_noise_spread_over_sigma']:.3f} | {r['method_noise_output_correlation']:.3f} | "
             f"{r['air_in_mean']:.1f}, {r['air_in_spread']:.1f} | "
             f"{r['air_out_mean']:.2f}, {r['air_out_spread']:.2f}, {r['air_out_p99']:.1f} |"

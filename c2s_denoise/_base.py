@@ -35,7 +35,7 @@ from ._inputs import (
 )
 from ._lazy_inputs import is_lazy, lazy_network_inputs, lazy_statistics, lazy_volumes, volume_depth
 from ._magnitude_path import LEGACY_MAGNITUDE_CORRECTION, air_factor, from_network, to_network
-from ._noise_levels import MIN_RELATIVE_SIGMA, effective_coils, noise_levels
+from ._noise_levels import MIN_RELATIVE_SIGMA, effective_coils, noise_levels, warn_if_correlated
 from ._pickling import PicklingMixin
 from ._table_output import TableOutputMixin
 from ._volumes import check_volumes, resolve_spatial_dims, slices_to_volumes, volumes_to_slices
@@ -276,6 +276,7 @@ class C2SBase(TableOutputMixin, PicklingMixin, TransformerMixin, BaseEstimator):
                 self.n_coils_ = self._resolve_coils([item[c] for item in items for c in range(item.shape[0])])
                 self.noise_model_ = resolve_noise_model(items, self.noise_model, n_coils=self.n_coils_)
                 sigmas, methods = self._noise_levels(items, names)
+                warn_if_correlated(items, sigmas, self.noise_model_, self.n_coils_)
                 scales = item_scales(items)
                 parts, part_sigmas, part_scales = as_parts(items, sigmas, scales, is_complex)
             denoised_contrasts = self._denoised_contrasts(names)

@@ -16,6 +16,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 
 from .noise import (
     NOISE_ESTIMATORS,
+    air_correlation,
     auto_noise_level,
     estimate_coils_and_sigma,
     estimate_sigma,
@@ -28,6 +29,7 @@ __all__ = [
     "SIGMA_VALUE",
     "coils",
     "effective_coils",
+    "warn_if_correlated",
     "has_air_and_object",
     "noise_level",
     "noise_levels",
@@ -194,3 +196,36 @@ def noise_levels(
                 )
                 levels[i, c], methods[i, c] = 0.0, "failed"
     return levels, methods.astype(str)
+
+
+#: Neighbouring air pixels correlated above this (white noise: below 0.015 with thousands of pairs) get a warning.
+MAX_AIR_CORRELATION = 0.08
+
+
+def warn_if_correlated(items: list[np.ndarray], sigmas: np.ndarray, noise_model: str, n_coils: float) -> None:
+    """Warn when the air of a magnitude item shows spatially correlated noise (interpolated, filtered or
+    zero-filled images): C2S models white noise and removes only part of correlated noise.
+
+    ``items`` are ``(C, D, H, W)`` with ``sigmas`` ``(n_items, C)``; only magnitude noise models are checked
+    (their air has a known law), and only items with enough air (:func:`~c2s_denoise.noise.air_correlation`).
+    """
+    if noise_model == "gaussian":
+        return
+    n = coils(noise_model, n_coils)
+    worst = None
+    for index, (item, sigma_row) in enumerate(zip(items, sigmas)):
+        for channel, sigma in enumerate(sigma_row):
+            if sigma <= 0:
+                continue
+            correlation = air_correlation(item[channel], n, float(sigma))
+            if correlation is not None and (worst is None or correlation > worst[0]):
+                worst = (correlation, index)
+    if worst is not None and worst[0] > MAX_AIR_CORRELATION:
+        warnings.warn(
+            f"the noise of item {worst[1]} is spatially correlated (neighbouring air pixels correlate by "
+            f"{worst[0]:.2f}; white noise gives about 0): the image was probably interpolated, filtered or "
+            "zero-filled, and C2S, which models white noise of level sigma, will remove only part of it; "
+            "denoise images at their acquired resolution where you can",
+            UserWarning,
+            stacklevel=4,
+        )

@@ -164,3 +164,28 @@ def test_cli_fit_with_n_coils_auto_saves_the_fitted_number(rician_slices, tmp_pa
     model = load_model_file(tmp_path / "m.c2s")
     assert model.n_coils == "auto" and model.n_coils_ == pytest.approx(8, rel=0.15)
     assert model.noise_model_ == "ncchi" and model.magnitude_correction_ == "vst"
+
+
+def test_spatially_correlated_noise_is_said_and_white_noise_is_not():
+    """Interpolated or filtered magnitude images: neighbouring air pixels correlate, and C2S says so."""
+    import warnings
+
+    from scipy.ndimage import gaussian_filter
+
+    from c2s_denoise.noise import air_correlation
+
+    head = np.stack([brain_phantom((96, 96), seed=seed) for seed in range(4)])
+    rng = np.random.default_rng(5)
+    noise = rng.standard_normal((2, *head.shape))
+    white = np.hypot(head + SIGMA * noise[0], SIGMA * noise[1])
+    smooth = gaussian_filter(noise, (0, 0, 0.8, 0.8))
+    smooth /= smooth.std()
+    correlated = np.hypot(head + SIGMA * smooth[0], SIGMA * smooth[1])
+    assert abs(air_correlation(white, 1, SIGMA)) < 0.03
+    assert air_correlation(correlated, 1, SIGMA) > 0.3
+    params = dict(sigma=SIGMA, n_coils=1, **{**TINY, "max_iter": 1})
+    with pytest.warns(UserWarning, match="spatially correlated"):
+        C2SDenoiser(**params).fit(correlated)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        C2SDenoiser(**params).fit(white)

@@ -23,12 +23,13 @@ and :mod:`~c2s_denoise.noise.foreground`; the automatic choices in :mod:`~c2s_de
 """
 
 from .auto import NOISE_ESTIMATORS, auto_noise_level, choose_noise_estimator, estimate_sigma, resolve_noise_model
-from .background import estimate_coils_and_sigma, estimate_sigma_background, estimate_sigma_rayleigh
+from .background import air_correlation, estimate_coils_and_sigma, estimate_sigma_background, estimate_sigma_rayleigh
 from .foreground import estimate_sigma_foreground
 from .wavelet import estimate_sigma_wavelet
 
 __all__ = [
     "NOISE_ESTIMATORS",
+    "air_correlation",
     "auto_noise_level",
     "choose_noise_estimator",
     "estimate_coils_and_sigma",

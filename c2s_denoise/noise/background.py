@@ -12,7 +12,7 @@ from scipy.special import gammainc, gammaincinv
 from ..magnitude import _background_mean, _check_n_coils
 from .wavelet import _PASS_SIGMA, _constant_mask, _magnitude_slices
 
-__all__ = ["estimate_coils_and_sigma", "estimate_sigma_background", "estimate_sigma_rayleigh"]
+__all__ = ["air_correlation", "estimate_coils_and_sigma", "estimate_sigma_background", "estimate_sigma_rayleigh"]
 
 _MIN_BACKGROUND_PIXELS = 50
 # Background pixels need their neighbourhood below this quantile of the air's chi distribution.
@@ -231,3 +231,29 @@ def estimate_coils_and_sigma(
         if converged:
             break
     return n_coils, estimate_sigma_background(image, n_coils, quantile=quantile, neighbourhood=neighbourhood)
+
+
+def air_correlation(image: np.ndarray, n_coils: float, sigma: float, *, min_pairs: int = 500) -> float | None:
+    """Correlation of neighbouring air pixels: 0 for white noise, large for interpolated or filtered images.
+
+    The air is taken as the pixels whose whole 5 x 5 neighbourhood is below the 99.9% quantile of
+    the chi(2N) air (no cut on the pixel itself, which would weaken the correlation); it is that of
+    horizontally and of vertically adjacent pairs of air pixels (the larger of the two; the
+    magnitude of white complex noise gives 0 +- 1 / sqrt(pairs)). None when fewer than
+    ``min_pairs`` pairs are found.
+    """
+    slices = _magnitude_slices(image).astype(np.float64)
+    wide = math.sqrt(2.0 * float(gammaincinv(n_coils, _NEIGHBOUR_QUANTILE)))
+    local_max = maximum_filter(np.where(np.isfinite(slices), slices, np.inf), size=(1, 5, 5), mode="nearest")
+    air = (slices > 0) & (local_max < wide * sigma)
+    correlations = []
+    for axis in (1, 2):
+        first = [slice(None)] * 3
+        second = [slice(None)] * 3
+        first[axis], second[axis] = slice(None, -1), slice(1, None)
+        pair = air[tuple(first)] & air[tuple(second)]
+        if np.count_nonzero(pair) < min_pairs:
+            continue
+        a, b = slices[tuple(first)][pair], slices[tuple(second)][pair]
+        correlations.append(float(np.corrcoef(a, b)[0, 1]))
+    return max(correlations) if correlations else None
