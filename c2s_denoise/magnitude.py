@@ -48,6 +48,24 @@ def _float_dtype(array: np.ndarray) -> np.dtype:
     return np.dtype(np.float32) if array.dtype == np.float32 else np.dtype(np.float64)
 
 
+def _in_sigma_units(
+    values: float | np.ndarray, sigma: np.ndarray, unit_function, *, absolute: bool = False
+) -> float | np.ndarray:
+    """``sigma * unit_function(values / sigma)`` where ``sigma > 0`` and ``values`` where it is 0.
+
+    ``values`` and ``sigma`` broadcast; ``absolute`` takes ``|values|`` first. float32 stays
+    float32, every other dtype gives float64 (a float for scalar input); the input is not modified.
+    """
+    array = np.asarray(values)
+    dtype = _float_dtype(array)
+    data = array.astype(np.float64)
+    v, s = np.broadcast_arrays(np.abs(data) if absolute else data, sigma)
+    positive = s > 0
+    ratio = np.divide(v, s, out=np.zeros(v.shape), where=positive)
+    out = np.where(positive, s * unit_function(ratio), v)
+    return out.astype(dtype, copy=False)[()]
+
+
 def _background_mean(n: float) -> float:
     """``E[chi_{2N}] = sqrt(2) Gamma(N + 1/2) / Gamma(N)``: the mean of the unit-sigma background."""
     return math.sqrt(2.0) * math.exp(gammaln(n + 0.5) - gammaln(n))
@@ -158,14 +176,7 @@ def ncchi_mean(amplitude: float | np.ndarray, sigma: float | np.ndarray, n_coils
         If ``sigma`` is negative or not finite, or ``n_coils < 1``.
     """
     n = _check_n_coils(n_coils)
-    s = _check_sigma(sigma)
-    amp = np.asarray(amplitude)
-    dtype = _float_dtype(amp)
-    a_abs, s = np.broadcast_arrays(np.abs(amp.astype(np.float64)), s)
-    positive = s > 0
-    ratio = np.divide(a_abs, s, out=np.zeros(a_abs.shape), where=positive)
-    out = np.where(positive, s * _unit_mean(ratio, n), a_abs)
-    return out.astype(dtype, copy=False)[()]
+    return _in_sigma_units(amplitude, _check_sigma(sigma), lambda ratio: _unit_mean(ratio, n), absolute=True)
 
 
 def ncchi_second_moment(
