@@ -134,9 +134,9 @@ def label(method: str) -> str:
     return f"{LABELS[kind]} ({'true' if which == 'true' else 'estimated'} sigma)"
 
 
-def write(rows: list[dict], n_coils: int, steps: int, seeds: list[int], elapsed: float) -> None:
+def write(rows: list[dict], n_coils: int, steps: int, seeds: list[int], elapsed: float, suffix: str = "") -> None:
     RESULTS.mkdir(exist_ok=True)
-    stem = RESULTS / f"magnitude_{n_coils}coils"
+    stem = RESULTS / f"magnitude_{n_coils}coils{suffix}"
     stem.with_suffix(".json").write_text(json.dumps(rows, indent=1))
     by_method: dict[str, list[dict]] = {}
     for row in rows:
@@ -179,6 +179,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--steps", type=int, default=8000, help="C2S training steps (8000 is the default fit)")
     parser.add_argument("--jobs", type=int, default=2, help="processes side by side, one torch thread each")
+    parser.add_argument("--suffix", default="", help="appended to the result files' names (partial runs)")
     parser.add_argument(
         "--methods",
         nargs="+",
@@ -203,7 +204,7 @@ def main() -> None:
             rows = list(pool.map(run_method, *zip(*jobs)))
         order = {m: i for i, m in enumerate(args.methods)}
         rows.sort(key=lambda row: (order[row["method"]], row["seed"]))
-        write(rows, n_coils, args.steps, args.seeds, time.perf_counter() - start)
+        write(rows, n_coils, args.steps, args.seeds, time.perf_counter() - start, args.suffix)
 
 
 if __name__ == "__main__":
