@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench_data import load_mni152_axial
+from bench_data import load_dipy_t1_slice, load_mni152_axial
 from c2s_denoise import __version__
 from report import command, machine
 from scoring import metrics
@@ -42,9 +42,21 @@ RESULTS = Path(__file__).parent / "results"
 SIGMA = 25 / 255
 
 
-def noisy_split(n_coils: int, seed: int):
+def noisy_split(n_coils: int, seed: int, source: str = "mni"):
+    """The clean data (``.test``, ``.test_mask``) and the noisy training and test images.
+
+    ``source="dipy"``: dipy's real single-subject T1 slice (skull-stripped: its background is
+    air), fitted on the noisy slice it denoises, as a user fits on the scan at hand.
+    """
+    from types import SimpleNamespace
+
     from c2s_denoise.simulate import magnitude_noise
 
+    if source == "dipy":
+        image, mask = load_dipy_t1_slice()
+        data = SimpleNamespace(test=image[None], test_mask=mask[None])
+        noisy = magnitude_noise(data.test, SIGMA, n_coils=n_coils, seed=seed)
+        return data, noisy, noisy
     data = load_mni152_axial()
     train = magnitude_noise(data.train, SIGMA, n_coils=n_coils, seed=seed)
     test = magnitude_noise(data.test, SIGMA, n_coils=n_coils, seed=seed + 1)
@@ -58,12 +70,12 @@ def estimated_sigma(test: np.ndarray, n_coils: int) -> float:
     return float(auto_noise_level(test, "ncchi" if n_coils > 1 else "rician", n_coils=n_coils)[0])
 
 
-def run_method(method: str, n_coils: int, seed: int, steps: int) -> dict:
+def run_method(method: str, n_coils: int, seed: int, steps: int, source: str = "mni") -> dict:
     """One row: the method's output on the held-out slices, scored."""
     import torch
 
     torch.set_num_threads(1)
-    data, train, test = noisy_split(n_coils, seed)
+    data, train, test = noisy_split(n_coils, seed, source)
     start = time.perf_counter()
     sigma_used = SIGMA
     if method.startswith("c2s"):
@@ -141,8 +153,9 @@ def write(rows: list[dict], n_coils: int, steps: int, seeds: list[int], elapsed:
     by_method: dict[str, list[dict]] = {}
     for row in rows:
         by_method.setdefault(row["method"], []).append(row)
+    data = "dipy's real T1 slice, fitted on itself" if suffix.endswith("_dipy") else "MNI152 held-out slices"
     lines = [
-        f"# Magnitude images, {n_coils} coil(s): MNI152 held-out slices, noise 25/255 per real component",
+        f"# Magnitude images, {n_coils} coil(s): {data}, noise 25/255 per real component",
         "",
         f"Command: `{command()}`  ",
         f"Machine: {machine()}  ",
@@ -180,6 +193,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=8000, help="C2S training steps (8000 is the default fit)")
     parser.add_argument("--jobs", type=int, default=2, help="processes side by side, one torch thread each")
     parser.add_argument("--suffix", default="", help="appended to the result files' names (partial runs)")
+    parser.add_argument("--data", choices=("mni", "dipy"), default="mni", help="MNI152 slices or dipy's T1 slice")
     parser.add_argument(
         "--methods",
         nargs="+",
@@ -198,13 +212,14 @@ def main() -> None:
     args = parser.parse_args()
     for n_coils in args.coils:
         start = time.perf_counter()
-        jobs = [(m, n_coils, seed, args.steps) for seed in args.seeds for m in args.methods]
+        jobs = [(m, n_coils, seed, args.steps, args.data) for seed in args.seeds for m in args.methods]
         jobs.sort(key=lambda job: not job[0].startswith("c2s"))  # the long fits first
         with ProcessPoolExecutor(args.jobs) as pool:
             rows = list(pool.map(run_method, *zip(*jobs)))
         order = {m: i for i, m in enumerate(args.methods)}
         rows.sort(key=lambda row: (order[row["method"]], row["seed"]))
-        write(rows, n_coils, args.steps, args.seeds, time.perf_counter() - start, args.suffix)
+        suffix = args.suffix + ("_dipy" if args.data == "dipy" else "")
+        write(rows, n_coils, args.steps, args.seeds, time.perf_counter() - start, suffix)
 
 
 if __name__ == "__main__":
