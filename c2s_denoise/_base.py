@@ -150,7 +150,7 @@ class C2SBase(TableOutputMixin, PicklingMixin, TransformerMixin, BaseEstimator):
     def _resolve_context(self, depths: list[int], dims: int) -> int:
         """``context_slices`` for this fit: a warm start keeps the fitted one; ``"auto"`` is
         :func:`~c2s_denoise._channels.resolve_context_slices`."""
-        if getattr(self, "warm_start", False) and hasattr(self, "n_iter_"):
+        if self._continues_a_fit():
             fitted = self._fitted_context()
             if self.context_slices not in ("auto", fitted):
                 raise ValueError(
@@ -159,6 +159,10 @@ class C2SBase(TableOutputMixin, PicklingMixin, TransformerMixin, BaseEstimator):
                 )
             return fitted
         return resolve_context_slices(self.context_slices, dims, depths)
+
+    def _continues_a_fit(self) -> bool:
+        """Whether this fit starts from the fitted model (``warm_start`` and a model already fitted)."""
+        return bool(getattr(self, "warm_start", False)) and hasattr(self, "n_iter_")
 
     def _fitted_correction(self) -> str:
         """How magnitude noise is handled (``magnitude_correction_``; the first-moment inversion for models
@@ -173,7 +177,7 @@ class C2SBase(TableOutputMixin, PicklingMixin, TransformerMixin, BaseEstimator):
     def _resolve_coils(self, volumes: list, pool: bool = True) -> float:
         """``n_coils`` for this fit: a number as given; ``"auto"`` fitted to the air of the magnitude volumes
         (:func:`~c2s_denoise._noise_levels.effective_coils`); a warm start keeps the fitted number."""
-        if getattr(self, "warm_start", False) and hasattr(self, "n_iter_"):
+        if self._continues_a_fit():
             return self._fitted_coils()
         if self.n_coils == "auto":
             return 1.0 if self.noise_model == "gaussian" else effective_coils(volumes, pool=pool)
@@ -181,7 +185,7 @@ class C2SBase(TableOutputMixin, PicklingMixin, TransformerMixin, BaseEstimator):
 
     def _resolve_correction(self) -> str:
         """``magnitude_correction`` for this fit: a warm start must keep the fitted one."""
-        if getattr(self, "warm_start", False) and hasattr(self, "n_iter_"):
+        if self._continues_a_fit():
             fitted = self._fitted_correction()
             if self.magnitude_correction != fitted:
                 raise ValueError(
@@ -294,7 +298,7 @@ class C2SBase(TableOutputMixin, PicklingMixin, TransformerMixin, BaseEstimator):
         self, names: Names, is_complex: bool, denoised_contrasts: list[int]
     ) -> dict[int, torch.nn.Module]:
         """With ``warm_start`` and a fitted model: its network of each denoised contrast, checked to fit ``X``."""
-        if not getattr(self, "warm_start", False) or not hasattr(self, "n_iter_"):
+        if not self._continues_a_fit():
             return {}
         fitted_names = getattr(self, "contrasts_", None)
         if (None if fitted_names is None else tuple(fitted_names)) != names:
