@@ -26,6 +26,7 @@ __all__ = [
     "average_over_ranks",
     "init_from_environment",
     "is_distributed",
+    "leave_together",
     "rank",
     "rank_failure",
     "rank_seed",
@@ -124,6 +125,21 @@ def ranks_agree(during: str) -> Iterator[None]:
             f"rank(s) {', '.join(map(str, failed))} of {world_size()} failed while {during} (their error is in "
             f"their output); rank {rank()} stops too, nothing is written"
         )
+
+
+def leave_together() -> None:
+    """Wait until every rank has finished its work (a collective), before the group is torn down.
+
+    A gloo rank that destroys its process group while a peer is still working (rank 0 writing
+    the model) can be aborted by the C++ runtime ("terminate called without an active
+    exception"); leaving together avoids that.
+    """
+    if not is_distributed():
+        return
+    try:
+        dist.barrier()
+    except (RuntimeError, ValueError) as exc:
+        raise rank_failure(exc, "finishing") from exc
 
 
 def init_from_environment(device: str | None = None, timeout_s: float = 1800.0) -> bool:

@@ -34,11 +34,13 @@ def distributed_run(device: object = None) -> Iterator[int]:
         return
     import torch.distributed as dist
 
-    from ..engine.distributed import RankFailedError, init_from_environment, rank
+    from ..engine.distributed import RankFailedError, init_from_environment, leave_together, rank
 
     created = init_from_environment(device if isinstance(device, str) else None)
     try:
         yield rank()
+        if created:
+            leave_together()
     except RankFailedError as exc:
         raise C2SInputError(None, str(exc)) from None
     finally:
