@@ -4,7 +4,7 @@ Usage::
 
     python benchmarks/budget_sweep.py --seconds 60 [--configs JSON] [--bm3d]
 
-Data: the package's brain phantom (``c2s_denoise.phantom.brain_phantom``), 24 training slices
+Data: the package's brain phantom (``c2s_denoise.physics.phantom.brain_phantom``), 24 training slices
 (seed 0) and 6 held-out slices (seed 1) of 128x128, Gaussian noise sigma = 0.1 (fixed seed),
 sigma given. For each configuration the step time is probed, ``max_iter`` is set to fill the
 budget (so the learning-rate schedule completes), and PSNR (outputs clipped to [0, 1]) is
@@ -25,7 +25,7 @@ import torch
 
 from c2s_denoise import C2SDenoiser, __version__
 from c2s_denoise.metrics import psnr
-from c2s_denoise.phantom import brain_phantom
+from c2s_denoise.physics.phantom import brain_phantom
 from report import command
 
 DEFAULT_CONFIGS = [

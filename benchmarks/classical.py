@@ -1,9 +1,9 @@
 """Classical denoisers of the volume benchmark: BM4D on volumes, BM3D slice by slice (``pip install bm3d bm4d``).
 
 Both take the noise standard deviation; for magnitude (Rician) data the output's noise bias is
-removed afterwards with the package's :func:`~c2s_denoise.magnitude.unbias_magnitude` (the
+removed afterwards with the package's :func:`~c2s_denoise.physics.magnitude.unbias_magnitude` (the
 ``+ bias removal`` of the realistic-scan tables), since neither method models it, or (``vst=True``)
-they denoise the variance-stabilised volume (:func:`~c2s_denoise.variance_stabilisation.stabilise`)
+they denoise the variance-stabilised volume (:func:`~c2s_denoise.physics.variance_stabilisation.stabilise`)
 and the output goes through its exact unbiased inverse (Foi's approach for BM4D).
 """
 
@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from c2s_denoise.magnitude import unbias_magnitude
-from c2s_denoise.variance_stabilisation import stabilise, unstabilise
+from c2s_denoise.physics.magnitude import unbias_magnitude
+from c2s_denoise.physics.variance_stabilisation import stabilise, unstabilise
 
 __all__ = ["bm3d_slices", "bm4d_volume"]
 

@@ -22,9 +22,9 @@ import numpy as np
 
 from bench_data import load_mni152_axial
 from c2s_denoise import C2SDenoiser
-from c2s_denoise.magnitude import unbias_magnitude
-from c2s_denoise.noise import estimate_sigma
-from c2s_denoise.simulate import magnitude_noise
+from c2s_denoise.physics.magnitude import unbias_magnitude
+from c2s_denoise.physics.noise import estimate_sigma
+from c2s_denoise.physics.simulate import magnitude_noise
 from scoring import scores
 
 

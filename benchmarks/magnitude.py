@@ -8,7 +8,7 @@ Usage::
 
 Data: the 30 training and 6 held-out axial MNI152 slices of ``load_mni152_axial`` (233 x 197,
 with the zero background of the template around the head), as magnitude images of ``N`` coils
-(``c2s_denoise.simulate.magnitude_noise``: RSS of ``N`` coils sharing the signal, noise 25/255 per
+(``c2s_denoise.physics.simulate.magnitude_noise``: RSS of ``N`` coils sharing the signal, noise 25/255 per
 real component, Rician for ``N = 1``). C2S fits on the noisy training slices with its defaults
 (``sigma`` and the noise model estimated; ``n_coils`` given) and denoises the held-out ones;
 ``magnitude_correction="mean"`` is the path before the variance stabilisation. Peers, each with
@@ -50,7 +50,7 @@ def noisy_split(n_coils: int, seed: int, source: str = "mni"):
     """
     from types import SimpleNamespace
 
-    from c2s_denoise.simulate import magnitude_noise
+    from c2s_denoise.physics.simulate import magnitude_noise
 
     if source == "dipy":
         image, mask = load_dipy_t1_slice()
@@ -65,7 +65,7 @@ def noisy_split(n_coils: int, seed: int, source: str = "mni"):
 
 def estimated_sigma(test: np.ndarray, n_coils: int) -> float:
     """The package's estimate for the held-out stack (what ``sigma="auto"`` gives a magnitude volume)."""
-    from c2s_denoise.noise import auto_noise_level
+    from c2s_denoise.physics.noise import auto_noise_level
 
     return float(auto_noise_level(test, "ncchi" if n_coils > 1 else "rician", n_coils=n_coils)[0])
 
@@ -107,8 +107,8 @@ def run_method(method: str, n_coils: int, seed: int, steps: int, source: str = "
 
 
 def peer(kind: str, image: np.ndarray, sigma: float, n_coils: int) -> np.ndarray:
-    from c2s_denoise.magnitude import unbias_magnitude
-    from c2s_denoise.variance_stabilisation import floor_error, stabilise, unstabilise
+    from c2s_denoise.physics.magnitude import unbias_magnitude
+    from c2s_denoise.physics.variance_stabilisation import floor_error, stabilise, unstabilise
 
     if kind == "noisy":
         return image

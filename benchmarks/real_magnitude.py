@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from c2s_denoise import C2SDenoiser, __version__
-from c2s_denoise.noise import air_correlation
+from c2s_denoise.physics.noise import air_correlation
 from report import command, machine
 
 RESULTS = Path(__file__).parent / "results"

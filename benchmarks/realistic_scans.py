@@ -7,7 +7,7 @@ Usage::
     python benchmarks/realistic_scans.py --tables kspace # or: magnitude
 
 Table 1 (k-space). Axial MNI152 T1 slices (nilearn; 30 training and 6 held-out slices, whole
-233 x 197 field of view with air) become a simulated acquisition (``c2s_denoise.simulate``):
+233 x 197 field of view with air) become a simulated acquisition (``c2s_denoise.physics.simulate``):
 a smooth object phase, 4, 8 or 16 coils with smooth complex sensitivities, coil noise that is
 correlated between neighbouring coils (correlation 0.3, coil levels +-20%), 2x readout
 oversampling, written as fastMRI-style HDF5 files holding only ``kspace`` and an ISMRMRD header
@@ -47,12 +47,12 @@ import numpy as np
 
 from bench_data import load_mni152_axial
 from c2s_denoise import C2SDenoiser, __version__
-from c2s_denoise.coil_combination import combine_coils
-from c2s_denoise.coil_noise import estimate_noise_covariance
 from c2s_denoise.io.fastmri import centered_ifft2, rss
-from c2s_denoise.magnitude import unbias_magnitude
-from c2s_denoise.noise import auto_noise_level, estimate_sigma
-from c2s_denoise.simulate import magnitude_noise, simulate_multicoil
+from c2s_denoise.physics.coil_combination import combine_coils
+from c2s_denoise.physics.coil_noise import estimate_noise_covariance
+from c2s_denoise.physics.magnitude import unbias_magnitude
+from c2s_denoise.physics.noise import auto_noise_level, estimate_sigma
+from c2s_denoise.physics.simulate import magnitude_noise, simulate_multicoil
 from report import machine
 from scoring import scores
 

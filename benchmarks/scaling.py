@@ -104,8 +104,8 @@ def write_kspace_files(folder: Path, count: int) -> int:
     """``count`` 8-coil k-space files (a brain phantom, independent noise per file); their total bytes."""
     import h5py
 
-    from c2s_denoise.phantom import brain_phantom
-    from c2s_denoise.simulate import simulate_multicoil
+    from c2s_denoise.physics.phantom import brain_phantom
+    from c2s_denoise.physics.simulate import simulate_multicoil
 
     folder.mkdir(parents=True, exist_ok=True)
     scan = simulate_multicoil(brain_phantom((8, 128, 128), seed=0), n_coils=8, sigma=0.03, seed=0)
@@ -185,7 +185,7 @@ def ddp(args: argparse.Namespace) -> None:
 
     from c2s_denoise import C2SDenoiser
     from c2s_denoise.metrics import psnr
-    from c2s_denoise.phantom import brain_phantom
+    from c2s_denoise.physics.phantom import brain_phantom
 
     load_before = os.getloadavg()[0]
     folder = Path(args.folder)
@@ -253,7 +253,7 @@ def dask_apply(args: argparse.Namespace) -> None:
     from dask.distributed import LocalCluster
 
     from c2s_denoise import C2SDenoiser
-    from c2s_denoise.phantom import brain_phantom
+    from c2s_denoise.physics.phantom import brain_phantom
 
     load_before = os.getloadavg()[0]
     folder = Path(args.folder)
@@ -305,7 +305,7 @@ def sampler_cost(args: argparse.Namespace) -> None:
 
     from c2s_denoise import C2SDenoiser
     from c2s_denoise.engine import gdsm, patches
-    from c2s_denoise.phantom import brain_phantom
+    from c2s_denoise.physics.phantom import brain_phantom
 
     load_before = os.getloadavg()[0]
     torch.set_num_threads(args.threads)

@@ -117,7 +117,7 @@ def default_fit_seconds(n_slices: int = 30, size: int = 256) -> dict:
     """Wall seconds of ``C2SDenoiser(random_state=0).fit(X).transform(X)`` with every default on a
     typical stack: ``n_slices`` noisy ``size x size`` slices of the brain phantom (Gaussian
     noise of 5% of the maximum)."""
-    from c2s_denoise.phantom import brain_phantom
+    from c2s_denoise.physics.phantom import brain_phantom
 
     clean = brain_phantom((n_slices, size, size), seed=0)
     noisy = clean + 0.05 * clean.max() * np.random.default_rng(0).standard_normal(clean.shape)

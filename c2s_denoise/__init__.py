@@ -21,12 +21,12 @@ from ._version import __version__
 if TYPE_CHECKING:
     from .estimator import C2SDenoiser
     from .metrics import psnr_scorer
-    from .noise import estimate_sigma
+    from .physics.noise import estimate_sigma
 
 __all__ = ["C2SDenoiser", "__version__", "estimate_sigma", "psnr_scorer"]
 
 #: Public names imported on first use, and the module that defines each.
-_LAZY = {"C2SDenoiser": ".estimator", "estimate_sigma": ".noise", "psnr_scorer": ".metrics"}
+_LAZY = {"C2SDenoiser": ".estimator", "estimate_sigma": ".physics.noise", "psnr_scorer": ".metrics"}
 
 
 def __getattr__(name: str) -> Any:

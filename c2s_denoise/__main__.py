@@ -1,6 +1,6 @@
 """``python -m c2s_denoise``: the ``c2s-denoise`` command line."""
 
-from .cli import main
+from .cli.commands import main
 
 if __name__ == "__main__":
     main()

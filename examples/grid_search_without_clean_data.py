@@ -7,7 +7,7 @@ import numpy as np
 from sklearn.model_selection import GridSearchCV
 
 from c2s_denoise import C2SDenoiser
-from c2s_denoise.phantom import brain_phantom
+from c2s_denoise.physics.phantom import brain_phantom
 
 clean = brain_phantom((12, 96, 96), seed=0)
 noisy = clean + 0.1 * np.random.default_rng(0).standard_normal(clean.shape)

@@ -6,7 +6,7 @@ Run with ``python examples/quickstart.py`` (about a minute on 2 CPU cores).
 import numpy as np
 
 from c2s_denoise import C2SDenoiser
-from c2s_denoise.phantom import brain_phantom
+from c2s_denoise.physics.phantom import brain_phantom
 
 rng = np.random.default_rng(0)
 clean = brain_phantom((20, 128, 128), seed=0)  # a brain-like phantom volume in [0, 1]

@@ -33,7 +33,7 @@ def coil_sensitivities(n_coils: int, height: int, width: int) -> np.ndarray:
 
 def known_volume(slices: int = 2, height: int = 24, width: int = 20, seed: int = 0) -> np.ndarray:
     """A positive test volume with structure (the phantom) plus a little texture."""
-    from c2s_denoise.phantom import brain_phantom
+    from c2s_denoise.physics.phantom import brain_phantom
 
     rng = np.random.default_rng(seed)
     base = brain_phantom((slices, height, width), seed=seed)

@@ -8,7 +8,7 @@ the command as given.
 import os
 import sys
 
-from c2s_denoise.cli import main
+from c2s_denoise.cli.commands import main
 
 
 def _fail_in_step_5() -> None:

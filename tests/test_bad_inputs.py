@@ -21,7 +21,7 @@ from _mri_files import HEADER, truncate, write_fastmri
 from typer.testing import CliRunner
 
 from c2s_denoise import C2SDenoiser
-from c2s_denoise.cli import app
+from c2s_denoise.cli.commands import app
 from c2s_denoise.io import TEMP_PREFIX, C2SInputError, load_image
 from c2s_denoise.workflows import fit_files, load_model
 from c2s_denoise.workflows.recovery import ModelNotWrittenError
@@ -584,7 +584,7 @@ def test_unexpected_errors_are_one_line(
 
 
 def test_main_turns_stray_exceptions_into_one_line(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
-    from c2s_denoise import cli
+    from c2s_denoise.cli import commands as cli
 
     def crash(*args, **kwargs):
         raise MemoryError("out of memory")

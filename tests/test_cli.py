@@ -22,7 +22,7 @@ from _mri_files import HEADER, known_volume, truncate, write_fastmri
 from typer.testing import CliRunner
 
 from c2s_denoise import __version__
-from c2s_denoise.cli import app
+from c2s_denoise.cli.commands import app
 from c2s_denoise.io import TEMP_PREFIX
 from c2s_denoise.metrics import psnr
 from c2s_denoise.workflows import file_sha256
@@ -231,7 +231,7 @@ def _python(*args: str) -> subprocess.CompletedProcess:
 
 def test_importing_the_cli_does_not_import_torch() -> None:
     code = (
-        "import sys, c2s_denoise, c2s_denoise.cli, c2s_denoise.workflows\n"
+        "import sys, c2s_denoise, c2s_denoise.cli.commands, c2s_denoise.workflows\n"
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
         "assert 'sklearn' not in sys.modules, 'sklearn was imported'\n"
         "from c2s_denoise import C2SDenoiser, estimate_sigma\n"  # the lazy names still work
@@ -425,7 +425,7 @@ def test_sigint_during_apply_leaves_only_whole_files(data: dict[str, Path], mode
     ("text", "seconds"), [("300", 300.0), ("90s", 90.0), ("5m", 300.0), ("1.5h", 5400.0), (" 2 min", 120.0)]
 )
 def test_max_time_reads_durations(text, seconds):
-    from c2s_denoise._cli_options import parse_duration
+    from c2s_denoise.cli.options import parse_duration
 
     assert parse_duration(text) == seconds
 

@@ -1,6 +1,6 @@
 """Coil noise covariance, prewhitening and coil combination (docs/method.md section 10).
 
-Every check compares with the ground truth of :func:`c2s_denoise.simulate.simulate_multicoil`
+Every check compares with the ground truth of :func:`c2s_denoise.physics.simulate.simulate_multicoil`
 (true noise covariance, coil maps and noise-free coil images), so a wrong factor of 2, a
 missing conjugate or a biased estimate fails here. Images are small (96x96 objects, read out
 over a 192x96 field of view); the whole file runs in a few seconds.
@@ -11,11 +11,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from c2s_denoise.coil_combination import combine_coils, normalized_sensitivities
-from c2s_denoise.coil_noise import diagonal_haar, estimate_noise_covariance, whitening_matrix
 from c2s_denoise.io.fastmri import centered_ifft2
-from c2s_denoise.phantom import brain_phantom
-from c2s_denoise.simulate import noise_covariance, simulate_multicoil
+from c2s_denoise.physics.coil_combination import combine_coils, normalized_sensitivities
+from c2s_denoise.physics.coil_noise import diagonal_haar, estimate_noise_covariance, whitening_matrix
+from c2s_denoise.physics.phantom import brain_phantom
+from c2s_denoise.physics.simulate import noise_covariance, simulate_multicoil
 
 SIZE = 96  # object field of view; the readout is oversampled to 2 * SIZE
 

@@ -9,8 +9,8 @@ import torch
 from conftest import make_phantoms, psnr
 
 from c2s_denoise import C2SDenoiser, psnr_scorer
-from c2s_denoise._channels import channel_plan, min_depth, neighbour_index, slice_stacks
 from c2s_denoise.engine import GDSMLoss, GDSMStep, NoiseConditionedUNet, NoiseSchedule
+from c2s_denoise.estimator._channels import channel_plan, min_depth, neighbour_index, slice_stacks
 
 TINY = dict(width=4, depth=2, max_iter=4, batch_size=2, patch_size=8, device="cpu", random_state=0)
 FAST = dict(width=16, depth=3, max_iter=300, batch_size=8, patch_size=32, device="cpu", random_state=0)

@@ -14,7 +14,7 @@ from dask import distributed  # installed by the dev extra
 from typer.testing import CliRunner
 
 from c2s_denoise import C2SDenoiser
-from c2s_denoise.cli import app
+from c2s_denoise.cli.commands import app
 
 try:  # Click < 8.2 mixes stderr into stdout unless told not to
     runner = CliRunner(mix_stderr=False)

@@ -175,7 +175,7 @@ def test_an_indexed_gpu_under_torchrun_is_one_error_line_and_nothing_written(
     """``--device cuda:1`` with several ranks would put them all on GPU 1: refused before anything runs."""
     from typer.testing import CliRunner
 
-    from c2s_denoise.cli import app
+    from c2s_denoise.cli.commands import app
 
     monkeypatch.setenv("WORLD_SIZE", "2")  # what torchrun sets; the guard acts before joining a group
     model = tmp_path / "model.c2s"

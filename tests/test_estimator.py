@@ -140,9 +140,8 @@ def test_joblib_round_trip_gives_identical_output(tmp_path, fitted, noisy_datase
     X = noisy_dataset["test_noisy"][:2]
     np.testing.assert_array_equal(loaded.transform(X), fitted.transform(X))
     state = fitted.__getstate__()
-    assert "network_" not in state and all(
-        isinstance(v, torch.Tensor) for v in state["_network_state"]["weights"].values()
-    )
+    assert "networks_" not in state and list(state["_networks_state"]) == [None]  # one shape: one entry, no contrast
+    assert all(isinstance(v, torch.Tensor) for v in state["_networks_state"][None]["weights"].values())
     assert state["_torch_version"] == torch.__version__
     assert hasattr(fitted, "network_")  # pickling does not strip the live estimator
 
@@ -343,6 +342,36 @@ def test_models_saved_before_noise_models_load_and_stay_gaussian(noisy_dataset):
     old.__setstate__(pickle.loads(pickle.dumps(state)))
     assert old.noise_model == "gaussian" and old.noise_model_ == "gaussian" and not old.complex_input_
     np.testing.assert_allclose(old.transform(X), expected)
+
+
+def test_one_fitted_shape_and_pickles_of_the_older_single_network_layout(noisy_dataset):
+    """Every model keeps its networks in ``networks_`` (one entry, key None, without contrasts); a pickle
+    written when single-contrast models held ``network_`` and lacked n_coils_/context_slices_ loads bitwise."""
+    import pickle
+
+    X = noisy_dataset["train_noisy"][:2, :32, :32]
+    model = C2SDenoiser(random_state=0, noise_model="gaussian", context_slices=0, **TINY).fit(X)
+    assert list(model.networks_) == [None] and model.network_ is model.networks_[None]
+    assert model.contrasts_ is None and model.target_contrasts_ is None
+    expected = model.transform(X)
+    state = model.__getstate__()
+    state["_network_state"] = state.pop("_networks_state")[None]
+    for key in ("n_coils_", "context_slices_", "contrasts_", "target_contrasts_", "spatial_dims", "patch_depth"):
+        state.pop(key)
+    state["n_coils"] = 1  # before n_coils_ existed, n_coils was a number
+    old = C2SDenoiser.__new__(C2SDenoiser)
+    old.__setstate__(pickle.loads(pickle.dumps(state)))
+    assert list(old.networks_) == [None] and old.n_coils_ == 1.0 and old.context_slices_ == 0
+    assert old.spatial_dims == 2 and old.patch_depth == 16
+    np.testing.assert_array_equal(old.transform(X), expected)
+
+
+def test_network_attribute_of_a_model_with_several_networks_points_to_networks():
+    X = np.random.default_rng(0).normal(0.5, 0.1, size=(2, 2, 32, 32))
+    model = C2SDenoiser(contrasts=("T1", "T2"), sigma=0.1, context_slices=0, random_state=0, **TINY).fit(X)
+    assert list(model.networks_) == ["T1", "T2"] and model.contrasts_ == ("T1", "T2")
+    with pytest.raises(AttributeError, match="use networks_"):
+        model.network_  # noqa: B018
 
 
 def test_max_time_stops_the_fit_within_the_budget(noisy_dataset):

@@ -27,7 +27,7 @@ from c2s_denoise.io import (
 from c2s_denoise.io.fastmri import center_crop, centered_ifft2
 from c2s_denoise.io.png import encode_png, write_png
 from c2s_denoise.metrics import psnr, ssim
-from c2s_denoise.phantom import brain_phantom
+from c2s_denoise.physics.phantom import brain_phantom
 
 
 def leftovers(folder: Path) -> list[str]:

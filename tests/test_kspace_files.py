@@ -1,6 +1,6 @@
 """K-space files read as prewhitened, coil-combined complex images, the complex estimator and the CLI.
 
-Files are simulated with :func:`c2s_denoise.simulate.simulate_multicoil` (known noise covariance,
+Files are simulated with :func:`c2s_denoise.physics.simulate.simulate_multicoil` (known noise covariance,
 coil maps and clean RSS) and written with h5py in the fastMRI layout. Networks are tiny except in
 the one quality test.
 """
@@ -17,12 +17,12 @@ import pytest
 from typer.testing import CliRunner
 
 from c2s_denoise import C2SDenoiser
-from c2s_denoise.cli import app
-from c2s_denoise.coil_combination import combine_coils
+from c2s_denoise.cli.commands import app
 from c2s_denoise.io import C2SInputError, ReadOptions, load_image
 from c2s_denoise.io.fastmri import centered_ifft2, kspace_noise_covariance, load_fastmri
-from c2s_denoise.phantom import brain_phantom
-from c2s_denoise.simulate import simulate_multicoil
+from c2s_denoise.physics.coil_combination import combine_coils
+from c2s_denoise.physics.phantom import brain_phantom
+from c2s_denoise.physics.simulate import simulate_multicoil
 
 SIGMA = 0.05  # per real component of the coil noise
 TINY = ["--max-iter", "30", "--width", "4", "--patch-size", "32", "--batch-size", "4", "--seed", "0"]

@@ -14,10 +14,10 @@ from conftest import make_phantoms
 from typer.testing import CliRunner
 
 from c2s_denoise import C2SDenoiser
-from c2s_denoise._lazy_inputs import LazySlice, is_lazy
-from c2s_denoise.cli import app
-from c2s_denoise.phantom import brain_phantom
-from c2s_denoise.simulate import simulate_multicoil
+from c2s_denoise.cli.commands import app
+from c2s_denoise.estimator._lazy_layouts import LazySlice, is_lazy
+from c2s_denoise.physics.phantom import brain_phantom
+from c2s_denoise.physics.simulate import simulate_multicoil
 
 TINY = dict(max_iter=12, width=8, patch_size=24, batch_size=4, random_state=0)
 

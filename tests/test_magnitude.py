@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy.special import gamma
 
-from c2s_denoise.magnitude import ncchi_mean, ncchi_second_moment, unbias_magnitude
+from c2s_denoise.physics.magnitude import ncchi_mean, ncchi_second_moment, unbias_magnitude
 
 
 def _rss_magnitude(amplitude, sigma, n_coils, n_samples, rng):

@@ -9,12 +9,12 @@ import pytest
 import torch
 
 from c2s_denoise import C2SDenoiser
-from c2s_denoise._magnitude_path import air_factor, from_network, to_network
-from c2s_denoise.magnitude import unbias_magnitude
-from c2s_denoise.model_file import load_model_file, save_model_file
-from c2s_denoise.phantom import brain_phantom
-from c2s_denoise.simulate import magnitude_noise
-from c2s_denoise.variance_stabilisation import stabilise, stabilised_mean, unstabilise
+from c2s_denoise.estimator._magnitude_path import air_factor, from_network, to_network
+from c2s_denoise.estimator.model_file import save_model_file
+from c2s_denoise.physics.magnitude import unbias_magnitude
+from c2s_denoise.physics.phantom import brain_phantom
+from c2s_denoise.physics.simulate import magnitude_noise
+from c2s_denoise.physics.variance_stabilisation import stabilise, stabilised_mean, unstabilise
 
 SIGMA = 0.06
 TINY = dict(max_iter=8, width=8, patch_size=24, batch_size=4, random_state=0, context_slices=0)
@@ -82,7 +82,7 @@ def test_floor_shrinkage_acts_at_transform_and_zero_is_the_exact_inverse(rician_
         captured.append(floor_shrinkage)
         return original(values, sigma, n_coils, floor_shrinkage=floor_shrinkage)
 
-    monkeypatch.setattr("c2s_denoise._magnitude_path.unstabilise", spy)
+    monkeypatch.setattr("c2s_denoise.estimator._magnitude_path.unstabilise", spy)
     model.transform(noisy)
     assert captured == [0.0] * len(noisy)
 
@@ -100,7 +100,7 @@ def test_models_saved_before_the_stabilised_path_keep_the_first_moment_inversion
     np.testing.assert_array_equal(old.transform(noisy), expected)
     # a model file without the fitted attribute: the same
     path = save_model_file(model, tmp_path / "old.c2s")
-    loaded = load_model_file(path)
+    loaded = C2SDenoiser.load(path)
     assert loaded.magnitude_correction_ == "mean"
     np.testing.assert_array_equal(loaded.transform(noisy), expected)
 
@@ -108,7 +108,7 @@ def test_models_saved_before_the_stabilised_path_keep_the_first_moment_inversion
 def test_model_file_keeps_the_stabilised_path(rician_slices, tmp_path):
     _, noisy = rician_slices
     model = C2SDenoiser(sigma=SIGMA, **TINY).fit(noisy)
-    loaded = load_model_file(save_model_file(model, tmp_path / "vst.c2s"))
+    loaded = C2SDenoiser.load(save_model_file(model, tmp_path / "vst.c2s"))
     assert loaded.magnitude_correction_ == "vst" and loaded.floor_shrinkage == model.floor_shrinkage
     np.testing.assert_array_equal(loaded.transform(noisy), model.transform(noisy))
 
@@ -124,7 +124,7 @@ def test_warm_start_keeps_the_fitted_magnitude_correction(rician_slices):
 
 @pytest.mark.parametrize("n_coils", [1, 4, 8, 16])
 def test_coil_number_and_sigma_fitted_together_to_the_air(n_coils):
-    from c2s_denoise.noise import estimate_coils_and_sigma
+    from c2s_denoise.physics.noise import estimate_coils_and_sigma
 
     head = np.stack([brain_phantom((96, 96), seed=seed) for seed in range(4)])
     noisy = magnitude_noise(head, 0.05, n_coils=n_coils, seed=n_coils)
@@ -154,14 +154,14 @@ def test_n_coils_auto_in_the_estimator_and_without_air(rician_slices):
 def test_cli_fit_with_n_coils_auto_saves_the_fitted_number(rician_slices, tmp_path):
     from typer.testing import CliRunner
 
-    from c2s_denoise.cli import app
+    from c2s_denoise.cli.commands import app
 
     clean, _ = rician_slices
     np.save(tmp_path / "scan.npy", magnitude_noise(clean, SIGMA, n_coils=8, seed=4))
     words = ["fit", str(tmp_path / "scan.npy"), "-o", str(tmp_path / "m.c2s"), "--n-coils", "auto", "--max-iter", "4"]
     result = CliRunner().invoke(app, [*words, "--width", "8", "--patch-size", "24", "--seed", "0"])
     assert result.exit_code == 0, result.output
-    model = load_model_file(tmp_path / "m.c2s")
+    model = C2SDenoiser.load(tmp_path / "m.c2s")
     assert model.n_coils == "auto" and model.n_coils_ == pytest.approx(8, rel=0.15)
     assert model.noise_model_ == "ncchi" and model.magnitude_correction_ == "vst"
 
@@ -172,7 +172,7 @@ def test_spatially_correlated_noise_is_said_and_white_noise_is_not():
 
     from scipy.ndimage import gaussian_filter
 
-    from c2s_denoise.noise import air_correlation
+    from c2s_denoise.physics.noise import air_correlation
 
     head = np.stack([brain_phantom((96, 96), seed=seed) for seed in range(4)])
     rng = np.random.default_rng(5)

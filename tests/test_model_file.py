@@ -19,8 +19,8 @@ from safetensors.torch import load_file, save_file
 from test_cli import REPO, invoke, summary
 
 from c2s_denoise import C2SDenoiser
+from c2s_denoise.estimator.model_file import FORMAT_NAME
 from c2s_denoise.io import C2SInputError
-from c2s_denoise.model_file import FORMAT_NAME
 from c2s_denoise.workflows import load_model, save_model
 
 TINY = dict(width=4, depth=2, max_iter=3, batch_size=2, patch_size=8, device="cpu", random_state=0, n_coils=1)
@@ -129,7 +129,7 @@ def test_invalid_model_files_are_clear_errors(change, problem: str, tmp_path: Pa
 
         def change(tensors, doc):
             original(tensors, doc)
-            from c2s_denoise.model_file import tensors_sha256
+            from c2s_denoise.estimator.model_file import tensors_sha256
 
             doc["tensors_sha256"] = tensors_sha256(tensors)
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from c2s_denoise.noise import (
+from c2s_denoise.physics.noise import (
     NOISE_ESTIMATORS,
     choose_noise_estimator,
     estimate_sigma,
@@ -12,8 +12,8 @@ from c2s_denoise.noise import (
     estimate_sigma_rayleigh,
     estimate_sigma_wavelet,
 )
-from c2s_denoise.noise.auto import _air_fraction
-from c2s_denoise.phantom import brain_phantom
+from c2s_denoise.physics.noise.auto import _air_fraction
+from c2s_denoise.physics.phantom import brain_phantom
 
 MAGNITUDE_ESTIMATORS = ("background", "foreground")
 
@@ -300,7 +300,7 @@ def test_estimators_do_not_modify_their_input(head):
 
 def test_resolve_noise_model_auto_rule_and_complex_refusal():
     """One rule for "auto", shared by the estimator and estimate-noise: signed or complex data is Gaussian."""
-    from c2s_denoise.noise import resolve_noise_model
+    from c2s_denoise.physics.noise import resolve_noise_model
 
     magnitude = np.abs(np.random.default_rng(0).normal(size=(8, 8)))
     assert resolve_noise_model([magnitude]) == "rician"

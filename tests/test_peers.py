@@ -10,7 +10,7 @@ import torch
 import peers
 from c2s_denoise.engine import GDSMLoss, GDSMStep
 from c2s_denoise.metrics import psnr
-from c2s_denoise.phantom import brain_phantom
+from c2s_denoise.physics.phantom import brain_phantom
 from peers import (
     PEERS,
     BlindSpotLoss,

@@ -4,8 +4,14 @@ import numpy as np
 import pytest
 from scipy.stats import kstest
 
-from c2s_denoise.magnitude import ncchi_mean
-from c2s_denoise.variance_stabilisation import floor_error, stabilise, stabilised_mean, stabilised_std, unstabilise
+from c2s_denoise.physics.magnitude import ncchi_mean
+from c2s_denoise.physics.variance_stabilisation import (
+    floor_error,
+    stabilise,
+    stabilised_mean,
+    stabilised_std,
+    unstabilise,
+)
 
 
 def _rss_magnitude(amplitude, sigma, n_coils, n_samples, rng):

@@ -9,10 +9,10 @@ from typer.testing import CliRunner
 
 import c2s_denoise.engine.inference as inference
 from c2s_denoise import C2SDenoiser
-from c2s_denoise.cli import app
+from c2s_denoise.cli.commands import app
 from c2s_denoise.engine import NoiseConditionedUNet, denoise_images, multiply_adds_per_pixel
 from c2s_denoise.engine.volume_patches import VolumePatchSampler
-from c2s_denoise.model_file import load_model_file, save_model_file
+from c2s_denoise.estimator.model_file import save_model_file
 
 # n_coils=1: the smooth test volumes have no air to fit a coil number to (n_coils="auto" would warn)
 FAST_3D = dict(spatial_dims=3, width=8, depth=2, batch_size=2, patch_size=16, patch_depth=4, random_state=0, n_coils=1)
@@ -122,7 +122,7 @@ def test_3d_model_round_trips_through_the_model_file(tmp_path, conv3d):
     model = C2SDenoiser(sigma=0.1, max_iter=3, conv3d=conv3d, **FAST_3D).fit([volume])
     assert model.network_.config.get("separable", False) == (conv3d == "separable")
     path = save_model_file(model, tmp_path / "m.c2s")
-    loaded = load_model_file(path)
+    loaded = C2SDenoiser.load(path)
     assert loaded.spatial_dims_ == 3
     np.testing.assert_array_equal(loaded.transform([volume])[0], model.transform([volume])[0])
 
@@ -191,7 +191,7 @@ def test_cli_fits_and_applies_a_3d_model_to_a_nifti_volume(tmp_path):
         ],
     )
     assert fit.exit_code == 0, fit.output
-    assert load_model_file(model).spatial_dims_ == 3
+    assert C2SDenoiser.load(model).spatial_dims_ == 3
     out = tmp_path / "out"
     applied = CliRunner().invoke(app, ["apply", str(model), str(source), "--outdir", str(out)])
     assert applied.exit_code == 0, applied.output
@@ -243,7 +243,7 @@ def test_transform_uses_the_fitted_context_and_the_model_file_keeps_it(tmp_path)
     expected = model.fit(noisy).transform(noisy)[0]
     model.set_params(context_slices=0)  # changed after the fit: the networks still take 3 slices
     np.testing.assert_array_equal(model.transform(noisy)[0], expected)
-    loaded = load_model_file(save_model_file(model, tmp_path / "m.c2s"))
+    loaded = C2SDenoiser.load(save_model_file(model, tmp_path / "m.c2s"))
     assert loaded.context_slices_ == 1
     np.testing.assert_array_equal(loaded.transform(noisy)[0], expected)
 
@@ -264,4 +264,4 @@ def test_cli_fits_volumes_with_neighbouring_slices_unless_dims_2(tmp_path):
         model = tmp_path / f"m{context}.c2s"
         result = CliRunner().invoke(app, ["fit", str(source), "--output", str(model), *tiny, *extra])
         assert result.exit_code == 0, result.output
-        assert load_model_file(model).context_slices_ == context
+        assert C2SDenoiser.load(model).context_slices_ == context

@@ -1,7 +1,7 @@
 """The torch engine of C2S: network, GDSM loss, noise schedule, trainer and inference.
 
-Plain torch only; the scikit-learn estimator (:mod:`c2s_denoise.estimator`, its private steps in
-:mod:`c2s_denoise._base`) is the sole numpy-torch boundary. The GDSM training step is :mod:`c2s_denoise.engine.gdsm`; the training
+Plain torch only; the scikit-learn estimator (:mod:`c2s_denoise.estimator`) is the sole
+numpy-torch boundary. The GDSM training step is :mod:`c2s_denoise.engine.gdsm`; the training
 loop (any per-batch loss) is :func:`train_network`.
 """
 

@@ -187,7 +187,7 @@ def _noise_samples(handle: Any, path: Path, n_coils: int) -> np.ndarray | None:
 
 def _kspace_covariance(handle: Any, dataset: Any, path: Path, n_coils: int) -> np.ndarray:
     """Coil noise covariance: from the noise scan if the file has one, else from evenly spaced slices."""
-    from ..coil_noise import estimate_noise_covariance
+    from ..physics.coil_noise import estimate_noise_covariance
 
     noise = _noise_samples(handle, path, n_coils)
     if noise is not None:
@@ -220,7 +220,7 @@ def kspace_noise_covariance(path: str | Path) -> np.ndarray | None:
 
 def _complex_from_kspace(handle: Any, dataset: Any, path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Prewhitened, coil-combined complex images, their RSS gain and the noise covariance."""
-    from ..coil_combination import combine_coils
+    from ..physics.coil_combination import combine_coils
 
     check_kspace(dataset, path)
     shape = dataset.shape

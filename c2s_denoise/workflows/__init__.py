@@ -11,7 +11,7 @@ summary; one module per job:
 - :mod:`.model_files` -- :func:`save_model`, :func:`load_model`, :func:`file_sha256`;
 - :mod:`.contrasts` -- multi-contrast subjects, :func:`group_m4raw_files`, :class:`ContrastError`.
 
-They are usable from Python as well as through :mod:`c2s_denoise.cli`, which
+They are usable from Python as well as through :mod:`c2s_denoise.cli.commands`, which
 only parses arguments and prints. Every problem with a file raises
 :class:`~c2s_denoise.io.C2SInputError` *before* any output is written where it
 can be detected up front (missing or unreadable inputs, existing outputs, an

@@ -74,7 +74,7 @@ def check_depth(image: LoadedImage, context_slices: int | str) -> None:
 
     ``"auto"`` adapts to the volumes (no neighbours for thin ones): nothing to check.
     """
-    from .._channels import min_depth
+    from ..estimator._channels import min_depth
 
     if context_slices == "auto":
         return

@@ -43,7 +43,7 @@ def run_demo(
 ) -> dict[str, Any]:
     """Denoise a synthetic brain phantom end to end and write a before/after figure.
 
-    Builds :func:`~c2s_denoise.phantom.brain_phantom` slices, adds Gaussian
+    Builds :func:`~c2s_denoise.physics.phantom.brain_phantom` slices, adds Gaussian
     noise of known level (fixed seed), fits a short C2S model on the noisy
     slices only, denoises them and scores both against the clean phantom.
 
@@ -68,7 +68,7 @@ def run_demo(
     """
     from ..io.png import side_by_side, write_png
     from ..metrics import psnr, ssim
-    from ..phantom import brain_phantom
+    from ..physics.phantom import brain_phantom
 
     cfg = settings or DemoSettings()
     folder = Path(out_dir)

@@ -97,7 +97,7 @@ def fit_files(
         is read (k-space combined) once into a temporary HDF5 cache in the
         system's temporary folder (``TMPDIR``), removed at the end, and the
         estimator reads its statistics and training patches from there (see
-        :mod:`c2s_denoise._lazy_inputs`). The model is the same as without.
+        :mod:`c2s_denoise.estimator._lazy_layouts`). The model is the same as without.
 
     Returns
     -------

@@ -52,7 +52,7 @@ def save_model(model: Any, path: PathLike, *, overwrite: bool = False) -> Path:
     pathlib.Path
         The model file written.
     """
-    from ..model_file import save_model_file
+    from ..estimator.model_file import save_model_file
 
     return save_model_file(model, path, overwrite=overwrite)
 
@@ -85,7 +85,7 @@ def load_model(path: PathLike, *, trust_pickle: bool = False) -> Any:
     from sklearn.exceptions import NotFittedError
     from sklearn.utils.validation import check_is_fitted
 
-    from ..model_file import is_model_file, load_model_file
+    from ..estimator.model_file import is_model_file, load_model_file
 
     p = Path(path)
     if not p.exists():

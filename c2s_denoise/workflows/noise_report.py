@@ -50,7 +50,7 @@ def estimate_noise_files(
         correlation, and the covariance as real and imaginary parts).
     """
     from ..io.fastmri import kspace_noise_covariance
-    from ..noise import auto_noise_level, estimate_sigma, resolve_noise_model
+    from ..physics.noise import auto_noise_level, estimate_sigma, resolve_noise_model
 
     options = read_options or ReadOptions()
     magnitude_options = dataclasses.replace(options, combine="rss") if options.combine == "auto" else options

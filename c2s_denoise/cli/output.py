@@ -13,7 +13,7 @@ from typing import Any
 
 import typer
 
-from .io.errors import C2SInputError, describe_exception
+from ..io.errors import C2SInputError, describe_exception
 
 logger = logging.getLogger("c2s_denoise")
 
@@ -72,7 +72,7 @@ def known_errors(verbose: int = 0) -> Iterator[None]:
     except _CLI_EXITS:
         raise
     except C2SInputError as exc:
-        from .workflows.contrasts import ContrastError
+        from ..workflows.contrasts import ContrastError
 
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2 if isinstance(exc, ContrastError) else 1) from None

@@ -18,7 +18,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ._cli_options import (
+from .options import (
     CombineOpt,
     ContrastOpt,
     CropOpt,
@@ -40,7 +40,7 @@ from ._cli_options import (
     parse_sigmas,
     read_options,
 )
-from ._cli_output import emit, fmt, known_errors, progress_bar, setup_logging, table
+from .output import emit, fmt, known_errors, progress_bar, setup_logging, table
 
 __all__ = ["app", "main"]
 
@@ -58,7 +58,7 @@ logger = logging.getLogger("c2s_denoise")
 
 def _version_callback(value: bool) -> None:
     if value:
-        from ._version import __version__
+        from .._version import __version__
 
         typer.echo(f"c2s-denoise {__version__}")
         raise typer.Exit(0)
@@ -221,7 +221,7 @@ def fit(
         params["verbose"] = 1
     options = read_options(crop, slice_axis, npz_key, h5_dataset, combine)
     with known_errors(verbose), progress_bar("reading") as progress:
-        from .workflows import fit_files
+        from ..workflows import fit_files
 
         files = input_files(inputs, contrast, group_by_study, order)
         summary = fit_files(
@@ -301,7 +301,7 @@ def apply(
         raise typer.BadParameter("--n-jobs is for one machine; with --scheduler the cluster's workers run the files")
     options = read_options(crop, slice_axis, npz_key, h5_dataset, combine)
     with known_errors(verbose), progress_bar("denoising") as progress:
-        from .workflows import apply_files
+        from ..workflows import apply_files
 
         files = input_files(inputs, contrast, group_by_study)
         summary = apply_files(
@@ -350,7 +350,7 @@ def evaluate(
     setup_logging(verbose)
     options = read_options(crop, slice_axis, npz_key, h5_dataset)
     with known_errors(verbose), progress_bar("scoring") as progress:
-        from .workflows import evaluate_files
+        from ..workflows import evaluate_files
 
         summary = evaluate_files(
             denoised, reference, reference_average=reference_average, read_options=options, progress=progress
@@ -388,7 +388,7 @@ def estimate_noise(
         )
     options = read_options(crop, slice_axis, npz_key, h5_dataset, combine)
     with known_errors(verbose), progress_bar("estimating") as progress:
-        from .workflows import estimate_noise_files
+        from ..workflows import estimate_noise_files
 
         summary = estimate_noise_files(
             inputs, read_options=options, progress=progress, n_coils=n_coils, noise_model=noise_model
@@ -418,7 +418,7 @@ def demo(
     No download or data file is needed; takes about a minute on two CPU cores.
     """
     setup_logging(verbose)
-    from .workflows import DemoSettings, run_demo
+    from ..workflows import DemoSettings, run_demo
 
     changes: dict[str, Any] = {"device": parse_device(device), "seed": seed}
     if max_iter is not None:

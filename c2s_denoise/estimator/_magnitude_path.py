@@ -1,10 +1,10 @@
 """How the estimator moves magnitude images to the network's (Gaussian) domain and back.
 
 For ``noise_model_`` "rician"/"ncchi" and ``magnitude_correction="vst"`` the network trains and
-denoises the variance-stabilised magnitude (:mod:`c2s_denoise.variance_stabilisation`), whose noise
+denoises the variance-stabilised magnitude (:mod:`c2s_denoise.physics.variance_stabilisation`), whose noise
 is close to Gaussian of level ``sigma`` everywhere, air included, and its output goes back through
 the exact unbiased inverse; with ``"mean"`` it trains on the magnitude itself and its output's
-mean is inverted (:func:`c2s_denoise.magnitude.unbias_magnitude`). Gaussian noise passes through.
+mean is inverted (:func:`c2s_denoise.physics.magnitude.unbias_magnitude`). Gaussian noise passes through.
 """
 
 from __future__ import annotations
@@ -13,16 +13,14 @@ import math
 
 import numpy as np
 
+from ..physics.magnitude import unbias_magnitude
+from ..physics.variance_stabilisation import floor_error, stabilise, stabilised_mean, unstabilise
 from ._noise_levels import coils
-from .magnitude import unbias_magnitude
-from .variance_stabilisation import floor_error, stabilise, stabilised_mean, unstabilise
 
-__all__ = ["MAGNITUDE_CORRECTIONS", "LEGACY_MAGNITUDE_CORRECTION", "air_factor", "from_network", "to_network"]
+__all__ = ["MAGNITUDE_CORRECTIONS", "air_factor", "from_network", "to_network"]
 
 #: ``magnitude_correction`` values: the stabilised path and the first-moment inversion.
 MAGNITUDE_CORRECTIONS = ("vst", "mean")
-#: What models fitted before ``magnitude_correction`` existed did.
-LEGACY_MAGNITUDE_CORRECTION = "mean"
 
 
 def _stabilised(noise_model: str, correction: str) -> bool:
@@ -55,7 +53,7 @@ def from_network(
     Gaussian noise: the output itself; magnitude noise: the inverse of the stabilised mean
     ("vst"; near the air's level the estimate of ``A**2`` is soft-thresholded by
     ``floor_shrinkage`` times the output's own error spread there, measured on this output by
-    :func:`~c2s_denoise.variance_stabilisation.floor_error`) or of the magnitude mean ("mean").
+    :func:`~c2s_denoise.physics.variance_stabilisation.floor_error`) or of the magnitude mean ("mean").
     """
     if noise_model == "gaussian":
         return denoised

@@ -1,6 +1,6 @@
 """A variance-stabilising transform for noncentral-chi (Rician) magnitude noise, and its exact unbiased inverse.
 
-A magnitude ``M = sigma * chi`` of ``N`` coils (:mod:`c2s_denoise.magnitude`) has a spread that
+A magnitude ``M = sigma * chi`` of ``N`` coils (:mod:`c2s_denoise.physics.magnitude`) has a spread that
 depends on the signal, about ``0.66 sigma`` in air for one coil and ``sigma`` in bright tissue,
 and a skewed law near the background. A monotone ``f`` applied to ``M / sigma`` can make
 ``f(M / sigma)`` close to a Gaussian of spread 1 for *every* noise-free amplitude ``A`` (after

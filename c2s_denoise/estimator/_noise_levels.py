@@ -14,7 +14,7 @@ import numpy as np
 from scipy.special import gammaincinv
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from .noise import (
+from ..physics.noise import (
     NOISE_ESTIMATORS,
     air_correlation,
     auto_noise_level,
@@ -207,7 +207,7 @@ def warn_if_correlated(items: list[np.ndarray], sigmas: np.ndarray, noise_model:
     zero-filled images): C2S models white noise and removes only part of correlated noise.
 
     ``items`` are ``(C, D, H, W)`` with ``sigmas`` ``(n_items, C)``; only magnitude noise models are checked
-    (their air has a known law), and only items with enough air (:func:`~c2s_denoise.noise.air_correlation`).
+    (their air has a known law), and only items with enough air (:func:`~c2s_denoise.physics.noise.air_correlation`).
     """
     if noise_model == "gaussian":
         return

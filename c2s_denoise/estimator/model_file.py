@@ -22,19 +22,18 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from ._magnitude_path import LEGACY_MAGNITUDE_CORRECTION
-from ._version import __version__
-from .io.atomic import atomic_write
-from .io.errors import C2SInputError, describe_exception
+from .._version import __version__
+from ..io.atomic import atomic_write
+from ..io.errors import C2SInputError, describe_exception
+from .legacy import upgrade_fitted, upgrade_params, version_warnings
 
-__all__ = ["FORMAT_NAME", "FORMAT_VERSION", "is_model_file", "load_model_file", "save_model_file", "version_warnings"]
+__all__ = ["FORMAT_NAME", "FORMAT_VERSION", "is_model_file", "load_model_file", "save_model_file"]
 
 FORMAT_NAME = "c2s-denoise-model"
 FORMAT_VERSION = 1
@@ -118,10 +117,7 @@ def save_model_file(model: Any, path: str | os.PathLike[str], *, overwrite: bool
     from sklearn.utils.validation import check_is_fitted
 
     check_is_fitted(model)
-    if getattr(model, "contrasts_", None) is None:
-        networks = [(None, model.network_)]
-    else:
-        networks = list(model.networks_.items())
+    networks = list(model.networks_.items())
     tensors = {
         f"networks.{index}.{name}": tensor.detach().cpu().contiguous().clone()
         for index, (_, network) in enumerate(networks)
@@ -133,7 +129,11 @@ def save_model_file(model: Any, path: str | os.PathLike[str], *, overwrite: bool
         "c2s_version": __version__,
         "torch_version": torch.__version__,
         "params": _json_params(model.get_params()),
-        "fitted": {name: _encode(getattr(model, name), kind) for name, kind in _FITTED.items() if hasattr(model, name)},
+        "fitted": {
+            name: _encode(getattr(model, name), kind)
+            for name, kind in _FITTED.items()
+            if getattr(model, name, None) is not None
+        },
         "networks": [{"contrast": contrast, "config": dict(network.config)} for contrast, network in networks],
         "partial": bool(getattr(model, "interrupted_", False)),
         "tensors_sha256": tensors_sha256(tensors),
@@ -186,15 +186,15 @@ def _encode(value: Any, kind: str) -> Any:
 
 
 # ----------------------------------------------------------------------------- load
-def load_model_file(path: str | os.PathLike[str], cls: type | None = None) -> Any:
+def load_model_file(path: str | os.PathLike[str], cls: type) -> Any:
     """Read a model written by :func:`save_model_file`, executing nothing from the file.
 
     Parameters
     ----------
     path : str or path-like
         The model file.
-    cls : type, optional
-        The estimator class to build (default :class:`~c2s_denoise.C2SDenoiser`).
+    cls : type
+        The estimator class to build (:class:`~c2s_denoise.C2SDenoiser`; ``C2SDenoiser.load`` passes it).
 
     Returns
     -------
@@ -209,8 +209,6 @@ def load_model_file(path: str | os.PathLike[str], cls: type | None = None) -> An
     """
     from safetensors import safe_open
 
-    if cls is None:
-        from .estimator import C2SDenoiser as cls
     p = Path(path)
     if not p.is_file():
         raise C2SInputError(p, "model file not found" if not p.exists() else "model path is not a regular file")
@@ -254,7 +252,9 @@ def _build(cls: type, document: dict[str, Any], tensors: dict[str, torch.Tensor]
     """The estimator of a checked document and its tensors."""
     if tensors_sha256(tensors) != document["tensors_sha256"]:
         raise C2SInputError(None, "the model file is corrupt (its weights do not match their checksum)")
-    model = cls(**_params(cls, document["params"]))
+    params = _params(cls, document["params"])
+    upgrade_params(params)
+    model = cls(**params)
     model._validate_params()
     fitted = document["fitted"]
     unknown = sorted(set(fitted) - set(_FITTED))
@@ -262,17 +262,14 @@ def _build(cls: type, document: dict[str, Any], tensors: dict[str, torch.Tensor]
         raise C2SInputError(None, f"invalid model file (unknown or missing fitted attributes: {unknown or _REQUIRED})")
     for name, value in fitted.items():
         setattr(model, name, _decode(value, _FITTED[name], name))
-    if "magnitude_correction_" not in fitted:  # saved before the stabilised path: the mean was inverted
-        model.magnitude_correction = model.magnitude_correction_ = LEGACY_MAGNITUDE_CORRECTION
     contrasts = getattr(model, "contrasts_", None)
     networks = _networks(document["networks"], tensors, contrasts)
-    if contrasts is None:
-        if list(networks) != [None]:
-            raise C2SInputError(None, "invalid model file (a single-contrast model needs exactly one network)")
-        model.network_ = networks[None]
-    else:
-        model.networks_ = networks
+    if contrasts is None and list(networks) != [None]:
+        raise C2SInputError(None, "invalid model file (a single-contrast model needs exactly one network)")
+    model.networks_ = networks
+    if contrasts is not None:
         model.target_contrasts_ = tuple(networks)
+    upgrade_fitted(model)
     model.interrupted_ = document["partial"]
     version_warnings(document.get("c2s_version"), document.get("torch_version"), stacklevel=4)
     return model
@@ -322,7 +319,7 @@ def _networks(
     entries: list[Any], tensors: dict[str, torch.Tensor], contrasts: tuple[str, ...] | None
 ) -> dict[str | None, torch.nn.Module]:
     """The networks, by contrast (None without contrasts), checked against their config and the tensors."""
-    from .engine import NoiseConditionedUNet
+    from ..engine import NoiseConditionedUNet
 
     networks: dict[str | None, torch.nn.Module] = {}
     used = 0
@@ -363,19 +360,3 @@ def _expect_scalars(values: Any, name: str, kinds: type | tuple[type, ...] = (st
     for value in values:
         if not (isinstance(value, kinds) or (allow_none and value is None)):
             raise C2SInputError(None, f"invalid model file ({name} holds a value of the wrong type)")
-
-
-def version_warnings(saved_version: str | None, saved_torch: str | None, *, stacklevel: int = 2) -> None:
-    """Warn when a model was saved with another c2s-denoise or torch version than the running ones."""
-    if saved_version is not None and saved_version != __version__:
-        warnings.warn(
-            f"this model was saved with c2s-denoise {saved_version}; loading it with {__version__}",
-            UserWarning,
-            stacklevel=stacklevel,
-        )
-    if saved_torch is not None and str(saved_torch).split("+")[0] != torch.__version__.split("+")[0]:
-        warnings.warn(
-            f"this model was saved with torch {saved_torch}; loading it with {torch.__version__}",
-            UserWarning,
-            stacklevel=stacklevel,
-        )

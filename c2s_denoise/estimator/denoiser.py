@@ -1,23 +1,28 @@
-"""The scikit-learn estimator :class:`C2SDenoiser` (its private steps are in :mod:`c2s_denoise._base`)."""
+"""The scikit-learn estimator :class:`C2SDenoiser`: its parameters, their reference, ``fit`` and ``transform``.
+
+Its other methods and private steps are mixins in this package: :mod:`._reading`,
+:mod:`._fitting`, :mod:`._inference`, :mod:`._persistence`, :mod:`._table_output`; its
+parameters' constraints are :data:`._parameters.PARAMETER_CONSTRAINTS`.
+"""
 
 from __future__ import annotations
 
-import warnings
-from numbers import Integral, Real
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils._param_validation import validate_parameter_constraints
 
-import numpy as np
-from sklearn.utils._param_validation import Interval, StrOptions
+from ._fitting import FittingMixin
+from ._inference import InferenceMixin
+from ._parameters import PARAMETER_CONSTRAINTS
+from ._persistence import PersistenceMixin
+from ._reading import ReadingMixin
+from ._table_output import TableOutputMixin
 
-from ._base import C2SBase
-from ._inputs import is_label_vector
-from ._magnitude_path import MAGNITUDE_CORRECTIONS
-from ._noise_levels import NOISE_MODELS, SIGMA_VALUE, effective_coils, noise_level, sigma_rule
-from .engine import LOSS_WEIGHTINGS, NOISE_SCHEDULES, PRECISIONS
-
-__all__ = ["NOISE_MODELS", "C2SDenoiser"]
+__all__ = ["C2SDenoiser"]
 
 
-class C2SDenoiser(C2SBase):
+class C2SDenoiser(
+    TableOutputMixin, PersistenceMixin, FittingMixin, InferenceMixin, ReadingMixin, TransformerMixin, BaseEstimator
+):
     """Corruption2Self (C2S): self-supervised, score-based denoiser for magnitude MRI.
 
     Trains a noise-level-conditioned U-Net on the noisy images themselves with the generalized
@@ -240,43 +245,7 @@ class C2SDenoiser(C2SBase):
     (4, 32, 32)
     """
 
-    _parameter_constraints: dict = {
-        "sigma": [*SIGMA_VALUE, dict],
-        "noise_model": [StrOptions(set(NOISE_MODELS))],
-        "n_coils": [Interval(Real, 1, None, closed="left"), StrOptions({"auto"})],
-        "magnitude_correction": [StrOptions(set(MAGNITUDE_CORRECTIONS))],
-        "floor_shrinkage": [Interval(Real, 0, None, closed="left")],
-        "refinement": [Interval(Real, 0, 1, closed="left")],
-        "tau_max": [Interval(Real, 0, 100, closed="right")],
-        "noise_schedule": [StrOptions(set(NOISE_SCHEDULES))],
-        "loss_alpha": [Interval(Real, None, None, closed="neither")],
-        "loss_weighting": [StrOptions(set(LOSS_WEIGHTINGS))],
-        "width": [Interval(Integral, 1, None, closed="left")],
-        "depth": [Interval(Integral, 1, 8, closed="both")],
-        "attention": ["boolean"],
-        "noise_conditioning": ["boolean"],
-        "max_iter": [Interval(Integral, 1, None, closed="left")],
-        "max_time": [Interval(Real, 0, None, closed="neither"), None],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
-        "patch_size": [Interval(Integral, 1, None, closed="left")],
-        "learning_rate": [Interval(Real, 0, 1, closed="right")],
-        "ema_decay": [Interval(Real, 0, 1, closed="left")],
-        "air_weight": [Interval(Real, 0, 1, closed="right")],
-        "precision": [StrOptions(set(PRECISIONS))],
-        "self_ensemble": ["boolean"],
-        "inference_batch_size": [Interval(Integral, 1, None, closed="left")],
-        "image_shape": [tuple, list, None],
-        "contrasts": [tuple, list, None],
-        "target_contrasts": [tuple, list, None],
-        "context_slices": [Interval(Integral, 0, None, closed="left"), StrOptions({"auto"})],
-        "spatial_dims": [StrOptions({"auto"}), Interval(Integral, 2, 3, closed="both")],
-        "patch_depth": [Interval(Integral, 1, None, closed="left")],
-        "conv3d": [StrOptions({"full", "separable"})],
-        "warm_start": ["boolean"],
-        "device": [str],
-        "random_state": ["random_state"],
-        "verbose": ["verbose"],
-    }
+    _parameter_constraints: dict = PARAMETER_CONSTRAINTS
 
     def __init__(
         self,
@@ -353,33 +322,23 @@ class C2SDenoiser(C2SBase):
         self.random_state = random_state
         self.verbose = verbose
 
-    # ------------------------------------------------------------------ noise
-    def noise_level(self, volume, contrast: str | None = None) -> float:
-        """Noise level, in input units, that the ``sigma`` rule gives one image or volume.
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.three_d_array = True
+        tags.input_tags.allow_nan = False
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        tags.target_tags.required = False
+        return tags
 
-        Parameters
-        ----------
-        volume : ndarray of shape (H, W) or (D, H, W)
-            One image or volume (of ``contrast``, with named contrasts); real or complex.
-        contrast : str, optional
-            Its contrast, when ``sigma`` is a per-contrast dict.
+    def _validate_params(self) -> None:
+        """scikit-learn's parameter validation, and each value of a per-contrast ``sigma`` dict like ``sigma``."""
+        super()._validate_params()
+        if isinstance(self.sigma, dict):
+            value_constraints = [c for c in self._parameter_constraints["sigma"] if c is not dict]
+            for name, value in self.sigma.items():
+                key = f"sigma[{name!r}]"
+                validate_parameter_constraints({key: value_constraints}, {key: value}, type(self).__name__)
 
-        Returns
-        -------
-        float
-            ``sigma`` itself, or its estimate on ``volume`` for a method name (per real
-            component of the noise).
-        """
-        rule = sigma_rule(self.sigma, contrast)
-        noise_model = getattr(self, "noise_model_", None)
-        n_coils = getattr(self, "n_coils_", None)
-        if n_coils is None:
-            n_coils = effective_coils([np.asarray(volume)]) if self.n_coils == "auto" else self.n_coils
-        return noise_level(
-            volume, rule, noise_model, noise_model_rule=self.noise_model, n_coils=n_coils, contrast=contrast
-        )[0]
-
-    # ------------------------------------------------------------------ fit
     def fit(self, X, y=None):
         """Train the denoiser on noisy images only.
 
@@ -389,7 +348,7 @@ class C2SDenoiser(C2SBase):
             Noisy images: ``(n, H, W)``, volumes ``(n, D, H, W)``, a list of
             ``(H, W)``/``(D, H, W)`` arrays, or 2-D rows (see ``image_shape``); real (magnitude
             or real-valued images) or complex (e.g. coil-combined images, see
-            :func:`c2s_denoise.coil_combination.combine_coils`). With ``contrasts`` (real
+            :func:`c2s_denoise.physics.coil_combination.combine_coils`). With ``contrasts`` (real
             only): ``(n, n_contrasts, H, W)``, ``(n, n_contrasts, D, H, W)``, a list of
             ``(n_contrasts, ...)`` arrays, or a dict ``{contrast: images}``.
         y : None
@@ -423,112 +382,3 @@ class C2SDenoiser(C2SBase):
         """
         self._check_table_output(X)
         return self.denoise(X)[0]
-
-    def denoise(self, X):
-        """Denoise like :meth:`transform`, and say at which noise levels.
-
-        Parameters
-        ----------
-        X : array-like, list of array-like, or dict
-            As in :meth:`transform`.
-
-        Returns
-        -------
-        denoised : ndarray, list of ndarray or dict
-            What :meth:`transform` returns.
-        noise_levels : ndarray, shape (n_items,) or (n_items, n_contrasts)
-            The noise level used for each item (and contrast), in the input's units: the fixed
-            ``sigma``, or the estimate made for that item (0 where an estimate failed).
-        """
-        items, layout, names, sigmas, scales = self._read_fitted(X)
-        denoised = self._join(self._denoise_items(items, sigmas, scales), layout, names)
-        return denoised, (sigmas[:, 0] if names is None else sigmas)
-
-    # ------------------------------------------------------------------ score
-    def score(self, X, y=None):
-        """Self-supervised denoising quality in dB (higher is better); no clean data needed.
-
-        Parameters
-        ----------
-        X : array-like, list of array-like, or dict
-            Noisy images.
-        y : None
-            Ignored, like ``PCA.score``'s ``y``: there for the scikit-learn API (a label vector
-            passed by ``Pipeline`` or ``GridSearchCV`` does not change the score). To score
-            against clean references use :func:`c2s_denoise.psnr_scorer`. Deprecated: clean
-            references in the layout of ``X`` still give their PSNR, with a ``FutureWarning``,
-            until c2s-denoise 0.3.
-
-        Returns
-        -------
-        float
-            A self-supervised estimate, in dB, of how well the denoised image predicts an
-            independent repetition of the scan, ``10 log10(scale**2 / R)`` averaged over
-            images/volumes (and target contrasts), with ``R = |f(y) - y|^2 / N + 2 sigma^2 div
-            f / N`` and the divergence from one Monte-Carlo probe (Ramani et al. 2008).
-            ``R - sigma**2`` is Stein's unbiased risk estimate (SURE) of the MSE against the
-            clean image, so ``R`` estimates the MSE against a second noisy scan, ``MSE(f, x) +
-            sigma**2``: it ranks denoisers like the true MSE, gives the identity map exactly ``2
-            sigma**2`` (no reward for doing nothing), and, unlike SURE itself, stays positive
-            when ``sigma`` is somewhat over-estimated (SURE goes negative for good denoisers once
-            the ``sigma**2`` error exceeds their MSE). ``scale`` is the 99.5th percentile of the
-            noisy magnitude; ``sigma`` follows the ``sigma`` parameter (estimated on ``X`` for a
-            method name). The estimate assumes Gaussian noise; it is biased at very low SNR in
-            Rician background. For complex images ``N`` counts real components. This is the
-            score ``GridSearchCV`` uses by default.
-        """
-        if y is not None and not is_label_vector(y):
-            warnings.warn(
-                "score(X, y) with clean reference images y is deprecated and ignores y from c2s-denoise 0.3 "
-                "on; use c2s_denoise.psnr_scorer(model, X, y) (or scoring=c2s_denoise.psnr_scorer in "
-                "GridSearchCV) for the PSNR against references",
-                FutureWarning,
-                stacklevel=2,
-            )
-            return float(np.mean(self._reference_psnrs(X, y)))
-        items, _, _, sigmas, scales = self._read_fitted(X)
-        denoised = self._denoise_items(items, sigmas, scales)
-        contrasts = list(self._fitted_networks())
-        return float(np.mean(self._sure_psnrs(items, denoised, sigmas, scales, contrasts)))
-
-    # ------------------------------------------------------------------ model files
-    def save(self, path, *, overwrite: bool = True):
-        """Save the fitted model as one safetensors file (no pickle; see :mod:`c2s_denoise.model_file`).
-
-        Parameters
-        ----------
-        path : str or path-like
-            Where to write it (atomically), ``.c2s`` by convention.
-        overwrite : bool, default=True
-            Replace an existing file.
-
-        Returns
-        -------
-        pathlib.Path
-        """
-        from .model_file import save_model_file
-
-        return save_model_file(self, path, overwrite=overwrite)
-
-    @classmethod
-    def load(cls, path):
-        """Load a model written by :meth:`save`; nothing in the file is executed.
-
-        Parameters
-        ----------
-        path : str or path-like
-            The model file.
-
-        Returns
-        -------
-        C2SDenoiser
-            The fitted model; it transforms bitwise like the saved one.
-
-        Raises
-        ------
-        c2s_denoise.io.C2SInputError
-            (a ValueError naming the file) for a missing, foreign, corrupt or invalid file.
-        """
-        from .model_file import load_model_file
-
-        return load_model_file(path, cls)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 if TYPE_CHECKING:
-    from .io.options import ReadOptions
+    from ..io.options import ReadOptions
 
 
 CropOpt = Annotated[
@@ -245,7 +245,7 @@ def input_files(
     if group_by_study:
         if not inputs:
             raise typer.BadParameter("--group-by-study needs the files as arguments", param_hint="INPUTS")
-        from .workflows import group_m4raw_files
+        from ..workflows import group_m4raw_files
 
         return group_m4raw_files(inputs, order)
     if order is not None:
@@ -263,7 +263,7 @@ def read_options(
     crop: str | None, slice_axis: int, npz_key: str | None, dataset: str | None, combine: str = "rss"
 ) -> ReadOptions:
     """The read options given (``ReadOptions`` checks their values)."""
-    from .io.options import ReadOptions
+    from ..io.options import ReadOptions
 
     try:
         return ReadOptions(

@@ -6,7 +6,7 @@ import numpy as np
 from sklearn.utils._set_output import _get_output_config
 from sklearn.utils.validation import _check_feature_names_in, check_is_fitted
 
-from ._inputs import is_rows
+from ._layouts import is_rows
 
 __all__ = ["TableOutputMixin"]
 

@@ -18,8 +18,8 @@ mean ``sigma sqrt(2) Gamma(N + 1/2) / Gamma(N)``.
 
 :func:`choose_noise_estimator` picks one of them for a noise model.
 
-The estimators live in :mod:`~c2s_denoise.noise.wavelet`, :mod:`~c2s_denoise.noise.background`
-and :mod:`~c2s_denoise.noise.foreground`; the automatic choices in :mod:`~c2s_denoise.noise.auto`.
+The estimators live in :mod:`~c2s_denoise.physics.noise.wavelet`, :mod:`~c2s_denoise.physics.noise.background`
+and :mod:`~c2s_denoise.physics.noise.foreground`; the automatic choices in :mod:`~c2s_denoise.physics.noise.auto`.
 """
 
 from .auto import NOISE_ESTIMATORS, auto_noise_level, choose_noise_estimator, estimate_sigma, resolve_noise_model

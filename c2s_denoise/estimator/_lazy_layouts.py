@@ -19,10 +19,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..physics.noise import resolve_noise_model
 from ._channels import channel_plan, complex_channel_plan, min_depth, neighbour_index
-from ._inputs import _check_image_array, intensity_scale
+from ._layouts import _check_image_array, intensity_scale
 from ._noise_levels import noise_level, noise_levels
-from .noise import resolve_noise_model
 
 __all__ = [
     "LazySlice",
@@ -188,7 +188,7 @@ def lazy_network_inputs(
     min_relative_sigma: float,
     to_network: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
 ) -> tuple[list[LazySlice], list[float], int]:
-    """:func:`~c2s_denoise._channels.network_inputs` for lazily read volumes: one :class:`LazySlice` per slice.
+    """:func:`~c2s_denoise.estimator._channels.network_inputs` for lazily read volumes: one :class:`LazySlice` per slice.
 
     ``sigmas`` and ``scales`` are ``(n_volumes, 1)`` (or with the complex parts repeated: only
     the first column is used). ``to_network(window, sigma_row)`` maps a window read from a

@@ -1,6 +1,6 @@
 """Coil sensitivities and the combination of prewhitened coil images into one complex image.
 
-See docs/method.md section 10. After prewhitening (:mod:`c2s_denoise.coil_noise`) the coil
+See docs/method.md section 10. After prewhitening (:mod:`c2s_denoise.physics.coil_noise`) the coil
 images are ``c = s_true x + n`` per pixel, with white noise of unit standard deviation per real
 component. For a unit-norm sensitivity vector ``s`` (per pixel, over coils) the combination
 
@@ -151,7 +151,7 @@ def combine_coils(
         Fully sampled coil images (orthonormal inverse FFT of the k-space).
     noise_covariance : ndarray of shape (N, N), optional
         Coil noise covariance; estimated from the images themselves when None
-        (:func:`~c2s_denoise.coil_noise.estimate_noise_covariance`).
+        (:func:`~c2s_denoise.physics.coil_noise.estimate_noise_covariance`).
     sensitivities : ndarray of shape (N, H, W) or (S, N, H, W), optional
         Known coil sensitivities in the coils' original units (e.g. the true maps of a
         simulation); estimated per slice from the low-resolution images when None.

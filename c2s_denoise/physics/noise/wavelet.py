@@ -1,6 +1,6 @@
 """The wavelet MAD noise estimator (Donoho & Johnstone 1994) and the Haar blocks it rests on.
 
-Also the helpers every estimator of :mod:`c2s_denoise.noise` shares: images as slices, the
+Also the helpers every estimator of :mod:`c2s_denoise.physics.noise` shares: images as slices, the
 constant-mask detection and the tie-aware median of quantised data.
 """
 

@@ -1,0 +1,210 @@
+"""What ``transform``, ``denoise`` and ``score`` do: one forward pass per item, back to the input's units.
+
+Part of :class:`~c2s_denoise.estimator.C2SDenoiser`.
+"""
+
+from __future__ import annotations
+
+import functools
+import warnings
+
+import numpy as np
+import torch
+
+from ..engine import denoise_images, resolve_device
+from ..metrics import data_range, psnr, sure_psnr
+from ._channels import as_parts
+from ._layouts import is_label_vector, split_contrast_items, split_volumes
+from ._magnitude_path import from_network
+from ._noise_levels import MIN_RELATIVE_SIGMA, effective_coils, noise_level, sigma_rule
+from ._reading import Items
+from ._volumes import volumes_to_slices
+
+__all__ = ["InferenceMixin"]
+
+
+class InferenceMixin:
+    """``noise_level``, ``denoise`` and ``score``, and the private steps of ``transform``."""
+
+    def noise_level(self, volume, contrast: str | None = None) -> float:
+        """Noise level, in input units, that the ``sigma`` rule gives one image or volume.
+
+        Parameters
+        ----------
+        volume : ndarray of shape (H, W) or (D, H, W)
+            One image or volume (of ``contrast``, with named contrasts); real or complex.
+        contrast : str, optional
+            Its contrast, when ``sigma`` is a per-contrast dict.
+
+        Returns
+        -------
+        float
+            ``sigma`` itself, or its estimate on ``volume`` for a method name (per real
+            component of the noise).
+        """
+        rule = sigma_rule(self.sigma, contrast)
+        noise_model = getattr(self, "noise_model_", None)
+        n_coils = getattr(self, "n_coils_", None)
+        if n_coils is None:
+            n_coils = effective_coils([np.asarray(volume)]) if self.n_coils == "auto" else self.n_coils
+        return noise_level(
+            volume, rule, noise_model, noise_model_rule=self.noise_model, n_coils=n_coils, contrast=contrast
+        )[0]
+
+    def denoise(self, X):
+        """Denoise like :meth:`transform`, and say at which noise levels.
+
+        Parameters
+        ----------
+        X : array-like, list of array-like, or dict
+            As in :meth:`transform`.
+
+        Returns
+        -------
+        denoised : ndarray, list of ndarray or dict
+            What :meth:`transform` returns.
+        noise_levels : ndarray, shape (n_items,) or (n_items, n_contrasts)
+            The noise level used for each item (and contrast), in the input's units: the fixed
+            ``sigma``, or the estimate made for that item (0 where an estimate failed).
+        """
+        items, layout, names, sigmas, scales = self._read_fitted(X)
+        denoised = self._join(self._denoise_items(items, sigmas, scales), layout, names)
+        return denoised, (sigmas[:, 0] if names is None else sigmas)
+
+    def score(self, X, y=None):
+        """Self-supervised denoising quality in dB (higher is better); no clean data needed.
+
+        Parameters
+        ----------
+        X : array-like, list of array-like, or dict
+            Noisy images.
+        y : None
+            Ignored, like ``PCA.score``'s ``y``: there for the scikit-learn API (a label vector
+            passed by ``Pipeline`` or ``GridSearchCV`` does not change the score). To score
+            against clean references use :func:`c2s_denoise.psnr_scorer`. Deprecated: clean
+            references in the layout of ``X`` still give their PSNR, with a ``FutureWarning``,
+            until c2s-denoise 0.3.
+
+        Returns
+        -------
+        float
+            A self-supervised estimate, in dB, of how well the denoised image predicts an
+            independent repetition of the scan, ``10 log10(scale**2 / R)`` averaged over
+            images/volumes (and target contrasts), with ``R = |f(y) - y|^2 / N + 2 sigma^2 div
+            f / N`` and the divergence from one Monte-Carlo probe (Ramani et al. 2008).
+            ``R - sigma**2`` is Stein's unbiased risk estimate (SURE) of the MSE against the
+            clean image, so ``R`` estimates the MSE against a second noisy scan, ``MSE(f, x) +
+            sigma**2``: it ranks denoisers like the true MSE, gives the identity map exactly ``2
+            sigma**2`` (no reward for doing nothing), and, unlike SURE itself, stays positive
+            when ``sigma`` is somewhat over-estimated (SURE goes negative for good denoisers once
+            the ``sigma**2`` error exceeds their MSE). ``scale`` is the 99.5th percentile of the
+            noisy magnitude; ``sigma`` follows the ``sigma`` parameter (estimated on ``X`` for a
+            method name). The estimate assumes Gaussian noise; it is biased at very low SNR in
+            Rician background. For complex images ``N`` counts real components. This is the
+            score ``GridSearchCV`` uses by default.
+        """
+        if y is not None and not is_label_vector(y):
+            warnings.warn(
+                "score(X, y) with clean reference images y is deprecated and ignores y from c2s-denoise 0.3 "
+                "on; use c2s_denoise.psnr_scorer(model, X, y) (or scoring=c2s_denoise.psnr_scorer in "
+                "GridSearchCV) for the PSNR against references",
+                FutureWarning,
+                stacklevel=2,
+            )
+            return float(np.mean(self._reference_psnrs(X, y)))
+        items, _, _, sigmas, scales = self._read_fitted(X)
+        denoised = self._denoise_items(items, sigmas, scales)
+        contrasts = list(self._fitted_networks())
+        return float(np.mean(self._sure_psnrs(items, denoised, sigmas, scales, contrasts)))
+
+    def _denoise_items(
+        self, items: Items, sigmas: np.ndarray, scales: np.ndarray, contrasts: list[int] | None = None
+    ) -> Items:
+        """Denoised copies of ``items`` (float64 or complex128, input units); contrasts without a network are copied.
+
+        Complex items are denoised as (real, imaginary) channels; magnitude items get their
+        noise bias removed (``noise_model_`` "rician"/"ncchi"). ``contrasts`` limits the
+        denoising to those contrast indices.
+        """
+        is_complex = self.complex_input_
+        parts, part_sigmas, part_scales = as_parts(items, sigmas, scales, is_complex)
+        outputs = [item.astype(np.float64, copy=True) for item in parts]
+        n_denoised_channels = 2 if is_complex else 1
+        noise_model = self.noise_model_
+        for contrast, network in self._fitted_networks().items():
+            if contrasts is not None and contrast not in contrasts:
+                continue
+            dims = network.config.get("spatial_dims", 2)
+            inputs, levels, _ = self._network_inputs(parts, part_sigmas, part_scales, contrast, is_complex, dims)
+            denoised = denoise_images(
+                network,
+                inputs,
+                levels,
+                device=resolve_device(self.device),
+                batch_size=self.inference_batch_size,
+                self_ensemble=self.self_ensemble,
+            )
+            if dims == 3:
+                denoised = volumes_to_slices(denoised)
+            position = 0
+            for output, scale, sigma in zip(outputs, part_scales, part_sigmas):
+                depth = output.shape[1]
+                stack = torch.stack(denoised[position : position + depth], dim=1).numpy()  # (channels, D, H, W)
+                channels = slice(contrast, contrast + n_denoised_channels)
+                output[channels] = stack * scale[channels, None, None, None]
+                output[contrast] = from_network(
+                    output[contrast],
+                    float(sigma[contrast]),
+                    noise_model,
+                    self.n_coils_,
+                    self.magnitude_correction_,
+                    float(self.floor_shrinkage),
+                )
+                position += depth
+        if is_complex:
+            return [(output[0] + 1j * output[1])[None] for output in outputs]
+        return outputs
+
+    def _read_references(self, y, items: list[np.ndarray], names: tuple[str, ...] | None) -> list[np.ndarray]:
+        """Clean references ``y`` as items like ``items`` (same layout and shapes, or a ValueError)."""
+        if names is None:
+            references = [volume[None] for volume in split_volumes(y, self.image_shape, np.asarray)[0]]
+        else:
+            references = split_contrast_items(y, names)[0]
+        if [r.shape for r in references] != [i.shape for i in items]:
+            raise ValueError("y must have the same layout and shapes as X")
+        return references
+
+    def _reference_psnrs(self, X, y) -> list[float]:
+        """PSNR of each denoised item (and target contrast) of ``X`` against the clean ``y``, with ``y``'s range."""
+        items, _, names, sigmas, scales = self._read_fitted(X)
+        denoised = self._denoise_items(items, sigmas, scales)
+        references = self._read_references(y, items, names)
+        return [
+            psnr(output[c], reference[c], range_=data_range(np.abs(reference[c])) or 1.0)
+            for reference, output in zip(references, denoised)
+            for c in self._fitted_networks()
+        ]
+
+    def _sure_psnrs(
+        self, items: Items, denoised: Items, sigmas: np.ndarray, scales: np.ndarray, contrasts: list[int]
+    ) -> list[float]:
+        """:func:`~c2s_denoise.metrics.sure_psnr` of each item and denoised contrast."""
+        probe_rng = np.random.default_rng(0)
+        scores = []
+        for item, output, sigma_row, scale_row in zip(items, denoised, sigmas, scales):
+            for contrast in contrasts:
+                sigma = max(float(sigma_row[contrast]), MIN_RELATIVE_SIGMA * scale_row[contrast])
+                denoise = functools.partial(self._denoise_channel, item, sigma_row, scale_row, contrast)
+                scores.append(
+                    sure_psnr(item[contrast], output[contrast], sigma, scale_row[contrast], denoise, probe_rng)
+                )
+        return scores
+
+    def _denoise_channel(
+        self, item: np.ndarray, sigma_row: np.ndarray, scale_row: np.ndarray, contrast: int, channel: np.ndarray
+    ) -> np.ndarray:
+        """The denoised ``contrast`` of ``item`` with that contrast replaced by ``channel``."""
+        replaced = item.astype(channel.dtype, copy=True)
+        replaced[contrast] = channel
+        return self._denoise_items([replaced], sigma_row[None], scale_row[None], [contrast])[0][contrast]

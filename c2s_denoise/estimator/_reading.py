@@ -1,0 +1,155 @@
+"""Reading ``X`` for the networks: contrasts, layouts, noise levels, network inputs, the fitted networks.
+
+Part of :class:`~c2s_denoise.estimator.C2SDenoiser` (a mixin of its private steps, as
+scikit-learn's ``BaseMultilayerPerceptron`` is of ``MLPRegressor``); every fitted attribute it
+reads exists, old models included (:mod:`c2s_denoise.estimator.legacy`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from ..engine import NoiseConditionedUNet
+from ._channels import min_depth, network_inputs
+from ._layouts import (
+    Layout,
+    check_contrast_names,
+    check_fitted_contrasts,
+    check_kind,
+    check_min_depth,
+    item_scales,
+    join_contrast_items,
+    join_volumes,
+    split_contrast_items,
+    split_volumes,
+)
+from ._lazy_layouts import is_lazy, lazy_network_inputs
+from ._magnitude_path import to_network
+from ._noise_levels import MIN_RELATIVE_SIGMA, noise_levels
+from ._volumes import check_volumes, slices_to_volumes
+
+__all__ = ["Items", "Names", "ReadingMixin"]
+
+#: Items ``(n_contrasts, D, H, W)``, one per image/volume (complex ones as parts in the networks' steps).
+Items = list[np.ndarray]
+#: The contrast names, None without named contrasts.
+Names = tuple[str, ...] | None
+
+
+class ReadingMixin:
+    """How ``X`` reaches the networks, and the fitted networks by contrast index."""
+
+    @property
+    def network_(self) -> NoiseConditionedUNet:
+        """The network of a model with one network: the only entry of ``networks_``."""
+        check_is_fitted(self)
+        if len(self.networks_) != 1:
+            raise AttributeError(
+                f"this model has {len(self.networks_)} networks, one per target contrast: use networks_"
+            )
+        return next(iter(self.networks_.values()))
+
+    @property
+    def spatial_dims_(self) -> int:
+        """Spatial dimensions of the fitted networks: 2 (slice by slice) or 3 (volumes)."""
+        check_is_fitted(self)
+        return self._fitted_dims()
+
+    def _fitted_dims(self) -> int:
+        """Spatial dimensions of the fitted networks (2 for models saved before 3-D networks existed)."""
+        return next(iter(self.networks_.values())).spatial_dims
+
+    def _fitted_networks_depth(self) -> int:
+        return next(iter(self.networks_.values())).depth
+
+    def _fitted_networks(self) -> dict[int, torch.nn.Module]:
+        """Network of each denoised contrast, by contrast index."""
+        return {
+            (0 if name is None else self.contrasts_.index(name)): network for name, network in self.networks_.items()
+        }
+
+    def _contrast_names(self) -> tuple[str, ...] | None:
+        """Validated ``contrasts`` (None for single-contrast input)."""
+        return check_contrast_names(self.contrasts, self.target_contrasts, self.sigma)
+
+    def _split(
+        self, X, names: tuple[str, ...] | None, *, reset: bool, context_slices: int | str
+    ) -> tuple[list[np.ndarray], Layout]:
+        """Items ``(n_contrasts, D, H, W)`` (``n_contrasts = 1`` without contrasts) and the layout.
+
+        ``context_slices``: the neighbouring slices the network takes, whose volume depth is
+        checked (``"auto"`` is resolved later from the items and needs no check).
+        """
+        if names is not None:
+            items, layout = split_contrast_items(X, names)
+        else:
+
+            def validate_rows(rows):
+                return validate_data(self, rows, reset=reset, dtype=[np.float64, np.float32], ensure_all_finite=True)
+
+            volumes, layout = split_volumes(X, self.image_shape, validate_rows)
+            items = [volume[None] for volume in volumes]
+        if context_slices != "auto":
+            check_min_depth(items, min_depth(int(context_slices)), int(context_slices))
+        return items, layout
+
+    def _read_fitted(self, X) -> tuple[list[np.ndarray], Layout, tuple[str, ...] | None, np.ndarray, np.ndarray]:
+        """``X`` for a fitted model: items, layout, contrast names, noise levels and intensity scales."""
+        check_is_fitted(self)
+        names = check_fitted_contrasts(self._contrast_names(), self.contrasts_)
+        items, layout = self._split(X, names, reset=False, context_slices=self.context_slices_)
+        if self._fitted_dims() == 3:
+            check_volumes(items, self._fitted_networks_depth())
+        check_kind(items, self.complex_input_)
+        sigmas, _ = self._noise_levels(items, names)
+        return items, layout, names, sigmas, item_scales(items)
+
+    @staticmethod
+    def _join(items: list[np.ndarray], layout: Layout, names: tuple[str, ...] | None):
+        if names is None:
+            return join_volumes([item[0] for item in items], layout)
+        return join_contrast_items(items, layout, names)
+
+    def _noise_levels(self, items: list[np.ndarray], names: tuple[str, ...] | None) -> tuple[np.ndarray, np.ndarray]:
+        """Noise level of each item and contrast ``(n_items, n_contrasts)`` in input units, and how it was obtained."""
+        noise_model = getattr(self, "noise_model_", None)
+        return noise_levels(
+            items, names, self.sigma, noise_model, noise_model_rule=self.noise_model, n_coils=self.n_coils_
+        )
+
+    def _network_inputs(
+        self, parts: Items, sigmas: np.ndarray, scales: np.ndarray, contrast: int, is_complex: bool, dims: int = 2
+    ) -> tuple[list[torch.Tensor], torch.Tensor, int]:
+        """Input tensors ``(n_channels, H, W)`` of every slice (``dims=3``: ``(n_channels, D, H, W)`` of every
+        item), the contrast's normalised noise levels, ``n_channels``.
+
+        Lazily read volumes give a :class:`~c2s_denoise.estimator._lazy_layouts.LazySlice` per slice instead.
+        """
+        noise_model = self.noise_model_
+        correction, n_coils = self.magnitude_correction_, self.n_coils_
+        if parts and is_lazy(parts[0]):
+            lazy, levels, n_channels = lazy_network_inputs(
+                parts,
+                sigmas,
+                scales,
+                is_complex,
+                self.context_slices_,
+                MIN_RELATIVE_SIGMA,
+                to_network=lambda window, sigma: to_network([window], sigma, noise_model, n_coils, correction)[0],
+            )
+            return lazy, torch.tensor(levels, dtype=torch.float32), n_channels
+        inputs, levels, n_channels = network_inputs(
+            to_network(parts, sigmas, noise_model, n_coils, correction),
+            sigmas,
+            scales,
+            contrast,
+            self.context_slices_,
+            is_complex=is_complex,
+            min_relative_sigma=MIN_RELATIVE_SIGMA,
+        )
+        tensors, levels = [torch.from_numpy(array) for array in inputs], torch.tensor(levels, dtype=torch.float32)
+        if dims == 3:
+            tensors, levels = slices_to_volumes(tensors, levels, [part.shape[1] for part in parts])
+        return tensors, levels, n_channels

@@ -1,0 +1,9 @@
+"""The physics of MRI noise, in numpy: no torch, no estimator.
+
+- :mod:`.noise` -- noise-level estimators (wavelet, air, foreground, coils and sigma together);
+- :mod:`.magnitude` -- magnitude statistics: noncentral chi moments, bias removal;
+- :mod:`.variance_stabilisation` -- the variance-stabilising transform of magnitude noise and its
+  exact unbiased inverse;
+- :mod:`.coil_noise`, :mod:`.coil_combination` -- coil noise covariance, prewhitening, combination;
+- :mod:`.simulate`, :mod:`.phantom` -- noise simulation and phantoms for tests and benchmarks.
+"""
