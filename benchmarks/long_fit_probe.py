@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from bench_data import add_noise, load_mni152_axial
+from c2s_denoise import C2SDenoiser
 from c2s_denoise.engine import (
     ExponentialMovingAverage,
     GDSMLoss,
@@ -29,6 +30,9 @@ from c2s_denoise.engine import (
     train_gdsm,
 )
 from scoring import metrics
+
+#: The estimator's defaults: the probe trains as a default fit does.
+DEFAULTS = C2SDenoiser().get_params()
 
 
 def main() -> None:
@@ -77,7 +81,12 @@ def main() -> None:
         network,
         images,
         torch.full((len(images),), sigma / scale),
-        config=TrainingConfig(max_iter=args.max_iter),
+        config=TrainingConfig(
+            **{key: DEFAULTS[key] for key in ("max_time", "batch_size", "patch_size", "patch_depth", "learning_rate")},
+            **{key: DEFAULTS[key] for key in ("ema_decay", "refinement")},
+            max_iter=args.max_iter,
+            air_weight=1.0,  # uniform patches, as this probe has always drawn
+        ),
         schedule=NoiseSchedule("added", 1.5),
         loss_fn=GDSMLoss(),
         generator=torch.Generator().manual_seed(0),

@@ -47,7 +47,7 @@ import numpy as np
 
 from bench_data import load_mni152_axial
 from c2s_denoise import C2SDenoiser, __version__
-from c2s_denoise.io.fastmri import centered_ifft2, rss
+from c2s_denoise.io.kspace import centered_ifft2, rss
 from c2s_denoise.physics.coil_combination import combine_coils
 from c2s_denoise.physics.coil_noise import estimate_noise_covariance
 from c2s_denoise.physics.magnitude import unbias_magnitude

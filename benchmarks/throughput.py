@@ -77,7 +77,10 @@ def training_speed(
 
     def run(n: int) -> float:
         config = TrainingConfig(
-            max_iter=n, batch_size=params["batch_size"], patch_size=params["patch_size"], compute_dtype=compute_dtype
+            **{key: params[key] for key in ("batch_size", "patch_size", "patch_depth", "learning_rate", "ema_decay")},
+            **{key: params[key] for key in ("refinement", "air_weight", "max_time")},
+            max_iter=n,
+            compute_dtype=compute_dtype,
         )
         start = clock()
         train_gdsm(

@@ -16,6 +16,7 @@ rank's generator.
 import sys
 
 import torch
+from conftest import training_config
 
 import c2s_denoise.engine.trainer as trainer
 from c2s_denoise.engine.distributed import init_from_environment, rank, rank_seed
@@ -38,7 +39,7 @@ def train(dtype: torch.dtype, steps: int, generator: torch.Generator, loss_step=
     images = [torch.rand((1, 24, 24), generator=torch.Generator().manual_seed(index)) for index in range(3)]
     torch.manual_seed(0)
     network = NoiseConditionedUNet(width=8, depth=2)
-    config = trainer.TrainingConfig(max_iter=steps, batch_size=BATCH, patch_size=16, compute_dtype=dtype)
+    config = training_config(max_iter=steps, batch_size=BATCH, patch_size=16, compute_dtype=dtype)
     if steps == 1:
         config.grad_clip = None  # the gradient left by the step is the one computed
     result = trainer.train_network(

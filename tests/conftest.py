@@ -30,6 +30,24 @@ def make_phantoms(n: int, size: int = 64, seed: int = 0) -> np.ndarray:
     return np.clip(images, 0, 1)
 
 
+def training_config(**fields):
+    """A :class:`~c2s_denoise.engine.TrainingConfig` for tests: small and fast unless ``fields`` say otherwise."""
+    from c2s_denoise.engine import TrainingConfig
+
+    small = dict(
+        max_iter=4,
+        max_time=None,
+        batch_size=2,
+        patch_size=16,
+        patch_depth=16,
+        learning_rate=5e-3,
+        ema_decay=0.999,
+        refinement=0.0,
+        air_weight=1.0,
+    )
+    return TrainingConfig(**{**small, **fields})
+
+
 def psnr(reference: np.ndarray, estimate: np.ndarray) -> float:
     """PSNR with a peak of 1 (the synthetic images lie in [0, 1])."""
     return metrics.psnr(estimate, reference, range_=1.0)

@@ -162,7 +162,7 @@ def test_context_slices_needs_enough_slices(tmp_path: Path) -> None:
     np.save(tmp_path / "flat.npy", noisy_pair(4, (1, 16, 16))["T1"])
     result = invoke("fit", tmp_path / "flat.npy", "-o", tmp_path / "m.c2s", "--context-slices", 2, *TINY)
     assert result.exit_code == 1, result.output
-    assert "flat.npy: has 1 slice(s) but context_slices=2 needs volumes of at least 4 slices" in result.stderr
+    assert "flat.npy: has 1 slice(s) but --context-slices 2 needs volumes of at least 4 slices" in result.stderr
     assert not (tmp_path / "m.c2s").exists()
 
 
@@ -281,9 +281,9 @@ def test_inputs_that_do_not_fit_the_model(files: dict[str, list[Path]], model: P
 @pytest.mark.parametrize(
     ("extra", "problem"),
     [
-        (["--target-contrasts", "T1,FLAIR"], "target contrast 'FLAIR' is not one of the input contrasts (T1, T2)"),
-        (["--sigma", "T1=0.05"], "no sigma for contrast 'T2'"),
-        (["--sigma", "T1=0.05", "--sigma", "PD=0.1"], "sigma given for contrast 'PD'"),
+        (["--target-contrasts", "T1,FLAIR"], "target contrast 'FLAIR' is not one of the contrasts (T1, T2)"),
+        (["--sigma", "T1=0.05"], "sigma has no entry for contrast 'T2'"),
+        (["--sigma", "T1=0.05", "--sigma", "PD=0.1"], "sigma has an entry for contrast 'PD'"),
     ],
 )
 def test_contrast_options_that_name_no_input(extra: list[str], problem: str, files, tmp_path: Path) -> None:
@@ -294,7 +294,7 @@ def test_contrast_options_that_name_no_input(extra: list[str], problem: str, fil
 
 def test_target_contrasts_need_contrasts(files: dict[str, list[Path]], tmp_path: Path) -> None:
     result = invoke("fit", files["T1"][0], "-o", tmp_path / "m.c2s", "--target-contrasts", "T1", *TINY)
-    assert_contrast_error(result, "target contrasts need multi-contrast inputs")
+    assert_contrast_error(result, "--target-contrasts needs --contrast NAME=PATH")
 
 
 def test_group_by_study_errors(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from c2s_denoise.io.fastmri import centered_ifft2
+from c2s_denoise.io.kspace import centered_ifft2
 from c2s_denoise.physics.coil_combination import combine_coils, normalized_sensitivities
 from c2s_denoise.physics.coil_noise import diagonal_haar, estimate_noise_covariance, whitening_matrix
 from c2s_denoise.physics.phantom import brain_phantom

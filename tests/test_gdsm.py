@@ -4,9 +4,10 @@ import math
 
 import pytest
 import torch
+from conftest import training_config
 from torch import nn
 
-from c2s_denoise.engine import GDSMLoss, NoiseSchedule, TrainingConfig, corrupt, gdsm_coefficients, train_gdsm
+from c2s_denoise.engine import GDSMLoss, NoiseSchedule, corrupt, gdsm_coefficients, train_gdsm
 
 
 def _t(value: float) -> torch.Tensor:
@@ -129,7 +130,7 @@ def test_trained_linear_model_reproduces_noisier2noise_closed_form():
         for _ in range(64)
     ]
     network = _LinearDenoiser()
-    config = TrainingConfig(
+    config = training_config(
         max_iter=400, batch_size=32, patch_size=32, learning_rate=0.05, ema_decay=0.9, augment=False
     )
     result = train_gdsm(

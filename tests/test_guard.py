@@ -4,9 +4,10 @@ import math
 
 import pytest
 import torch
+from conftest import training_config
 from torch import nn
 
-from c2s_denoise.engine import GDSMLoss, GDSMStep, NoiseConditionedUNet, NoiseSchedule, TrainingConfig, train_network
+from c2s_denoise.engine import GDSMLoss, GDSMStep, NoiseConditionedUNet, NoiseSchedule, train_network
 from c2s_denoise.engine.guard import DivergenceGuard
 
 
@@ -76,7 +77,7 @@ def _train(sabotage_at=None, nan_at=None):
 
 def _run(network, loss_step, max_iter):
     images, levels = _images()
-    config = TrainingConfig(max_iter=max_iter, batch_size=4, patch_size=16)
+    config = training_config(max_iter=max_iter, batch_size=4, patch_size=16)
     return train_network(
         network,
         images,

@@ -24,7 +24,8 @@ from c2s_denoise.io import (
     probe_image,
     save_image,
 )
-from c2s_denoise.io.fastmri import center_crop, centered_ifft2
+from c2s_denoise.io.fastmri import center_crop
+from c2s_denoise.io.kspace import centered_ifft2
 from c2s_denoise.io.png import encode_png, write_png
 from c2s_denoise.metrics import psnr, ssim
 from c2s_denoise.physics.phantom import brain_phantom
@@ -329,7 +330,7 @@ def test_save_refuses_existing_output_and_input_path(tmp_path: Path) -> None:
     assert np.array_equal(np.load(source), np.ones((4, 4)))
     out = tmp_path / "y.npy"
     out.write_bytes(b"keep me")
-    with pytest.raises(C2SInputError, match=r"y\.npy: output exists; pass --overwrite"):
+    with pytest.raises(C2SInputError, match=r"y\.npy: output exists; pass overwrite=True"):
         save_image(out, image.data, image)
     assert out.read_bytes() == b"keep me"
     save_image(out, image.data * 2, image, overwrite=True)

@@ -19,7 +19,8 @@ from typer.testing import CliRunner
 from c2s_denoise import C2SDenoiser
 from c2s_denoise.cli.commands import app
 from c2s_denoise.io import C2SInputError, ReadOptions, load_image
-from c2s_denoise.io.fastmri import centered_ifft2, kspace_noise_covariance, load_fastmri
+from c2s_denoise.io.fastmri import load_fastmri
+from c2s_denoise.io.kspace import centered_ifft2, kspace_noise_covariance
 from c2s_denoise.physics.coil_combination import combine_coils
 from c2s_denoise.physics.phantom import brain_phantom
 from c2s_denoise.physics.simulate import simulate_multicoil

@@ -240,7 +240,7 @@ def test_warm_start_continues_from_the_fitted_weights() -> None:
 
 def test_warm_start_refuses_a_network_that_cannot_match() -> None:
     model = C2SDenoiser(**TINY).fit(images()).set_params(warm_start=True)
-    with pytest.raises(ValueError, match="warm_start: the model was fitted on real images, X is complex"):
+    with pytest.raises(ValueError, match="warm_start: the model was fitted on real images but X is complex"):
         model.fit(images() + 0j)
     with pytest.raises(ValueError, match="warm_start: the fitted network"):
         model.set_params(width=8).fit(images())

@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from conftest import training_config
 
 from c2s_denoise.engine import (
     ExponentialMovingAverage,
@@ -9,7 +10,6 @@ from c2s_denoise.engine import (
     NoiseConditionedUNet,
     NoiseSchedule,
     PatchSampler,
-    TrainingConfig,
     denoise_images,
     multiply_adds_per_pixel,
     resolve_device,
@@ -137,7 +137,7 @@ def _tiny_run(seed, callback=None, max_iter=5):
         network,
         images,
         torch.full((4,), 0.1),
-        config=TrainingConfig(max_iter=max_iter, batch_size=2, patch_size=16),
+        config=training_config(max_iter=max_iter, batch_size=2, patch_size=16),
         schedule=NoiseSchedule("added", 3.0),
         loss_fn=GDSMLoss(),
         generator=generator,
@@ -212,7 +212,7 @@ def test_time_budget_stops_training_and_lays_the_schedule_over_the_budget():
         images,
         torch.full((2,), 0.1),
         loss_step=loss_step,
-        config=TrainingConfig(max_iter=10**7, max_time=0.5, batch_size=2, patch_size=16),
+        config=training_config(max_iter=10**7, max_time=0.5, batch_size=2, patch_size=16),
         generator=generator,
         device=torch.device("cpu"),
     )

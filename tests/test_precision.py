@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import torch
-from conftest import psnr
+from conftest import psnr, training_config
 
 import c2s_denoise.engine.precision as precision
 from c2s_denoise import C2SDenoiser
@@ -11,7 +11,6 @@ from c2s_denoise.engine import (
     GDSMLoss,
     NoiseConditionedUNet,
     NoiseSchedule,
-    TrainingConfig,
     native_bfloat16,
     resolve_training_dtype,
     train_gdsm,
@@ -55,7 +54,7 @@ def _convolution_dtypes(compute_dtype):
         network,
         [torch.rand(1, 24, 24, generator=generator) for _ in range(2)],
         torch.full((2,), 0.1),
-        config=TrainingConfig(max_iter=3, batch_size=2, patch_size=16, compute_dtype=compute_dtype),
+        config=training_config(max_iter=3, batch_size=2, patch_size=16, compute_dtype=compute_dtype),
         schedule=NoiseSchedule(),
         loss_fn=GDSMLoss(),
         generator=generator,
@@ -73,7 +72,7 @@ def test_bfloat16_runs_the_convolutions_in_bfloat16_and_keeps_float32_weights():
 
 def test_the_optimiser_is_fused_on_the_cpu():
     network = NoiseConditionedUNet(width=4, depth=2)
-    optimizer = make_optimizer(network, TrainingConfig(learning_rate=1e-3), CPU)
+    optimizer = make_optimizer(network, training_config(learning_rate=1e-3), CPU)
     assert optimizer.defaults["fused"] is True
     assert optimizer.defaults["lr"] == 1e-3
     assert sum(len(group["params"]) for group in optimizer.param_groups) == len(list(network.parameters()))

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from c2s_denoise import C2SDenoiser
 from c2s_denoise.engine import (
     NoiseConditionedUNet,
     TrainingConfig,
@@ -32,6 +33,9 @@ from .blind_spot import Noise2SelfLoss, Noise2VoidLoss
 from .neighbor2neighbor import Neighbor2NeighborLoss
 from .paired import Noisier2NoiseLoss, R2RLoss
 from .supervised import Noise2CleanLoss
+
+#: C2S's defaults: the peers train with the same batch, patch, learning rate and EMA unless told otherwise.
+_C2S_DEFAULTS = C2SDenoiser().get_params()
 
 __all__ = ["PEERS", "UNetWithoutSkip", "denoise_peer", "make_peer", "make_peer_network", "train_peer"]
 
@@ -159,14 +163,14 @@ def train_peer(
     noise_levels: float | Sequence[float] | np.ndarray | Tensor,
     *,
     clean: ImageInput | None = None,
-    max_iter: int = TrainingConfig.max_iter,
-    batch_size: int = TrainingConfig.batch_size,
-    patch_size: int = TrainingConfig.patch_size,
-    learning_rate: float = TrainingConfig.learning_rate,
+    max_iter: int,
+    batch_size: int = _C2S_DEFAULTS["batch_size"],
+    patch_size: int = _C2S_DEFAULTS["patch_size"],
+    learning_rate: float = _C2S_DEFAULTS["learning_rate"],
     weight_decay: float = TrainingConfig.weight_decay,
     warmup_fraction: float = TrainingConfig.warmup_fraction,
     final_lr_fraction: float = TrainingConfig.final_lr_fraction,
-    ema_decay: float = TrainingConfig.ema_decay,
+    ema_decay: float = _C2S_DEFAULTS["ema_decay"],
     grad_clip: float | None = TrainingConfig.grad_clip,
     augment: bool = TrainingConfig.augment,
     precision: str = "auto",
@@ -231,8 +235,12 @@ final_lr_fraction, ema_decay, grad_clip, augment
         sampled = noisy_images
     config = TrainingConfig(
         max_iter=max_iter,
+        max_time=None,
         batch_size=batch_size,
         patch_size=patch_size,
+        patch_depth=1,  # images only
+        refinement=0.0,
+        air_weight=1.0,  # patches drawn uniformly, as every peer's paper does
         learning_rate=learning_rate,
         weight_decay=weight_decay,
         warmup_fraction=warmup_fraction,

@@ -1,4 +1,4 @@
-"""The ``c2s-denoise`` command line (Typer).
+"""The ``c2s-denoise`` command line (Typer): the application's commands and :func:`main`.
 
 Each command parses its arguments and makes one call into
 :mod:`c2s_denoise.workflows`. Logs, tables and progress bars go to stderr; a
@@ -6,6 +6,9 @@ JSON summary goes to stdout. Exit status: 0 on success, 1 on a known error
 (a one-line ``error: <file>: <problem>`` on stderr, no traceback), 2 on a
 usage error (multi-contrast files that do not fit together or with the model
 included, also reported in one ``error:`` line), 130 when interrupted.
+
+``fit`` and ``apply``, the commands with most options, are in :mod:`.fit_command` and
+:mod:`.apply_command`.
 """
 
 from __future__ import annotations
@@ -18,310 +21,29 @@ from typing import Annotated, Any
 
 import typer
 
-from .options import (
-    CombineOpt,
-    ContrastOpt,
-    CropOpt,
-    DatasetOpt,
-    GroupOpt,
-    NCoilsOpt,
-    NoiseModelOpt,
-    NpzKeyOpt,
-    OverwriteOpt,
-    SliceAxisOpt,
-    TrustPickleOpt,
-    VerboseOpt,
-    context_slices_for,
-    input_files,
-    parse_device,
-    parse_dims,
-    parse_duration,
-    parse_names,
-    parse_sigmas,
-    read_options,
-)
+from ..estimator.rules import NOISE_MODELS
+from ..io.options import ReadOptions
+from ..physics.names import NOISE_ESTIMATORS
+from .app import app
+from .apply_command import apply
+from .fit_command import fit
+from .options import OverwriteOpt, VerboseOpt, one_of, parse_device
 from .output import emit, fmt, known_errors, progress_bar, setup_logging, table
+from .reading import reads_files
 
 __all__ = ["app", "main"]
 
-app = typer.Typer(
-    name="c2s-denoise",
-    help="Corruption2Self (C2S): self-supervised MRI denoising from noisy scans only.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
-
 logger = logging.getLogger("c2s_denoise")
 
-
-def _version_callback(value: bool) -> None:
-    if value:
-        from .._version import __version__
-
-        typer.echo(f"c2s-denoise {__version__}")
-        raise typer.Exit(0)
-
-
-@app.callback()
-def _root(
-    version: Annotated[
-        bool,
-        typer.Option("--version", callback=_version_callback, is_eager=True, help="Show the version and exit."),
-    ] = False,
-) -> None:
-    """Corruption2Self (C2S): self-supervised MRI denoising from noisy scans only.
-
-    Reads fastMRI/M4Raw HDF5 (.h5), NIfTI (.nii, .nii.gz; needs nibabel) and
-    NumPy (.npy, .npz) files. Prints a JSON summary on stdout; logs on stderr.
-    """
-
-
 # ----------------------------------------------------------------------------- commands
-@app.command()
-def fit(
-    output: Annotated[
-        Path, typer.Option("--output", "-o", help="Model file to write (safetensors, no pickle), e.g. model.c2s.")
-    ],
-    inputs: Annotated[
-        list[Path] | None,
-        typer.Argument(help="Noisy training files (each is one volume).", show_default=False),
-    ] = None,
-    contrast: ContrastOpt = None,
-    group_by_study: GroupOpt = False,
-    contrasts: Annotated[
-        str | None,
-        typer.Option(
-            "--contrasts",
-            metavar="A,B,...",
-            help="With --group-by-study: the contrasts and their order, e.g. T1,T2,FLAIR (default: those found, "
-            "sorted).",
-        ),
-    ] = None,
-    target_contrasts: Annotated[
-        str | None,
-        typer.Option(
-            "--target-contrasts",
-            metavar="A,B,...",
-            help="Contrasts to denoise (default: all); the others only condition the networks.",
-        ),
-    ] = None,
-    context_slices: Annotated[
-        int | None,
-        typer.Option(
-            "--context-slices",
-            min=0,
-            help="K > 0: slices z-K..z+K condition the denoising of slice z (volumes need at least 2K slices); "
-            "0: each slice alone. Default: 1 when every file is a volume (2.5-D), 0 for single images and with "
-            "--dims 2 or 3.",
-        ),
-    ] = None,
-    dims: Annotated[
-        str | None,
-        typer.Option(
-            "--dims",
-            metavar="2|3|auto",
-            help="2: one network denoises slice by slice, each slice alone unless --context-slices is given; 3: a "
-            "3-D network denoises whole volumes (each needs at least 2^(depth-1) slices, one voxel size for all "
-            "files); auto: 3 when every file is a volume. Default: a 2-D network, with one neighbouring slice "
-            "each side for volumes.",
-        ),
-    ] = None,
-    sigma: Annotated[
-        list[str] | None,
-        typer.Option(
-            metavar="VALUE",
-            help="Noise level in the input's units, or auto/wavelet/background/foreground/rayleigh to estimate it "
-            "per file; with contrasts also NAME=VALUE, repeated for every contrast. Not for k-space combined as "
-            "complex images, whose noise level is known (1).",
-            show_default=False,
-        ),
-    ] = None,
-    noise_model: NoiseModelOpt = None,
-    n_coils: NCoilsOpt = None,
-    refinement: Annotated[
-        float | None, typer.Option(help="Detail refinement rho in [0, 1); 0 = full denoising.")
-    ] = None,
-    max_iter: Annotated[int | None, typer.Option("--max-iter", help="Training steps.")] = None,
-    max_time: Annotated[
-        str | None,
-        typer.Option(
-            "--max-time", help="Training time budget per network (300, 90s, 5m, 1.5h); stops at whichever comes first."
-        ),
-    ] = None,
-    batch_size: Annotated[int | None, typer.Option("--batch-size", help="Patches per step.")] = None,
-    patch_size: Annotated[int | None, typer.Option("--patch-size", help="Side of the square patches.")] = None,
-    learning_rate: Annotated[float | None, typer.Option("--learning-rate", help="Peak learning rate.")] = None,
-    width: Annotated[int | None, typer.Option(help="U-Net channels at the first level.")] = None,
-    tau_max: Annotated[
-        float | None, typer.Option("--tau-max", help="Largest added training noise, in multiples of sigma.")
-    ] = None,
-    device: Annotated[str | None, typer.Option(help="Torch device: auto, cpu, cuda, cuda:1, mps.")] = None,
-    seed: Annotated[int | None, typer.Option(help="Random seed, for a reproducible model.")] = None,
-    resume: Annotated[
-        Path | None,
-        typer.Option(
-            "--resume",
-            metavar="MODEL",
-            help="Continue training MODEL (its parameters and weights; options given override them) on the "
-            "inputs, which need its contrasts and kind; the result is written to --output.",
-        ),
-    ] = None,
-    trust_pickle: TrustPickleOpt = False,
-    stream: Annotated[
-        bool,
-        typer.Option(
-            "--stream",
-            help="Hold one volume in memory at a time: each file is read once into a temporary HDF5 cache (in "
-            "TMPDIR) and training reads its patches from there; the same model, for collections larger than memory.",
-        ),
-    ] = False,
-    overwrite: OverwriteOpt = False,
-    verbose: VerboseOpt = 0,
-    crop: CropOpt = None,
-    slice_axis: SliceAxisOpt = -1,
-    npz_key: NpzKeyOpt = None,
-    h5_dataset: DatasetOpt = None,
-    combine: CombineOpt = "auto",
-) -> None:
-    """Train a C2S model on noisy files (no clean data needed) and save it.
-
-    Unset options keep the estimator's defaults (with --resume: the model's). Image sizes may
-    differ between files. Co-registered contrasts of each subject are given with --contrast or
-    --group-by-study. Interrupted (Ctrl-C, SIGTERM), the weights reached so far are saved as a
-    partial model ("partial": true) and the exit status is 130; --resume continues it.
-
-    Launched by torchrun (torchrun --nproc-per-node N -m c2s_denoise fit ...), the N processes
-    train one model with DistributedDataParallel (gloo on CPU, NCCL on GPUs), each drawing its own
-    --batch-size patches per step; rank 0 writes the model and prints the summary.
-    """
-    setup_logging(verbose)
-    order = parse_names(contrasts, "--contrasts")
-    values = {
-        "sigma": parse_sigmas(sigma),
-        "noise_model": noise_model,
-        "n_coils": n_coils,
-        "target_contrasts": parse_names(target_contrasts, "--target-contrasts"),
-        "context_slices": context_slices_for(context_slices, parse_dims(dims)),
-        "spatial_dims": parse_dims(dims),
-        "refinement": refinement,
-        "max_iter": max_iter,
-        "max_time": parse_duration(max_time),
-        "batch_size": batch_size,
-        "patch_size": patch_size,
-        "learning_rate": learning_rate,
-        "width": width,
-        "tau_max": tau_max,
-        "device": parse_device(device),
-        "random_state": seed,
-    }
-    params = {key: value for key, value in values.items() if value is not None}
-    if verbose:
-        params["verbose"] = 1
-    options = read_options(crop, slice_axis, npz_key, h5_dataset, combine)
-    with known_errors(verbose), progress_bar("reading") as progress:
-        from ..workflows import fit_files
-
-        files = input_files(inputs, contrast, group_by_study, order)
-        summary = fit_files(
-            files,
-            output,
-            params=params,
-            read_options=options,
-            overwrite=overwrite,
-            progress=progress,
-            resume=resume,
-            trust_pickle=trust_pickle,
-            stream=stream,
-        )
-    if "rank" not in summary:  # under torchrun, rank 0 alone reports (and writes the model)
-        emit(summary)
-    if summary["partial"]:
-        typer.echo(f"interrupted; saved the partial model to {summary['model']} (continue it with --resume)", err=True)
-        raise typer.Exit(130)
+app.command()(fit)
+app.command()(apply)
 
 
 @app.command()
-def apply(
-    model: Annotated[Path, typer.Argument(help="Model file written by 'c2s-denoise fit'.", show_default=False)],
-    outdir: Annotated[
-        Path, typer.Option("--outdir", "-o", help="Output folder; outputs keep the input's name and format.")
-    ],
-    inputs: Annotated[list[Path] | None, typer.Argument(help="Files to denoise.", show_default=False)] = None,
-    contrast: ContrastOpt = None,
-    group_by_study: GroupOpt = False,
-    n_jobs: Annotated[int, typer.Option("--n-jobs", "-j", help="Files processed in parallel (-1: all cores).")] = 1,
-    scheduler: Annotated[
-        str | None,
-        typer.Option(
-            "--scheduler",
-            metavar="ADDRESS",
-            help="Denoise the files on the Dask cluster at ADDRESS (e.g. tcp://host:8786; needs the dask extra); "
-            "paths must be the same on every worker.",
-        ),
-    ] = None,
-    scheduler_timeout: Annotated[
-        float, typer.Option("--scheduler-timeout", min=0.1, help="Seconds to wait for the Dask scheduler.")
-    ] = 10.0,
-    overwrite: OverwriteOpt = False,
-    verbose: VerboseOpt = 0,
-    crop: CropOpt = None,
-    slice_axis: SliceAxisOpt = -1,
-    npz_key: NpzKeyOpt = None,
-    h5_dataset: DatasetOpt = None,
-    combine: CombineOpt = "auto",
-    save_complex: Annotated[
-        bool,
-        typer.Option(
-            "--save-complex",
-            help="K-space inputs: also write the denoised complex images (dataset reconstruction_complex).",
-        ),
-    ] = False,
-    trust_pickle: TrustPickleOpt = False,
-) -> None:
-    """Denoise files with a saved model, writing OUTDIR/<input name> in the input's format.
-
-    K-space combined as complex images is written as the magnitude on the scale of the
-    root-sum-of-squares image (dataset reconstruction), comparable with reconstruction_rss.
-
-    A pickled model (joblib) is refused unless --trust-pickle is given. Outputs are written
-    atomically: an interrupted run leaves finished outputs whole and no partial file.
-    A multi-contrast model needs its contrasts (any order) for every subject, given
-    with --contrast or --group-by-study; the outputs of its target contrasts are written.
-
-    --n-jobs runs files in parallel processes of this machine; --scheduler runs them on a Dask
-    cluster (dask-scheduler / dask-worker, or any dask.distributed cluster) with the same checks,
-    atomic writes and summary; an unreachable scheduler is reported before anything is written.
-    """
-    setup_logging(verbose)
-    if n_jobs == 0:
-        raise typer.BadParameter("must not be 0", param_hint="--n-jobs")
-    if scheduler is not None and n_jobs != 1:
-        raise typer.BadParameter("--n-jobs is for one machine; with --scheduler the cluster's workers run the files")
-    options = read_options(crop, slice_axis, npz_key, h5_dataset, combine)
-    with known_errors(verbose), progress_bar("denoising") as progress:
-        from ..workflows import apply_files
-
-        files = input_files(inputs, contrast, group_by_study)
-        summary = apply_files(
-            model,
-            files,
-            outdir,
-            n_jobs=n_jobs,
-            overwrite=overwrite,
-            read_options=options,
-            progress=progress,
-            save_complex=save_complex,
-            trust_pickle=trust_pickle,
-            scheduler=scheduler,
-            scheduler_timeout=scheduler_timeout,
-        )
-    emit(summary)
-
-
-@app.command()
+@reads_files(combine=False)
 def evaluate(
+    *,
     denoised: Annotated[list[Path], typer.Argument(help="Denoised files or folders.", show_default=False)],
     reference: Annotated[
         list[Path],
@@ -338,22 +60,18 @@ def evaluate(
         ),
     ] = False,
     verbose: VerboseOpt = 0,
-    crop: CropOpt = None,
-    slice_axis: SliceAxisOpt = -1,
-    npz_key: NpzKeyOpt = None,
-    h5_dataset: DatasetOpt = None,
+    read_options: ReadOptions,
 ) -> None:
     """PSNR and SSIM of denoised files against references (range = reference max - min).
 
     Files are paired by name (a lone file with a lone reference are paired as they are).
     """
     setup_logging(verbose)
-    options = read_options(crop, slice_axis, npz_key, h5_dataset)
     with known_errors(verbose), progress_bar("scoring") as progress:
         from ..workflows import evaluate_files
 
         summary = evaluate_files(
-            denoised, reference, reference_average=reference_average, read_options=options, progress=progress
+            denoised, reference, reference_average=reference_average, read_options=read_options, progress=progress
         )
     rows = [[Path(r["file"]).name, fmt(r["psnr"], 2), fmt(r["ssim"], 4)] for r in summary["results"]]
     rows.append(["mean", fmt(summary["mean_psnr"], 2), fmt(summary["mean_ssim"], 4)])
@@ -362,19 +80,17 @@ def evaluate(
 
 
 @app.command("estimate-noise")
+@reads_files(combine=True)
 def estimate_noise(
+    *,
     inputs: Annotated[list[Path], typer.Argument(help="Image files.", show_default=False)],
     verbose: VerboseOpt = 0,
-    crop: CropOpt = None,
-    slice_axis: SliceAxisOpt = -1,
-    npz_key: NpzKeyOpt = None,
-    h5_dataset: DatasetOpt = None,
-    combine: CombineOpt = "auto",
+    read_options: ReadOptions,
     n_coils: Annotated[
         int, typer.Option("--n-coils", min=1, help="Coils behind a root-sum-of-squares magnitude image.")
     ] = 1,
     noise_model: Annotated[
-        str, typer.Option("--noise-model", metavar="auto|gaussian|rician|ncchi", help="Noise model for 'auto'.")
+        str, typer.Option("--noise-model", metavar="|".join(NOISE_MODELS), help="Noise model for 'auto'.")
     ] = "auto",
 ) -> None:
     """Estimate each file's noise level (input units) with every estimator; k-space files also get their coil noise.
@@ -382,18 +98,15 @@ def estimate_noise(
     The magnitude estimators see the image a magnitude reader sees (stored reconstruction, or RSS of the coils).
     """
     setup_logging(verbose)
-    if noise_model not in ("auto", "gaussian", "rician", "ncchi"):
-        raise typer.BadParameter(
-            f"expected auto, gaussian, rician or ncchi, got {noise_model!r}", param_hint="--noise-model"
-        )
-    options = read_options(crop, slice_axis, npz_key, h5_dataset, combine)
+    if noise_model not in NOISE_MODELS:
+        raise typer.BadParameter(f"expected {one_of(NOISE_MODELS)}, got {noise_model!r}", param_hint="--noise-model")
     with known_errors(verbose), progress_bar("estimating") as progress:
         from ..workflows import estimate_noise_files
 
         summary = estimate_noise_files(
-            inputs, read_options=options, progress=progress, n_coils=n_coils, noise_model=noise_model
+            inputs, read_options=read_options, progress=progress, n_coils=n_coils, noise_model=noise_model
         )
-    methods = ("wavelet", "background", "foreground")
+    methods = NOISE_ESTIMATORS  # the workflow reports sigma_<method> for each
     rows = [
         [Path(r["file"]).name, *(fmt(r[f"sigma_{m}"], 6) for m in methods), r["auto"]["estimator"] or "-"]
         + [fmt(r["kspace_noise"]["sigma_mean"], 6) if "kspace_noise" in r else "-"]

@@ -1,5 +1,8 @@
 """Options of the ``c2s-denoise`` command line: the shared option types and the parsing of their values.
 
+The read options (``--crop``, ``--combine``, ...) are in :mod:`.reading`. The names a noise model
+or ``--sigma`` may take are the library's (:mod:`c2s_denoise.estimator.rules`).
+
 Parsing turns the words given into values for the library and raises
 :class:`typer.BadParameter` (exit status 2) for words it cannot parse; rules on the
 values themselves are the library's.
@@ -9,46 +12,25 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
-if TYPE_CHECKING:
-    from ..io.options import ReadOptions
+from ..estimator.rules import NOISE_MODELS, SIGMA_METHODS
 
 
-CropOpt = Annotated[
-    str | None,
-    typer.Option("--crop", metavar="HxW", help="Centre-crop every slice to HxW (e.g. 320x320 for fastMRI knee)."),
-]
-SliceAxisOpt = Annotated[int, typer.Option("--slice-axis", help="NIfTI: stored axis along which 2-D slices are taken.")]
-NpzKeyOpt = Annotated[
-    str | None,
-    typer.Option("--npz-key", help="NPZ: array to read (default: the only array, else 'image', else 'data')."),
-]
-DatasetOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--h5-dataset",
-        help="HDF5: dataset to read (default: reconstruction_rss, reconstruction_esc, reconstruction, then kspace).",
-    ),
-]
-CombineOpt = Annotated[
-    str,
-    typer.Option(
-        "--combine",
-        metavar="auto|complex|rss",
-        help="HDF5 k-space: 'complex' prewhitens the coils and combines them into complex images with known, "
-        "Gaussian noise (what 'auto' does for files with kspace); 'rss' reads the stored reconstruction or the "
-        "root-sum-of-squares of the coils (magnitude, noncentral-chi noise).",
-    ),
-]
+def one_of(names: Sequence[str]) -> str:
+    """``a, b or c``: the names a value may take, for a message."""
+    return f"{', '.join(names[:-1])} or {names[-1]}" if len(names) > 1 else "".join(names)
+
+
 NoiseModelOpt = Annotated[
     str | None,
     typer.Option(
         "--noise-model",
-        metavar="auto|gaussian|rician|ncchi",
+        metavar="|".join(NOISE_MODELS),
         help="Noise of the images: magnitude images are Rician (1 coil) or noncentral chi (--n-coils); 'auto': "
         "Gaussian for complex or signed data, else noncentral chi.",
     ),
@@ -107,30 +89,16 @@ OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace existin
 VerboseOpt = Annotated[int, typer.Option("--verbose", "-v", count=True, help="Log progress on stderr.")]
 
 
-def _parse_crop(value: str | None) -> tuple[int, int] | None:
-    """``HxW`` (or ``H,W``) as ``(h, w)``."""
-    if value is None:
-        return None
-    parts = value.lower().replace(",", "x").split("x")
-    try:
-        h, w = (int(p) for p in parts)
-    except ValueError:
-        raise typer.BadParameter(f"expected HxW such as 320x320, got {value!r}") from None
-    return h, w
-
-
 def _parse_sigma(value: str | None) -> float | str | None:
     """A positive number, or the name of a noise estimator."""
     if value is None:
         return None
-    if value in ("auto", "wavelet", "background", "foreground", "rayleigh"):
+    if value in SIGMA_METHODS:
         return value
     try:
         sigma = float(value)
     except ValueError:
-        raise typer.BadParameter(
-            f"expected a number or auto/wavelet/background/foreground/rayleigh, got {value!r}"
-        ) from None
+        raise typer.BadParameter(f"expected a number or {'/'.join(SIGMA_METHODS)}, got {value!r}") from None
     if not sigma > 0 or not math.isfinite(sigma):
         raise typer.BadParameter(f"sigma must be a positive number, got {value!r}")
     return sigma
@@ -257,17 +225,3 @@ def input_files(
     if not inputs:
         raise typer.BadParameter("give the files as arguments, or with --contrast NAME=PATH", param_hint="INPUTS")
     return inputs
-
-
-def read_options(
-    crop: str | None, slice_axis: int, npz_key: str | None, dataset: str | None, combine: str = "rss"
-) -> ReadOptions:
-    """The read options given (``ReadOptions`` checks their values)."""
-    from ..io.options import ReadOptions
-
-    try:
-        return ReadOptions(
-            crop=_parse_crop(crop), slice_axis=slice_axis, npz_key=npz_key, dataset=dataset, combine=combine
-        )
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from None

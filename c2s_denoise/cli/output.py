@@ -14,6 +14,7 @@ from typing import Any
 import typer
 
 from ..io.errors import C2SInputError, describe_exception
+from .flags import as_flags
 
 logger = logging.getLogger("c2s_denoise")
 
@@ -64,8 +65,9 @@ def known_errors(verbose: int = 0) -> Iterator[None]:
 
     Known problems (:class:`~c2s_denoise.io.C2SInputError`) print their message; any other
     exception (OSError, ValueError, RuntimeError, FloatingPointError, a bug, ...) prints its type
-    and first line, and with ``verbose`` its traceback first, for bug reports. Usage errors
-    raised by the command line keep their exit status 2.
+    and first line, and with ``verbose`` its traceback first, for bug reports. The parameters a
+    message names (``overwrite=True``) are printed as flags (``--overwrite``, :func:`.flags.as_flags`).
+    Usage errors raised by the command line keep their exit status 2.
     """
     try:
         yield
@@ -74,7 +76,7 @@ def known_errors(verbose: int = 0) -> Iterator[None]:
     except C2SInputError as exc:
         from ..workflows.contrasts import ContrastError
 
-        typer.echo(f"error: {exc}", err=True)
+        typer.echo(f"error: {as_flags(str(exc))}", err=True)
         raise typer.Exit(2 if isinstance(exc, ContrastError) else 1) from None
     except KeyboardInterrupt:
         typer.echo("interrupted; finished outputs are complete, unfinished ones were not written", err=True)
@@ -83,7 +85,7 @@ def known_errors(verbose: int = 0) -> Iterator[None]:
         if verbose:
             traceback.print_exc(file=sys.stderr)
         hint = "" if verbose else " (run with -v to see the traceback)"
-        typer.echo(f"error: {describe_exception(exc)}{hint}", err=True)
+        typer.echo(f"error: {as_flags(describe_exception(exc))}{hint}", err=True)
         raise typer.Exit(1) from None
 
 

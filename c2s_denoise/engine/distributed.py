@@ -159,7 +159,7 @@ def init_from_environment(device: str | None = None, timeout_s: float = 1800.0) 
         return False
     if str(device).startswith("cuda:"):
         raise ValueError(
-            f"device {device!r} under torchrun would put every rank on that one GPU; use --device cuda "
+            f"device {device!r} under torchrun would put every rank on that one GPU; use device='cuda' "
             "(or auto): each rank then works on GPU LOCAL_RANK (choose the GPUs with CUDA_VISIBLE_DEVICES)"
         )
     wants_cuda = (device in (None, "auto") and torch.cuda.is_available()) or str(device).startswith("cuda")

@@ -39,9 +39,9 @@ __all__ = [
 StepLoss = Callable[[nn.Module, Tensor, Tensor, torch.Generator, float], Tensor]
 
 
-@dataclass
+@dataclass(kw_only=True)
 class TrainingConfig:
-    """Hyper-parameters of :func:`train_network`.
+    """Hyper-parameters of :func:`train_network` (keywords only; the first nine have no default).
 
     Attributes
     ----------
@@ -89,20 +89,22 @@ class TrainingConfig:
         :mod:`~c2s_denoise.engine.precision`).
     """
 
-    max_iter: int = 4000
-    max_time: float | None = None
-    batch_size: int = 8
-    patch_size: int = 48
-    patch_depth: int = 16
-    learning_rate: float = 5e-3
+    # What the estimator exposes: no default here (its defaults are C2SDenoiser's, stated once).
+    max_iter: int
+    max_time: float | None
+    batch_size: int
+    patch_size: int
+    patch_depth: int
+    learning_rate: float
+    ema_decay: float
+    refinement: float
+    air_weight: float
+    # The engine's own settings.
     weight_decay: float = 0.0
     warmup_fraction: float = 0.05
     final_lr_fraction: float = 0.02
-    ema_decay: float = 0.999
-    refinement: float = 0.0
     grad_clip: float | None = 1.0
     augment: bool = True
-    air_weight: float = 1.0
     divergence_guard: bool = True
     compute_dtype: torch.dtype = torch.float32
 

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from .rules import min_depth
+
 __all__ = [
     "AUTO_CONTEXT_SLICES",
     "as_parts",
     "channel_plan",
     "complex_channel_plan",
-    "min_depth",
     "neighbour_index",
     "network_inputs",
     "resolve_context_slices",
@@ -89,11 +90,6 @@ def resolve_context_slices(context_slices: int | str, spatial_dims: int, depths:
         return int(context_slices)
     volumes = bool(depths) and all(depth >= max(2, min_depth(AUTO_CONTEXT_SLICES)) for depth in depths)
     return AUTO_CONTEXT_SLICES if spatial_dims == 2 and volumes else 0
-
-
-def min_depth(context_slices: int) -> int:
-    """Fewest slices a volume needs so that every neighbour exists on one side of each slice."""
-    return max(1, 2 * context_slices)
 
 
 def neighbour_index(z: int, offset: int, depth: int) -> int:

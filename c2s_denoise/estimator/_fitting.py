@@ -32,6 +32,7 @@ from ._magnitude_path import air_factor
 from ._noise_levels import effective_coils, warn_if_correlated
 from ._reading import Items, Names
 from ._volumes import check_volumes, resolve_spatial_dims
+from .rules import kind_mismatch
 
 __all__ = ["FittingMixin"]
 
@@ -137,11 +138,9 @@ class FittingMixin:
             raise ValueError(
                 f"warm_start: the model was fitted with contrasts {fitted_names}, this fit has contrasts {names}"
             )
-        if self.complex_input_ != is_complex:
-            kinds = ("real", "complex")
-            raise ValueError(
-                f"warm_start: the model was fitted on {kinds[self.complex_input_]} images, X is {kinds[is_complex]}"
-            )
+        problem = kind_mismatch(self.complex_input_, is_complex)
+        if problem:
+            raise ValueError(f"warm_start: {problem}")
         networks = self._fitted_networks()
         if sorted(networks) != denoised_contrasts:
             fitted_targets = [names[c] for c in networks] if names else []

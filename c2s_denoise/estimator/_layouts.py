@@ -31,9 +31,10 @@ import numpy as np
 from scipy import sparse
 from sklearn.utils.validation import check_array
 
+from .rules import depth_problem, image_kind
+
 __all__ = [
     "Layout",
-    "check_contrast_names",
     "check_fitted_contrasts",
     "check_kind",
     "check_min_depth",
@@ -340,46 +341,6 @@ def is_rows(X: object) -> bool:
         return False
 
 
-def check_contrast_names(
-    contrasts: tuple[str, ...] | list[str] | None,
-    target_contrasts: tuple[str, ...] | list[str] | None,
-    sigma: object,
-) -> tuple[str, ...] | None:
-    """The estimator's ``contrasts`` as a tuple (None for single-contrast input), checked.
-
-    ``target_contrasts`` must name contrasts of ``contrasts``, and a dict ``sigma`` must have
-    exactly one entry per contrast.
-
-    Raises
-    ------
-    ValueError
-        Naming the contrast at fault.
-    """
-    if contrasts is None:
-        if target_contrasts is not None:
-            raise ValueError("target_contrasts needs contrasts (the names of the contrasts in X)")
-        if isinstance(sigma, dict):
-            raise ValueError("sigma can be a dict of per-contrast values only with contrasts")
-        return None
-    names = tuple(contrasts)
-    if not names or not all(isinstance(name, str) and name for name in names):
-        raise ValueError(f"contrasts must be a non-empty sequence of non-empty names, got {contrasts!r}")
-    duplicates = sorted({name for name in names if names.count(name) > 1})
-    if duplicates:
-        raise ValueError(f"contrast {duplicates[0]!r} appears more than once in contrasts={names}")
-    for name in target_contrasts or ():
-        if name not in names:
-            raise ValueError(f"target contrast {name!r} is not one of contrasts={names}")
-    if isinstance(sigma, dict):
-        _check_same_names(
-            sigma,
-            names,
-            unknown=lambda name: f"sigma has an entry for contrast {name!r}, which is not one of contrasts={names}",
-            missing=lambda name: f"sigma has no entry for contrast {name!r}",
-        )
-    return names
-
-
 def check_fitted_contrasts(names: tuple[str, ...] | None, fitted: tuple[str, ...] | None) -> tuple[str, ...] | None:
     """``names`` after checking that they are the fitted contrasts ``fitted``, in the same order."""
     if names != fitted:
@@ -396,26 +357,17 @@ def check_fitted_contrasts(names: tuple[str, ...] | None, fitted: tuple[str, ...
     return names
 
 
-def check_min_depth(items: list[np.ndarray], depth: int, context_slices: int) -> None:
-    """Raise for the first item ``(n_contrasts, D, H, W)`` with fewer than ``depth`` slices."""
-    for index, item in enumerate(items):
-        if item.shape[1] < depth:
+def check_min_depth(depths: list[int], context_slices: int | str) -> None:
+    """Raise for the first item too thin for ``context_slices`` (:func:`~c2s_denoise.estimator.rules.depth_problem`)."""
+    for index, depth in enumerate(depths):
+        problem = depth_problem(depth, context_slices)
+        if problem:
             raise ValueError(
-                f"context_slices={context_slices} needs volumes of at least {depth} slices; item {index} "
-                f"has {item.shape[1]} (pass volumes (n, D, H, W), or context_slices=0 for single images)"
+                f"item {index} {problem} (pass volumes (n, D, H, W), or context_slices=0 for single images)"
             )
 
 
 def check_kind(items: list[np.ndarray], expected: bool | None) -> bool:
-    """Whether the items are complex; all must be alike (and, unless ``expected`` is None, like it)."""
-    kinds = [np.iscomplexobj(item) for item in items]
-    if any(kinds) and not all(kinds):
-        first = kinds.index(not kinds[0])
-        raise ValueError(
-            f"X mixes complex and real images (item 0 is {'complex' if kinds[0] else 'real'}, item {first} is not)"
-        )
-    is_complex = bool(kinds[0])
-    if expected is not None and is_complex != expected:
-        fitted, given = ("complex", "real") if expected else ("real", "complex")
-        raise ValueError(f"the model was fitted on {fitted} images but X is {given}")
-    return is_complex
+    """Whether the items are complex; all must be alike, and like ``expected`` unless it is None
+    (:func:`~c2s_denoise.estimator.rules.image_kind`)."""
+    return image_kind([np.iscomplexobj(item) for item in items], expected)

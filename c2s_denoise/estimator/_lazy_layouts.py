@@ -20,9 +20,10 @@ import numpy as np
 import torch
 
 from ..physics.noise import resolve_noise_model
-from ._channels import channel_plan, complex_channel_plan, min_depth, neighbour_index
+from ._channels import channel_plan, complex_channel_plan, neighbour_index
 from ._layouts import _check_image_array, intensity_scale
 from ._noise_levels import noise_level, noise_levels
+from .rules import depth_problem, image_kind
 
 __all__ = [
     "LazySlice",
@@ -86,17 +87,14 @@ def lazy_statistics(
     kinds, scales, extremes = [], [], []
     for index, volume in enumerate(volumes):
         array = _check_image_array(np.asarray(volume[...]), name=f"X[{index}]")
-        if volume_depth(volume) < min_depth(context_slices):
-            raise ValueError(
-                f"context_slices={context_slices} needs volumes of at least {min_depth(context_slices)} slices; "
-                f"item {index} has {volume_depth(volume)}"
-            )
+        problem = depth_problem(volume_depth(volume), context_slices)
+        if problem:
+            raise ValueError(f"item {index} {problem}")
         kinds.append(np.iscomplexobj(array))
         scales.append(intensity_scale(array))
         extremes.append(np.zeros(1, array.dtype) if kinds[-1] else np.array([array.min()]))
         del array
-    if any(kinds) and not all(kinds):
-        raise ValueError(f"X mixes complex and real images (item {kinds.index(not kinds[0])} differs from item 0)")
+    is_complex = image_kind(kinds)
     noise_model = resolve_noise_model(extremes, noise_model_rule, n_coils=n_coils)  # the extremes decide "auto"
     sigmas, methods = np.empty((len(volumes), 1)), np.empty((len(volumes), 1), dtype=object)
     for index, volume in enumerate(volumes):
@@ -119,7 +117,7 @@ def lazy_statistics(
         sigmas=sigmas,
         methods=methods.astype(str),
         scales=np.array([[scale] for scale in scales]),
-        is_complex=bool(kinds[0]),
+        is_complex=is_complex,
         noise_model=noise_model,
     )
 

@@ -12,10 +12,8 @@ from numbers import Real
 
 import numpy as np
 from scipy.special import gammaincinv
-from sklearn.utils._param_validation import Interval, StrOptions
 
 from ..physics.noise import (
-    NOISE_ESTIMATORS,
     air_correlation,
     auto_noise_level,
     estimate_coils_and_sigma,
@@ -25,8 +23,6 @@ from ..physics.noise import (
 
 __all__ = [
     "MIN_RELATIVE_SIGMA",
-    "NOISE_MODELS",
-    "SIGMA_VALUE",
     "coils",
     "effective_coils",
     "warn_if_correlated",
@@ -36,10 +32,6 @@ __all__ = [
     "sigma_rule",
 ]
 
-#: Noise models: "auto" resolves at fit time (see :meth:`c2s_denoise.C2SDenoiser.fit`).
-NOISE_MODELS = ("auto", "gaussian", "rician", "ncchi")
-#: What ``sigma`` (or each value of a per-contrast ``sigma`` dict) may be: a finite level > 0, or a method.
-SIGMA_VALUE = [Interval(Real, 0, None, closed="neither"), StrOptions({"auto", *NOISE_ESTIMATORS})]
 
 # Noise levels below this (in normalised units, i.e. relative to the image's intensity scale) are
 # raised to it: a zero level makes every GDSM coefficient 0/0.

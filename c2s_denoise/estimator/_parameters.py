@@ -11,9 +11,12 @@ from sklearn.utils._param_validation import Interval, StrOptions
 
 from ..engine import LOSS_WEIGHTINGS, NOISE_SCHEDULES, PRECISIONS
 from ._magnitude_path import MAGNITUDE_CORRECTIONS
-from ._noise_levels import NOISE_MODELS, SIGMA_VALUE
+from .rules import NOISE_MODELS, SIGMA_METHODS
 
-__all__ = ["PARAMETER_CONSTRAINTS"]
+__all__ = ["PARAMETER_CONSTRAINTS", "SIGMA_VALUE"]
+
+#: What ``sigma`` (or each value of a per-contrast ``sigma`` dict) may be: a finite level > 0, or a method.
+SIGMA_VALUE = [Interval(Real, 0, None, closed="neither"), StrOptions(set(SIGMA_METHODS))]
 
 PARAMETER_CONSTRAINTS: dict = {
     "sigma": [*SIGMA_VALUE, dict],

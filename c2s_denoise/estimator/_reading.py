@@ -12,10 +12,9 @@ import torch
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ..engine import NoiseConditionedUNet
-from ._channels import min_depth, network_inputs
+from ._channels import network_inputs
 from ._layouts import (
     Layout,
-    check_contrast_names,
     check_fitted_contrasts,
     check_kind,
     check_min_depth,
@@ -29,6 +28,7 @@ from ._lazy_layouts import is_lazy, lazy_network_inputs
 from ._magnitude_path import to_network
 from ._noise_levels import MIN_RELATIVE_SIGMA, noise_levels
 from ._volumes import check_volumes, slices_to_volumes
+from .rules import check_contrast_names
 
 __all__ = ["Items", "Names", "ReadingMixin"]
 
@@ -91,8 +91,7 @@ class ReadingMixin:
 
             volumes, layout = split_volumes(X, self.image_shape, validate_rows)
             items = [volume[None] for volume in volumes]
-        if context_slices != "auto":
-            check_min_depth(items, min_depth(int(context_slices)), int(context_slices))
+        check_min_depth([item.shape[1] for item in items], context_slices)
         return items, layout
 
     def _read_fitted(self, X) -> tuple[list[np.ndarray], Layout, tuple[str, ...] | None, np.ndarray, np.ndarray]:

@@ -61,12 +61,12 @@ def check_volumes(items: list[np.ndarray], depth: int) -> None:
             raise ValueError(
                 f"item {index} is a 2-D image (one slice of shape {item.shape[2:]}) but the model is 3-D "
                 f"(spatial_dims=3): it denoises volumes (D, H, W) of at least {needed} slices; pass volumes "
-                "(a 4-D array or a list of (D, H, W) arrays), or use spatial_dims=2 (--dims 2) for images"
+                "(a 4-D array or a list of (D, H, W) arrays), or use spatial_dims=2 for images"
             )
         if slices < needed:
             raise ValueError(
                 f"item {index} has {slices} slices, thinner than the 3-D network's field of view along z: a U-Net "
-                f"of depth={depth} needs volumes of at least {needed} slices; use spatial_dims=2 (--dims 2) for "
+                f"of depth={depth} needs volumes of at least {needed} slices; use spatial_dims=2 for "
                 "thin volumes, or a smaller depth"
             )
 

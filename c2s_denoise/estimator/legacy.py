@@ -69,6 +69,7 @@ def upgrade_fitted(model: Any) -> None:
         fitted["context_slices_"] = int(model.context_slices)
     fitted.setdefault("contrasts_", None)  # single-contrast models had no contrasts_
     fitted.setdefault("target_contrasts_", None)
+    fitted.setdefault("interrupted_", False)  # before interrupted fits were kept
 
 
 def upgrade_pickled_networks(state: dict[str, Any]) -> dict[Any, dict] | None:

@@ -135,7 +135,7 @@ def save_model_file(model: Any, path: str | os.PathLike[str], *, overwrite: bool
             if getattr(model, name, None) is not None
         },
         "networks": [{"contrast": contrast, "config": dict(network.config)} for contrast, network in networks],
-        "partial": bool(getattr(model, "interrupted_", False)),
+        "partial": bool(model.interrupted_),
         "tensors_sha256": tensors_sha256(tensors),
     }
     data = save(tensors, metadata={_METADATA_KEY: json.dumps(document, default=_json_scalar)})

@@ -119,7 +119,7 @@ def check_output_path(
     if out.is_dir():
         raise C2SInputError(out, "output path is an existing folder")
     if out.exists() and not overwrite:
-        raise C2SInputError(out, "output exists; pass --overwrite to replace it")
+        raise C2SInputError(out, "output exists; pass overwrite=True to replace it")
     return out
 
 
@@ -265,7 +265,7 @@ def atomic_write(path: str | os.PathLike[str], *, overwrite: bool = False) -> It
     if not folder.is_dir():
         raise C2SInputError(final, "output folder does not exist")
     if final.exists() and not overwrite:
-        raise C2SInputError(final, "output exists; pass --overwrite to replace it")
+        raise C2SInputError(final, "output exists; pass overwrite=True to replace it")
     fd, tmp_name = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=temp_name_suffix(final), dir=folder)
     os.close(fd)
     tmp = Path(tmp_name)
@@ -288,10 +288,10 @@ def _rename_no_clobber(tmp: Path, final: Path) -> None:
     try:
         os.link(tmp, final)  # atomic and fails if ``final`` exists
     except FileExistsError:
-        raise C2SInputError(final, "output exists; pass --overwrite to replace it") from None
+        raise C2SInputError(final, "output exists; pass overwrite=True to replace it") from None
     except OSError:
         # File systems without hard links: a check-then-rename is the best we can do.
         if final.exists():
-            raise C2SInputError(final, "output exists; pass --overwrite to replace it") from None
+            raise C2SInputError(final, "output exists; pass overwrite=True to replace it") from None
         os.replace(tmp, final)
     # After a successful link, the ``finally`` of atomic_write removes ``tmp``.

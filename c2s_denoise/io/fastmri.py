@@ -34,72 +34,23 @@ import numpy as np
 
 from .errors import C2SInputError, describe_exception
 from .hdf5 import h5py_module, is_dataset, open_hdf5
-from .ismrmrd import HEADER_KEY, declared_coils, reconstruction_matrix
+from .ismrmrd import HEADER_KEY, reconstruction_matrix
+from .kspace import complex_from_kspace, images_from_kspace
 from .loaded_image import LoadedImage, as_volume
 from .options import COMBINE_MODES, MAGNITUDE_READ, ReadOptions
 
 __all__ = [
     "COMBINE_MODES",
     "RECONSTRUCTION_KEYS",
-    "centered_ifft2",
     "center_crop",
-    "check_kspace",
-    "kspace_noise_covariance",
     "load_fastmri",
-    "open_hdf5",
     "pick_source",
-    "rss",
     "write_fastmri",
 ]
 
 #: Magnitude datasets looked for, in order of preference. ``reconstruction`` is
 #: what this package writes, so denoised files can be read back.
 RECONSTRUCTION_KEYS: tuple[str, ...] = ("reconstruction_rss", "reconstruction_esc", "reconstruction")
-
-#: A noise-only scan stored beside the k-space, complex ``(coils, samples)``.
-NOISE_KEY = "noise"
-
-# Slices whose coil images are pooled for the noise covariance (evenly spaced).
-_NOISE_SLICES = 8
-
-
-def centered_ifft2(kspace: np.ndarray) -> np.ndarray:
-    """Centred, orthonormal 2-D inverse FFT over the last two axes.
-
-    Computes ``fftshift(ifft2(ifftshift(k), norm="ortho"))`` with all shifts
-    and the transform over axes ``(-2, -1)``, the fastMRI convention.
-
-    Parameters
-    ----------
-    kspace : numpy.ndarray
-        Complex k-space with the centre of k-space in the middle of the array.
-
-    Returns
-    -------
-    numpy.ndarray
-        Complex images, same shape.
-    """
-    axes = (-2, -1)
-    shifted = np.fft.ifftshift(kspace, axes=axes)
-    return np.fft.fftshift(np.fft.ifft2(shifted, axes=axes, norm="ortho"), axes=axes)
-
-
-def rss(coil_images: np.ndarray, axis: int = 0) -> np.ndarray:
-    """Root-sum-of-squares combination of coil images.
-
-    Parameters
-    ----------
-    coil_images : numpy.ndarray
-        Complex or real coil images.
-    axis : int, default 0
-        The coil axis.
-
-    Returns
-    -------
-    numpy.ndarray
-        ``sqrt(sum(|c|^2))`` over ``axis``.
-    """
-    return np.sqrt(np.sum(np.abs(coil_images) ** 2, axis=axis))
 
 
 def center_crop(volume: np.ndarray, size: tuple[int, int], path: str | Path = "") -> np.ndarray:
@@ -131,117 +82,6 @@ def center_crop(volume: np.ndarray, size: tuple[int, int], path: str | Path = ""
     top = (height - h) // 2
     left = (width - w) // 2
     return volume[..., top : top + h, left : left + w]
-
-
-def check_kspace(dataset: Any, path: Path) -> None:
-    """K-space must be complex, non-empty, ``(slices, H, W)`` or ``(slices, coils, H, W)`` (reads no data)."""
-    shape = dataset.shape
-    if len(shape) not in (3, 4):
-        raise C2SInputError(
-            path,
-            f"kspace has rank {len(shape)} (shape {shape}); expected 3 (slices, H, W) "
-            "single-coil or 4 (slices, coils, H, W) multi-coil",
-        )
-    if dataset.dtype.kind != "c":
-        raise C2SInputError(path, f"kspace has non-complex type {dataset.dtype}; complex k-space is expected")
-    if 0 in shape:
-        raise C2SInputError(path, f"kspace is empty (shape {shape})")
-
-
-def _images_from_kspace(dataset: Any, path: Path) -> np.ndarray:
-    """Read k-space slice by slice and return magnitude images ``(slices, H, W)``."""
-    check_kspace(dataset, path)
-    shape = dataset.shape
-    out = np.empty((shape[0], shape[-2], shape[-1]), dtype=np.float32)
-    for index in range(shape[0]):
-        images = centered_ifft2(np.asarray(dataset[index]))
-        out[index] = rss(images, axis=0) if len(shape) == 4 else np.abs(images)
-    return out
-
-
-def _coil_images(dataset: Any, index: int) -> np.ndarray:
-    """Coil images ``(coils, H, W)`` of slice ``index`` (one coil for single-coil k-space)."""
-    kspace = np.asarray(dataset[index])
-    if kspace.ndim == 2:
-        kspace = kspace[None]
-    if not np.isfinite(kspace).all():
-        raise ValueError(f"kspace slice {index} holds NaN or infinite values")
-    return centered_ifft2(kspace)
-
-
-def _noise_samples(handle: Any, path: Path, n_coils: int) -> np.ndarray | None:
-    """The file's noise-only scan as ``(coils, samples)``, checked against the k-space coils."""
-    if not is_dataset(handle, NOISE_KEY):
-        return None
-    noise = np.asarray(handle[NOISE_KEY][()])
-    if noise.dtype.kind != "c" or noise.ndim < 2:
-        raise C2SInputError(
-            path, f"dataset {NOISE_KEY!r} must be complex (coils, samples), got {noise.dtype} {noise.shape}"
-        )
-    if noise.shape[0] != n_coils:
-        raise C2SInputError(
-            path, f"inconsistent coil dimensions: {NOISE_KEY!r} has {noise.shape[0]} coil(s) but kspace has {n_coils}"
-        )
-    return noise.reshape(n_coils, -1)
-
-
-def _kspace_covariance(handle: Any, dataset: Any, path: Path, n_coils: int) -> np.ndarray:
-    """Coil noise covariance: from the noise scan if the file has one, else from evenly spaced slices."""
-    from ..physics.coil_noise import estimate_noise_covariance
-
-    noise = _noise_samples(handle, path, n_coils)
-    if noise is not None:
-        return estimate_noise_covariance(noise_samples=noise)
-    n_slices = dataset.shape[0]
-    picked = np.unique(np.linspace(0, n_slices - 1, min(n_slices, _NOISE_SLICES)).round().astype(int))
-    return estimate_noise_covariance(np.stack([_coil_images(dataset, int(i)) for i in picked]))
-
-
-def kspace_noise_covariance(path: str | Path) -> np.ndarray | None:
-    """The coil noise covariance ``E[n n^H]`` of a file's k-space (None for a file without k-space).
-
-    Raises
-    ------
-    C2SInputError
-        For an unreadable file, malformed k-space or too few signal-free samples.
-    """
-    path = Path(path)
-    with open_hdf5(path) as handle:
-        if not is_dataset(handle, "kspace"):
-            return None
-        dataset = handle["kspace"]
-        check_kspace(dataset, path)
-        n_coils = dataset.shape[1] if len(dataset.shape) == 4 else 1
-        try:
-            return _kspace_covariance(handle, dataset, path, n_coils)
-        except ValueError as exc:
-            raise C2SInputError(path, f"cannot estimate the coil noise of kspace: {exc}") from None
-
-
-def _complex_from_kspace(handle: Any, dataset: Any, path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Prewhitened, coil-combined complex images, their RSS gain and the noise covariance."""
-    from ..physics.coil_combination import combine_coils
-
-    check_kspace(dataset, path)
-    shape = dataset.shape
-    n_coils = shape[1] if len(shape) == 4 else 1
-    declared = declared_coils(handle)
-    if declared is not None and len(shape) == 4 and declared != n_coils:
-        raise C2SInputError(
-            path,
-            f"inconsistent coil dimensions: the ISMRMRD header declares {declared} receiver channels but "
-            f"kspace has {n_coils} coils (axis 1 of shape {shape})",
-        )
-    try:
-        covariance = _kspace_covariance(handle, dataset, path, n_coils)
-        images = np.empty((shape[0], shape[-2], shape[-1]), dtype=np.complex64)
-        gain = np.empty(images.shape, dtype=np.float32)
-        for index in range(shape[0]):
-            combined = combine_coils(_coil_images(dataset, index), noise_covariance=covariance)
-            images[index], gain[index] = combined.image[0], combined.rss_gain[0]
-    except ValueError as exc:
-        raise C2SInputError(path, f"cannot combine the coils of kspace: {exc}") from None
-    return images, gain, covariance
 
 
 def pick_source(handle: Any, path: Path, options: ReadOptions) -> str:
@@ -322,12 +162,12 @@ def load_fastmri(path: str | Path, options: ReadOptions = MAGNITUDE_READ) -> Loa
         try:
             key = pick_source(handle, path, options)
             if key == "kspace" and options.combine in ("auto", "complex"):
-                images, gain, covariance = _complex_from_kspace(handle, handle[key], path)
+                images, gain, covariance = complex_from_kspace(handle, handle[key], path)
                 extra = {"combine": "complex", "rss_gain": gain, "noise_sigma": 1.0, "noise_covariance": covariance}
                 if crop is None:
                     crop = _reconstruction_size(handle, images.shape)
             elif key == "kspace":
-                images = _images_from_kspace(handle[key], path)
+                images = images_from_kspace(handle[key], path)
             else:
                 images = np.asarray(handle[key][()])
             attrs = {name: handle.attrs[name] for name in handle.attrs}

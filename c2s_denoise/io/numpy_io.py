@@ -34,7 +34,7 @@ def _pick_key(keys: list[str], key: str | None, path: Path) -> str:
             return candidate
     raise C2SInputError(
         path,
-        f"npz archive holds arrays {', '.join(keys) or 'none'}; name one with --npz-key "
+        f"npz archive holds arrays {', '.join(keys) or 'none'}; name one with npz_key=... "
         f"(defaults: the only array, or {' / '.join(DEFAULT_NPZ_KEYS)})",
     )
 

@@ -125,7 +125,9 @@ def probe_image(path: str | os.PathLike[str], options: ReadOptions = MAGNITUDE_R
     p, fmt = check_input_path(path)
     _check_combine(p, fmt, options)
     if fmt == "hdf5":
-        from .fastmri import check_kspace, open_hdf5, pick_source
+        from .fastmri import pick_source
+        from .hdf5 import open_hdf5
+        from .kspace import check_kspace
 
         with open_hdf5(p) as handle:
             key = pick_source(handle, p, options)
@@ -151,7 +153,8 @@ def reads_complex(path: str | os.PathLike[str], options: ReadOptions = MAGNITUDE
     p = Path(path)
     if detect_format(p) != "hdf5" or options.combine == "rss":
         return False
-    from .fastmri import open_hdf5, pick_source
+    from .fastmri import pick_source
+    from .hdf5 import open_hdf5
 
     with open_hdf5(p) as handle:
         return pick_source(handle, p, options) == "kspace"

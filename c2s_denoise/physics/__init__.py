@@ -5,5 +5,6 @@
 - :mod:`.variance_stabilisation` -- the variance-stabilising transform of magnitude noise and its
   exact unbiased inverse;
 - :mod:`.coil_noise`, :mod:`.coil_combination` -- coil noise covariance, prewhitening, combination;
-- :mod:`.simulate`, :mod:`.phantom` -- noise simulation and phantoms for tests and benchmarks.
+- :mod:`.simulate`, :mod:`.phantom` -- noise simulation and phantoms for tests and benchmarks;
+- :mod:`.names` -- the estimators' names, without importing numpy or scipy.
 """

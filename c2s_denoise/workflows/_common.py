@@ -7,8 +7,8 @@ import os
 import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
+from ..estimator.rules import depth_problem
 from ..io import C2SInputError, LoadedImage, ReadOptions, probe_image
 from ..io.atomic import check_output_folder as check_output_folder  # re-exported for the workflows
 from ..io.errors import describe_exception
@@ -63,28 +63,12 @@ def check_inputs(paths: Sequence[PathLike], options: ReadOptions) -> list[Path]:
     return [Path(p) for p in paths]
 
 
-def fitted_context(model: Any) -> int:
-    """Neighbouring slices each side the model's networks take (``context_slices`` of models saved
-    before ``context_slices_`` existed)."""
-    return int(getattr(model, "context_slices_", model.context_slices))
-
-
 def check_depth(image: LoadedImage, context_slices: int | str) -> None:
-    """A volume must have enough slices for ``context_slices`` (the estimator's rule, checked before any work).
-
-    ``"auto"`` adapts to the volumes (no neighbours for thin ones): nothing to check.
-    """
-    from ..estimator._channels import min_depth
-
-    if context_slices == "auto":
-        return
-    needed = min_depth(int(context_slices))
-    if image.data.shape[0] < needed:
-        raise C2SInputError(
-            image.source,
-            f"has {image.data.shape[0]} slice(s) but context_slices={context_slices} needs volumes of at least "
-            f"{needed} slices",
-        )
+    """A volume must have enough slices for ``context_slices`` (the estimator's rule
+    :func:`~c2s_denoise.estimator.rules.depth_problem`, checked before any work)."""
+    problem = depth_problem(image.data.shape[0], context_slices)
+    if problem:
+        raise C2SInputError(image.source, problem)
 
 
 def check_voxel_sizes(images: Sequence[LoadedImage], spatial_dims: object) -> None:
@@ -106,8 +90,8 @@ def check_voxel_sizes(images: Sequence[LoadedImage], spatial_dims: object) -> No
             raise C2SInputError(
                 image.source,
                 f"voxel size {_mm(size)} differs from {_mm(reference)} of {first.source} (the first file): a 3-D "
-                "network (--dims 3) learns from voxels, so its training files need one voxel size; resample them, "
-                "or fit slice by slice with --dims 2",
+                "network (spatial_dims=3) learns from voxels, so its training files need one voxel size; resample them, "
+                "or fit slice by slice with spatial_dims=2",
             )
 
 

@@ -36,7 +36,7 @@ def connect_scheduler(address: str | None, timeout_s: float) -> Iterator[Any]:
     try:
         from dask.distributed import Client
     except ImportError:
-        raise C2SInputError(None, f"--scheduler needs dask.distributed: {DASK_EXTRA}") from None
+        raise C2SInputError(None, f"scheduler=... needs dask.distributed: {DASK_EXTRA}") from None
     try:
         client = Client(address, timeout=timeout_s)
     except Exception as exc:  # OSError / TimeoutError when nothing answers, ValueError for a bad address

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from ..estimator.rules import kind_mismatch
 from ..io import C2SInputError, LoadedImage, ReadOptions, check_output_path, detect_format, reads_complex, save_image
 from ..io.errors import describe_exception
 from ._common import (
@@ -25,7 +26,6 @@ from ._common import (
     Subject,
     check_inputs,
     check_output_folder,
-    fitted_context,
     logger,
     package_version,
 )
@@ -161,7 +161,7 @@ def _apply(
     model_file = Path(model_path)
     model = load_model(model_file, trust_pickle=trust_pickle)
     subjects = subjects_for_model(model, model_file, inputs)
-    multi_contrast = getattr(model, "contrasts_", None) is not None
+    multi_contrast = model.contrasts_ is not None
     if multi_contrast:
         options = magnitude_for_contrasts(options)
     paths = check_inputs([path for subject in subjects for path in subject.values()], options)
@@ -211,25 +211,25 @@ def _check_inputs_fit_model(model: Any, paths: Sequence[Path], options: ReadOpti
             raise C2SInputError(path, mismatch)
         if save_complex and not is_complex:
             raise C2SInputError(
-                path, "--save-complex needs k-space combined as complex images; this input is magnitude"
+                path, "save_complex=True needs k-space combined as complex images; this input is magnitude"
             )
         if options.crop is not None and detect_format(path) == "nifti":
-            raise C2SInputError(path, "--crop is not supported when writing NIfTI outputs")
+            raise C2SInputError(path, "crop=... is not supported when writing NIfTI outputs")
 
 
 def _kind_mismatch(model: Any, is_complex: bool) -> str | None:
-    """Why ``model`` cannot denoise images of this kind (complex vs magnitude), or None."""
-    fitted_complex = bool(getattr(model, "complex_input_", False))
-    if fitted_complex == is_complex:
+    """Why ``model`` cannot denoise this file's images (:func:`~c2s_denoise.estimator.rules.kind_mismatch`), in
+    terms of files, or None."""
+    if kind_mismatch(model.complex_input_, is_complex) is None:
         return None
-    if fitted_complex:
+    if model.complex_input_:
         return (
             "the model was fitted on k-space combined as complex images but this input gives magnitude images "
-            "(denoise k-space files, with --combine complex or auto)"
+            "(denoise k-space files, with combine='complex' or 'auto')"
         )
     return (
         "the model was fitted on magnitude images but this k-space input is combined as complex images "
-        "(use --combine rss, or fit a model on k-space files)"
+        "(use combine='rss', or fit a model on k-space files)"
     )
 
 
@@ -259,7 +259,7 @@ def _check_subjects(model: Any, subjects: list[Subject], options: ReadOptions) -
     """
     images: dict[str | None, LoadedImage] | None = None
     for subject in subjects:
-        images = load_subject(subject, options, fitted_context(model))
+        images = load_subject(subject, options, model.context_slices_)
         for image in images.values():
             mismatch = _kind_mismatch(model, image.meta.get("combine") == "complex")
             if mismatch:
@@ -337,8 +337,8 @@ def _denoise_subject(
     start = time.perf_counter()
     logger.info("denoising %s", ", ".join(str(path) for path in job.sources.values()))
     if images is None:
-        images = load_subject(job.sources, settings.options, fitted_context(model))
-    names = getattr(model, "contrasts_", None)
+        images = load_subject(job.sources, settings.options, model.context_slices_)
+    names = model.contrasts_
     X: Any = [images[None].data] if names is None else {name: [images[name].data] for name in names}
     try:
         denoised, noise_levels = model.denoise(X)
@@ -355,7 +355,7 @@ def _denoise_subject(
         provenance = {
             **settings.model_info,
             "sigma": float(levels[position]),
-            "noise_model": getattr(model, "noise_model_", "gaussian"),
+            "noise_model": model.noise_model_,
             "images": image.meta.get("combine", "magnitude"),
             "refinement": float(model.refinement),
             "source_file": image.source.name,

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from ..estimator.rules import check_contrast_names
 from ..io import C2SInputError, LoadedImage, ReadOptions, load_image, parse_m4raw_name
 from ._common import Inputs, PathLike, Subject, check_depth, logger
 
@@ -77,33 +78,13 @@ def contrast_subjects(contrasts: Mapping[str, Sequence[PathLike]]) -> tuple[tupl
 
 def check_contrast_params(params: dict[str, Any], names: tuple[str, ...] | None) -> None:
     """Check the contrast-related estimator parameters against the input contrasts (None: single-contrast)."""
-    targets = params.get("target_contrasts")
-    sigma = params.get("sigma")
-    if names is None:
-        if targets is not None or isinstance(sigma, dict):
-            what = "target contrasts" if targets is not None else "per-contrast noise levels"
-            raise ContrastError(
-                None, f"{what} need multi-contrast inputs (files given by contrast, e.g. --contrast NAME=PATH)"
-            )
-        return
     given = params.get("contrasts")
-    if given is not None and tuple(given) != names:
+    if names is not None and given is not None and tuple(given) != names:
         raise ContrastError(None, f"params contrasts={tuple(given)} differ from the input contrasts {names}")
-    _check_unique(list(targets or ()), "a target")
-    for name in targets or ():
-        if name not in names:
-            raise ContrastError(None, f"target contrast {name!r} is not one of the input contrasts ({_listed(names)})")
-    if isinstance(sigma, dict):
-        for name in sigma:
-            if name not in names:
-                raise ContrastError(
-                    None, f"sigma given for contrast {name!r}, not one of the input contrasts ({_listed(names)})"
-                )
-        for name in names:
-            if name not in sigma:
-                raise ContrastError(
-                    None, f"no sigma for contrast {name!r} (give one value for all contrasts or one per contrast)"
-                )
+    try:
+        check_contrast_names(names, params.get("target_contrasts"), params.get("sigma"))
+    except ValueError as exc:
+        raise ContrastError(None, str(exc)) from None
 
 
 def check_subject(images: Mapping[str | None, LoadedImage]) -> None:
@@ -135,8 +116,8 @@ def magnitude_for_contrasts(options: ReadOptions) -> ReadOptions:
     if options.combine == "complex":
         raise ContrastError(
             None,
-            "--combine complex is not supported with contrasts yet; multi-contrast models denoise magnitude "
-            "images (use --combine rss, the default with contrasts)",
+            "combine='complex' is not supported with contrasts yet; multi-contrast models denoise magnitude "
+            "images (use combine='rss', the default with contrasts)",
         )
     return dataclasses.replace(options, combine="rss")
 
@@ -146,13 +127,13 @@ def subjects_for_model(model: Any, model_file: Path, inputs: Inputs) -> list[Sub
 
     A single-contrast model takes a sequence of files, each a subject ``{None: file}``.
     """
-    fitted = getattr(model, "contrasts_", None)
+    fitted = model.contrasts_
     if not isinstance(inputs, Mapping):
         if fitted is not None:
             raise ContrastError(
                 model_file,
                 f"the model was fitted on contrasts {_listed(fitted)}; give the files by contrast "
-                "(e.g. --contrast NAME=PATH, or --group-by-study)",
+                "(contrasts=..., or group_by_study=True)",
             )
         return [{None: Path(path)} for path in inputs]
     if fitted is None:
@@ -174,7 +155,7 @@ def subjects_for_model(model: Any, model_file: Path, inputs: Inputs) -> list[Sub
 
 def contrast_summary(model: Any, n_subjects: int) -> dict[str, Any]:
     """The contrasts part of a fit or apply summary ({} for a single-contrast model)."""
-    if getattr(model, "contrasts_", None) is None:
+    if model.contrasts_ is None:
         return {}
     return {
         "contrasts": list(model.contrasts_),

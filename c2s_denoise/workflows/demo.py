@@ -114,8 +114,8 @@ def run_demo(
         "ssim_noisy": ssim(noisy, clean),
         "ssim_denoised": ssim(denoised, clean),
         "fit_seconds": round(fit_seconds, 3),
-        "n_iter": int(getattr(model, "n_iter_", cfg.max_iter)),
-        "device": str(getattr(model, "device_", "")),
+        "n_iter": int(model.n_iter_),
+        "device": str(model.device_),
         "files": {name: str(path) for name, path in targets.items()},
         "settings": asdict(cfg),
     }

@@ -35,7 +35,7 @@ def _reference_groups(references: Sequence[Path]) -> dict[tuple[str, str], list[
         parts = parse_m4raw_name(ref)
         if parts is None:
             raise C2SInputError(
-                ref, "--reference-average needs M4Raw-style names <study>_<T1|T2|FLAIR><NN> for the references"
+                ref, "reference_average=True needs M4Raw-style names <study>_<T1|T2|FLAIR><NN> for the references"
             )
         groups.setdefault((parts.study, parts.contrast), []).append(ref)
     return groups
@@ -49,7 +49,7 @@ def _match_references(denoised: Sequence[Path], references: Sequence[Path], aver
         for path in denoised:
             parts = parse_m4raw_name(path)
             if parts is None:
-                raise C2SInputError(path, "--reference-average needs an M4Raw-style name <study>_<T1|T2|FLAIR><NN>")
+                raise C2SInputError(path, "reference_average=True needs an M4Raw-style name <study>_<T1|T2|FLAIR><NN>")
             key = (parts.study, parts.contrast)
             if key not in groups:
                 raise C2SInputError(path, f"no reference for study {parts.study} contrast {parts.contrast}")

@@ -22,7 +22,6 @@ from ._common import (
     check_output_folder,
     check_voxel_sizes,
     estimator_class,
-    fitted_context,
     item_error,
     logger,
 )
@@ -138,7 +137,7 @@ def fit_files(
     """
     params = dict(params or {})
     if stream and isinstance(inputs, Mapping):
-        raise C2SInputError(None, "--stream trains single-contrast models; give the files without contrasts")
+        raise C2SInputError(None, "stream=True trains single-contrast models; give the files without contrasts")
     with distributed_run(params.get("device")) as rank, VolumeCache() if stream else contextlib.nullcontext() as cache:
         with ranks_agree("reading the inputs"):
             prepared = _prepare(
@@ -153,7 +152,9 @@ def fit_files(
         except ValueError as exc:  # includes scikit-learn's InvalidParameterError
             raise item_error(exc, [next(iter(subject.values())) for subject in subjects], "cannot fit") from None
         except FloatingPointError as exc:
-            raise C2SInputError(None, f"cannot fit: {exc} (check --sigma, --tau-max and --learning-rate)") from None
+            raise C2SInputError(
+                None, f"cannot fit: {exc} (check sigma=..., tau_max=... and learning_rate=...)"
+            ) from None
         seconds = time.perf_counter() - start_time
         if rank == 0:  # in a distributed run, rank 0 alone writes the model
             save_model_or_fallback(model, out, overwrite=overwrite)
@@ -168,10 +169,10 @@ def fit_files(
             "n_slices": int(sum(volumes[i].shape[0] for i in range(0, len(volumes), len(names or (None,))))),
             "sigma": [float(s) for s in np.asarray(model.sigma_).ravel()],  # subject-major, like paths
             "noise_model": model.noise_model_,
-            "n_iter": int(getattr(model, "n_iter_", -1)),
-            "partial": bool(getattr(model, "interrupted_", False)),
+            "n_iter": int(model.n_iter_),
+            "partial": bool(model.interrupted_),
             "fit_seconds": round(seconds, 3),
-            "device": str(getattr(model, "device_", "")),
+            "device": str(model.device_),
             "params": _as_json_params(model.get_params()),
         }
 
@@ -210,7 +211,7 @@ def _prepare(
     resumed = None if resume is None else load_model(resume, trust_pickle=trust_pickle)
     images: list[LoadedImage] = []
     for subject in subjects:
-        context = params.get("context_slices", "auto") if resumed is None else fitted_context(resumed)
+        context = _param(params, None, "context_slices") if resumed is None else resumed.context_slices_
         read = load_subject(subject, options, context)
         for image in read.values():
             if cache is not None:
@@ -220,7 +221,7 @@ def _prepare(
             images.append(image)
         if progress:
             progress(len(images), len(paths))
-    check_voxel_sizes(images, params.get("spatial_dims", getattr(resumed, "spatial_dims", _default_dims())))
+    check_voxel_sizes(images, _param(params, resumed, "spatial_dims"))
     _use_physical_noise_level(images, params)
     try:
         model = estimator_class()(**params) if resumed is None else resumed.set_params(**params, warm_start=True)
@@ -229,9 +230,11 @@ def _prepare(
     return names, subjects, paths, out, images, model
 
 
-def _default_dims() -> object:
-    """The estimator's default ``spatial_dims``."""
-    return estimator_class()().spatial_dims
+def _param(params: dict[str, Any], resumed: Any, name: str) -> object:
+    """Estimator parameter ``name`` of this fit: as given, else the resumed model's, else the estimator's default."""
+    if name in params:
+        return params[name]
+    return (estimator_class()() if resumed is None else resumed).get_params()[name]
 
 
 def _input_entries(
@@ -264,13 +267,13 @@ def _use_physical_noise_level(images: Sequence[LoadedImage], params: dict[str, A
         raise C2SInputError(
             odd.source,
             "this file gives magnitude images but other inputs are k-space combined as complex images; a model "
-            "takes one kind (give only k-space files, or read all as magnitude with --combine rss)",
+            "takes one kind (give only k-space files, or read all as magnitude with combine='rss')",
         )
     if params.get("sigma") not in (None, "auto"):
         raise C2SInputError(
             None,
-            "--sigma does not apply to k-space combined as complex images: their noise level is 1 by construction "
-            "(prewhitened coils, SNR units); leave --sigma out, or use --combine rss",
+            "sigma=... does not apply to k-space combined as complex images: their noise level is 1 by construction "
+            "(prewhitened coils, SNR units); leave sigma=... out, or use combine='rss'",
         )
     params["sigma"] = images[0].meta["noise_sigma"]
 

@@ -97,7 +97,8 @@ def load_model(path: PathLike, *, trust_pickle: bool = False) -> Any:
     if not trust_pickle:
         if _looks_pickled(p):
             raise C2SInputError(
-                p, "is a pickled model; pickles can run code when loaded: pass --trust-pickle only for files you trust"
+                p,
+                "is a pickled model; pickles can run code when loaded: pass trust_pickle=True only for files you trust",
             )
         raise C2SInputError(p, "not a c2s-denoise model file (neither the safe model format nor a pickle)")
     model = _unpickle(p)

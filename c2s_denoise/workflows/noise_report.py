@@ -49,7 +49,7 @@ def estimate_noise_files(
         ``kspace_noise`` (per-coil noise level per real component, the largest coil
         correlation, and the covariance as real and imaginary parts).
     """
-    from ..io.fastmri import kspace_noise_covariance
+    from ..io.kspace import kspace_noise_covariance
     from ..physics.noise import auto_noise_level, estimate_sigma, resolve_noise_model
 
     options = read_options or ReadOptions()

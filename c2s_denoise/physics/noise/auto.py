@@ -7,6 +7,7 @@ import contextlib
 import numpy as np
 
 from ..magnitude import _check_n_coils
+from ..names import NOISE_ESTIMATORS
 from .background import (
     _MIN_BACKGROUND_PIXELS,
     _chi_truncation,
@@ -19,7 +20,6 @@ from .wavelet import _as_slices, estimate_sigma_wavelet
 
 __all__ = ["NOISE_ESTIMATORS", "auto_noise_level", "choose_noise_estimator", "estimate_sigma", "resolve_noise_model"]
 
-NOISE_ESTIMATORS = ("wavelet", "background", "foreground", "rayleigh")
 # choose_noise_estimator: air must cover this fraction of the non-masked pixels.
 _MIN_AIR_FRACTION = 0.10
 # ... and its background estimate must not exceed the foreground one by more than this factor.
