@@ -48,6 +48,19 @@ def training_config(**fields):
     return TrainingConfig(**{**small, **fields})
 
 
+def invoke_cli(*args: object):
+    """Run ``c2s-denoise ARGS`` in-process (:class:`typer.testing.CliRunner`), stdout and stderr apart."""
+    from typer.testing import CliRunner
+
+    from c2s_denoise.cli import app
+
+    try:  # Click < 8.2 mixes stderr into stdout unless told not to
+        runner = CliRunner(mix_stderr=False)
+    except TypeError:
+        runner = CliRunner()
+    return runner.invoke(app, [str(a) for a in args])
+
+
 def psnr(reference: np.ndarray, estimate: np.ndarray) -> float:
     """PSNR with a peak of 1 (the synthetic images lie in [0, 1])."""
     return metrics.psnr(estimate, reference, range_=1.0)

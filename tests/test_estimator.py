@@ -11,10 +11,9 @@ from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
-from sklearn.utils._param_validation import InvalidParameterError
 
 import c2s_denoise
-from c2s_denoise import C2SDenoiser, psnr_scorer
+from c2s_denoise import C2SDenoiser, InvalidParameterError, psnr_scorer
 
 FAST = dict(width=16, depth=3, max_iter=300, batch_size=8, patch_size=32, device="cpu")
 TINY = dict(width=4, depth=2, max_iter=4, batch_size=2, patch_size=8, device="cpu")

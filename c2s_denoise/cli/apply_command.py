@@ -7,8 +7,18 @@ from typing import Annotated
 
 import typer
 
-from ..io.options import ReadOptions
-from .options import ContrastOpt, GroupOpt, OverwriteOpt, TrustPickleOpt, VerboseOpt, input_files
+from ..io.options import OUTPUT_DTYPES, ReadOptions
+from .machine import DeviceOpt, ThreadsOpt
+from .options import (
+    ContrastOpt,
+    GroupOpt,
+    OverwriteOpt,
+    TrustPickleOpt,
+    VerboseOpt,
+    input_files,
+    one_of,
+    parse_device,
+)
 from .output import emit, known_errors, progress_bar, setup_logging
 from .reading import reads_files
 
@@ -22,7 +32,9 @@ def apply(
     outdir: Annotated[
         Path, typer.Option("--outdir", "-o", help="Output folder; outputs keep the input's name and format.")
     ],
-    inputs: Annotated[list[Path] | None, typer.Argument(help="Files to denoise.", show_default=False)] = None,
+    inputs: Annotated[
+        list[Path] | None, typer.Argument(help="Files or DICOM series folders to denoise.", show_default=False)
+    ] = None,
     contrast: ContrastOpt = None,
     group_by_study: GroupOpt = False,
     n_jobs: Annotated[int, typer.Option("--n-jobs", "-j", help="Files processed in parallel (-1: all cores).")] = 1,
@@ -49,6 +61,32 @@ def apply(
         ),
     ] = False,
     trust_pickle: TrustPickleOpt = False,
+    mask: Annotated[
+        str | None,
+        typer.Option(
+            "--mask",
+            metavar="FILE|auto",
+            help="Denoise inside a mask only: a file of the inputs' shape (nonzero inside), or auto (each input's "
+            "head). Outside it, the output is the input unchanged.",
+            show_default=False,
+        ),
+    ] = None,
+    save_noise_map: Annotated[
+        bool, typer.Option("--save-noise-map", help="Also write the noise level of each voxel (<name>_noisemap).")
+    ] = False,
+    save_residual: Annotated[
+        bool, typer.Option("--save-residual", help="Also write input minus output (<name>_residual).")
+    ] = False,
+    dtype: Annotated[
+        str,
+        typer.Option(
+            "--dtype",
+            metavar="|".join(OUTPUT_DTYPES),
+            help="Type of the outputs: float32, or keep the input's stored type (integers rounded and clipped).",
+        ),
+    ] = "float32",
+    device: DeviceOpt = None,
+    threads: ThreadsOpt = None,
 ) -> None:
     """Denoise files with a saved model, writing OUTDIR/<input name> in the input's format.
 
@@ -65,6 +103,8 @@ def apply(
     atomic writes and summary; an unreachable scheduler is reported before anything is written.
     """
     setup_logging(verbose)
+    if dtype not in OUTPUT_DTYPES:
+        raise typer.BadParameter(f"expected {one_of(OUTPUT_DTYPES)}, got {dtype!r}", param_hint="--dtype")
     if n_jobs == 0:
         raise typer.BadParameter("must not be 0", param_hint="--n-jobs")
     if scheduler is not None and n_jobs != 1:
@@ -85,5 +125,11 @@ def apply(
             trust_pickle=trust_pickle,
             scheduler=scheduler,
             scheduler_timeout=scheduler_timeout,
+            mask=mask,
+            save_noise_map=save_noise_map,
+            save_residual=save_residual,
+            dtype=dtype,
+            device=parse_device(device),
+            threads=threads,
         )
     emit(summary)

@@ -23,11 +23,12 @@ import typer
 
 from ..estimator.rules import NOISE_MODELS
 from ..io.options import ReadOptions
+from ..metrics import DEFAULT_SSIM, SSIM_CONVENTIONS
 from ..physics.names import NOISE_ESTIMATORS
 from .app import app
 from .apply_command import apply
 from .fit_command import fit
-from .options import OverwriteOpt, VerboseOpt, one_of, parse_device
+from .options import NCoilsOpt, OverwriteOpt, VerboseOpt, one_of, parse_device
 from .output import emit, fmt, known_errors, progress_bar, setup_logging, table
 from .reading import reads_files
 
@@ -59,23 +60,39 @@ def evaluate(
             "contrast.",
         ),
     ] = False,
+    ssim: Annotated[
+        str,
+        typer.Option(
+            "--ssim",
+            metavar="|".join(SSIM_CONVENTIONS),
+            help="gaussian: 11-tap Gaussian window, range max - min; fastmri: the fastMRI challenge's SSIM (7x7 "
+            "uniform window, range = reference max per volume), to compare with published fastMRI numbers.",
+        ),
+    ] = DEFAULT_SSIM,
     verbose: VerboseOpt = 0,
     read_options: ReadOptions,
 ) -> None:
-    """PSNR and SSIM of denoised files against references (range = reference max - min).
+    """PSNR and SSIM of denoised files against references (range = reference max - min; see --ssim).
 
     Files are paired by name (a lone file with a lone reference are paired as they are).
     """
     setup_logging(verbose)
+    if ssim not in SSIM_CONVENTIONS:
+        raise typer.BadParameter(f"expected {one_of(SSIM_CONVENTIONS)}, got {ssim!r}", param_hint="--ssim")
     with known_errors(verbose), progress_bar("scoring") as progress:
         from ..workflows import evaluate_files
 
         summary = evaluate_files(
-            denoised, reference, reference_average=reference_average, read_options=read_options, progress=progress
+            denoised,
+            reference,
+            reference_average=reference_average,
+            ssim=ssim,
+            read_options=read_options,
+            progress=progress,
         )
     rows = [[Path(r["file"]).name, fmt(r["psnr"], 2), fmt(r["ssim"], 4)] for r in summary["results"]]
     rows.append(["mean", fmt(summary["mean_psnr"], 2), fmt(summary["mean_ssim"], 4)])
-    table(["file", "PSNR/dB", "SSIM"], rows)
+    table(["file", "PSNR/dB", f"SSIM ({ssim})"], rows)
     emit(summary)
 
 
@@ -86,9 +103,7 @@ def estimate_noise(
     inputs: Annotated[list[Path], typer.Argument(help="Image files.", show_default=False)],
     verbose: VerboseOpt = 0,
     read_options: ReadOptions,
-    n_coils: Annotated[
-        int, typer.Option("--n-coils", min=1, help="Coils behind a root-sum-of-squares magnitude image.")
-    ] = 1,
+    n_coils: NCoilsOpt = None,
     noise_model: Annotated[
         str, typer.Option("--noise-model", metavar="|".join(NOISE_MODELS), help="Noise model for 'auto'.")
     ] = "auto",
@@ -103,16 +118,17 @@ def estimate_noise(
     with known_errors(verbose), progress_bar("estimating") as progress:
         from ..workflows import estimate_noise_files
 
+        coils = {} if n_coils is None else {"n_coils": n_coils}  # unset: the workflow's default, auto
         summary = estimate_noise_files(
-            inputs, read_options=read_options, progress=progress, n_coils=n_coils, noise_model=noise_model
+            inputs, read_options=read_options, progress=progress, noise_model=noise_model, **coils
         )
     methods = NOISE_ESTIMATORS  # the workflow reports sigma_<method> for each
     rows = [
-        [Path(r["file"]).name, *(fmt(r[f"sigma_{m}"], 6) for m in methods), r["auto"]["estimator"] or "-"]
-        + [fmt(r["kspace_noise"]["sigma_mean"], 6) if "kspace_noise" in r else "-"]
+        [Path(r["file"]).name, fmt(r["n_coils"], 2), *(fmt(r[f"sigma_{m}"], 6) for m in methods)]
+        + [r["auto"]["estimator"] or "-", fmt(r["kspace_noise"]["sigma_mean"], 6) if "kspace_noise" in r else "-"]
         for r in summary["results"]
     ]
-    table(["file", *(f"sigma_{m}" for m in methods), "auto", "coil_sigma"], rows)
+    table(["file", "coils", *(f"sigma_{m}" for m in methods), "auto", "coil_sigma"], rows)
     emit(summary)
 
 

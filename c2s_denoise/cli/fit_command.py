@@ -9,6 +9,7 @@ import typer
 
 from ..estimator.rules import SIGMA_METHODS
 from ..io.options import ReadOptions
+from .machine import DeviceOpt, ThreadsOpt
 from .options import (
     ContrastOpt,
     GroupOpt,
@@ -110,7 +111,8 @@ def fit(
     tau_max: Annotated[
         float | None, typer.Option("--tau-max", help="Largest added training noise, in multiples of sigma.")
     ] = None,
-    device: Annotated[str | None, typer.Option(help="Torch device: auto, cpu, cuda, cuda:1, mps.")] = None,
+    device: DeviceOpt = None,
+    threads: ThreadsOpt = None,
     seed: Annotated[int | None, typer.Option(help="Random seed, for a reproducible model.")] = None,
     resume: Annotated[
         Path | None,
@@ -182,6 +184,7 @@ def fit(
             resume=resume,
             trust_pickle=trust_pickle,
             stream=stream,
+            threads=threads,
         )
     if "rank" not in summary:  # under torchrun, rank 0 alone reports (and writes the model)
         emit(summary)

@@ -86,7 +86,19 @@ TrustPickleOpt = Annotated[
     ),
 ]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace existing output files.")]
-VerboseOpt = Annotated[int, typer.Option("--verbose", "-v", count=True, help="Log progress on stderr.")]
+#: A counter, ``-v`` or ``-vv`` (``--verbose`` counts too): it takes no value, so ``-v 1`` is ``-v`` and a file
+#: ``1``. ``metavar=""`` keeps the help from showing a value (Typer's rich help would show ``<int>``).
+VerboseOpt = Annotated[
+    int,
+    typer.Option(
+        "--verbose",
+        "-v",
+        count=True,
+        metavar="",
+        show_default=False,
+        help="Log progress on stderr and, with an error, its traceback; a flag, repeatable (-vv), takes no value.",
+    ),
+]
 
 
 def _parse_sigma(value: str | None) -> float | str | None:

@@ -9,7 +9,7 @@
   lists, dicts of contrasts and lazy volumes become network inputs and back;
 - :mod:`._noise_levels`, :mod:`._magnitude_path` -- noise levels and the magnitude path per item;
 - :mod:`.model_file`, :mod:`._persistence` -- persistence (the safetensors model file, pickles);
-- :mod:`._parameters` -- what each parameter may be;
+- :mod:`._parameters` -- what each parameter may be, and :class:`InvalidParameterError` when it is not;
 - :mod:`.legacy` -- what models saved by older versions meant, in one place.
 """
 
@@ -18,9 +18,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from ._parameters import InvalidParameterError
     from .denoiser import C2SDenoiser
 
-__all__ = ["C2SDenoiser"]
+__all__ = ["C2SDenoiser", "InvalidParameterError"]
 
 
 def __getattr__(name: str) -> Any:
@@ -29,4 +30,8 @@ def __getattr__(name: str) -> Any:
         from .denoiser import C2SDenoiser
 
         return C2SDenoiser
+    if name == "InvalidParameterError":
+        from ._parameters import InvalidParameterError
+
+        return InvalidParameterError
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

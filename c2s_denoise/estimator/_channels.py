@@ -10,6 +10,12 @@ At the ends of a volume a missing neighbour ``z + j`` is replaced by its mirror 
 the denoised slice. Mirroring about the volume's edge (``numpy.pad(mode="reflect")``) would, for
 ``k >= 2``, feed slice ``z`` itself back as a conditioning channel: the network would then see
 the denoised slice's own noisy values uncorrupted and learn the identity.
+
+Training volumes have enough slices for that mirror (:func:`~c2s_denoise.estimator.rules.min_depth`).
+A fitted model also denoises thinner volumes, down to a single image: a neighbour that has no
+mirror either is the nearest slice on its side (a single image is its own neighbour). The network
+then sees the denoised slice's noise in a conditioning channel, which costs some of the gain that
+real neighbours bring, but only at inference, where nothing is learnt from it.
 """
 
 from __future__ import annotations
@@ -93,11 +99,16 @@ def resolve_context_slices(context_slices: int | str, spatial_dims: int, depths:
 
 
 def neighbour_index(z: int, offset: int, depth: int) -> int:
-    """Slice ``z + offset``, or its mirror ``z - offset`` about ``z`` beyond the volume's ends."""
+    """Slice ``z + offset``, or its mirror ``z - offset`` about ``z`` beyond the volume's ends.
+
+    In a volume thinner than :func:`~c2s_denoise.estimator.rules.min_depth` (which only a fitted
+    model takes) a neighbour may have no mirror either: it is then the nearest slice on its side,
+    ``z`` itself in a single image.
+    """
     for index in (z + offset, z - offset):
         if 0 <= index < depth:
             return index
-    raise ValueError(f"slice {z} has no neighbour at distance {abs(offset)} in a volume of {depth} slices")
+    return min(max(z + offset, 0), depth - 1)
 
 
 def slice_stacks(item: np.ndarray, plan: list[tuple[int, int]]) -> list[np.ndarray]:

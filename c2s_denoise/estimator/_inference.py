@@ -140,7 +140,7 @@ class InferenceMixin:
                 network,
                 inputs,
                 levels,
-                device=resolve_device(self.device),
+                device=resolve_device(self.device, or_cpu=True),  # a model fitted on a GPU denoises here
                 batch_size=self.inference_batch_size,
                 self_ensemble=self.self_ensemble,
             )

@@ -130,6 +130,13 @@ def split_volumes(X: object, image_shape: tuple[int, int] | None, validate_rows)
         ``validate_rows(X) -> ndarray``: the estimator's ``validate_data`` for 2-D input (it
         records or checks ``n_features_in_``).
     """
+    if isinstance(X, Mapping):
+        names = tuple(str(name) for name in X)
+        raise ValueError(
+            f"X is a dict of contrasts {{name: images}} (keys {', '.join(map(repr, names))}), but contrasts=None: "
+            f"pass contrasts={names!r} (their order on the contrast axis) to denoise the contrasts of each "
+            "subject together, or give the images of one contrast"
+        )
     if isinstance(X, (list, tuple)) and len(X) > 0 and all(np.ndim(item) >= 2 for item in X):
         volumes, shapes, dtypes = [], [], []
         for index, item in enumerate(X):

@@ -75,12 +75,13 @@ class ReadingMixin:
         return check_contrast_names(self.contrasts, self.target_contrasts, self.sigma)
 
     def _split(
-        self, X, names: tuple[str, ...] | None, *, reset: bool, context_slices: int | str
+        self, X, names: tuple[str, ...] | None, *, reset: bool, context_slices: int | str | None
     ) -> tuple[list[np.ndarray], Layout]:
         """Items ``(n_contrasts, D, H, W)`` (``n_contrasts = 1`` without contrasts) and the layout.
 
         ``context_slices``: the neighbouring slices the network takes, whose volume depth is
-        checked (``"auto"`` is resolved later from the items and needs no check).
+        checked for training (``"auto"`` is resolved later from the items and needs no check); None
+        for a fitted model, which takes volumes of any depth (:mod:`._channels`).
         """
         if names is not None:
             items, layout = split_contrast_items(X, names)
@@ -91,14 +92,15 @@ class ReadingMixin:
 
             volumes, layout = split_volumes(X, self.image_shape, validate_rows)
             items = [volume[None] for volume in volumes]
-        check_min_depth([item.shape[1] for item in items], context_slices)
+        if context_slices is not None:
+            check_min_depth([item.shape[1] for item in items], context_slices)
         return items, layout
 
     def _read_fitted(self, X) -> tuple[list[np.ndarray], Layout, tuple[str, ...] | None, np.ndarray, np.ndarray]:
         """``X`` for a fitted model: items, layout, contrast names, noise levels and intensity scales."""
         check_is_fitted(self)
         names = check_fitted_contrasts(self._contrast_names(), self.contrasts_)
-        items, layout = self._split(X, names, reset=False, context_slices=self.context_slices_)
+        items, layout = self._split(X, names, reset=False, context_slices=None)  # thin volumes too
         if self._fitted_dims() == 3:
             check_volumes(items, self._fitted_networks_depth())
         check_kind(items, self.complex_input_)

@@ -2,17 +2,17 @@
 
 Its other methods and private steps are mixins in this package: :mod:`._reading`,
 :mod:`._fitting`, :mod:`._inference`, :mod:`._persistence`, :mod:`._table_output`; its
-parameters' constraints are :data:`._parameters.PARAMETER_CONSTRAINTS`.
+parameters' constraints are :data:`._parameters.PARAMETER_CONSTRAINTS`, checked by
+:func:`._parameters.validate_params`.
 """
 
 from __future__ import annotations
 
 from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.utils._param_validation import validate_parameter_constraints
 
 from ._fitting import FittingMixin
 from ._inference import InferenceMixin
-from ._parameters import PARAMETER_CONSTRAINTS
+from ._parameters import validate_params
 from ._persistence import PersistenceMixin
 from ._reading import ReadingMixin
 from ._table_output import TableOutputMixin
@@ -129,7 +129,8 @@ class C2SDenoiser(
         Average the output over the 8 flips/rotations (8x the inference cost, small next to the
         fit; +0.2 to +0.4 dB on the benchmarks). False: one forward pass.
     inference_batch_size : int, default=8
-        Slices per forward pass in ``transform``.
+        Slices per forward pass in ``transform`` on a GPU; on the CPU one at a time, so that a
+        slice's result does not depend on the slices denoised with it.
     image_shape : tuple of int, default=None
         For 2-D input ``(n_samples, n_features)`` only: the shape of the image stored in each
         row. None reads each row as a one-pixel-high image ``(1, n_features)``.
@@ -245,8 +246,6 @@ class C2SDenoiser(
     (4, 32, 32)
     """
 
-    _parameter_constraints: dict = PARAMETER_CONSTRAINTS
-
     def __init__(
         self,
         *,
@@ -331,13 +330,12 @@ class C2SDenoiser(
         return tags
 
     def _validate_params(self) -> None:
-        """scikit-learn's parameter validation, and each value of a per-contrast ``sigma`` dict like ``sigma``."""
-        super()._validate_params()
-        if isinstance(self.sigma, dict):
-            value_constraints = [c for c in self._parameter_constraints["sigma"] if c is not dict]
-            for name, value in self.sigma.items():
-                key = f"sigma[{name!r}]"
-                validate_parameter_constraints({key: value_constraints}, {key: value}, type(self).__name__)
+        """Check every parameter, and each value of a per-contrast ``sigma`` dict like ``sigma``.
+
+        Raises :class:`~c2s_denoise.estimator._parameters.InvalidParameterError` (a ``ValueError``
+        and a ``TypeError``) naming the parameter, its value and what it may be.
+        """
+        validate_params(self)
 
     def fit(self, X, y=None):
         """Train the denoiser on noisy images only.

@@ -3,8 +3,10 @@
 - the names ``noise_model`` and ``sigma`` may take (:data:`NOISE_MODELS`, :data:`SIGMA_METHODS`);
 - complex or real input: :func:`image_kind` (all items alike) and :func:`kind_mismatch` (against a
   fitted model);
-- how many slices a volume needs for ``context_slices`` neighbours each side: :func:`min_depth`
-  and :func:`depth_problem`;
+- how many slices a training volume needs for ``context_slices`` neighbours each side:
+  :func:`min_depth` and :func:`depth_problem` (a fitted model denoises thinner volumes too, single
+  images included: their missing neighbours are the nearest slices, see
+  :func:`~c2s_denoise.estimator._channels.neighbour_index`);
 - the contrast names, target contrasts and per-contrast ``sigma`` keys:
   :func:`check_contrast_names`;
 
@@ -70,12 +72,18 @@ def kind_mismatch(fitted_complex: bool, is_complex: bool) -> str | None:
 
 
 def min_depth(context_slices: int) -> int:
-    """Fewest slices a volume needs so that every neighbour exists on one side of each slice."""
+    """Fewest slices a training volume needs so that every neighbour exists on one side of each slice.
+
+    Only ``fit`` requires it; ``transform`` takes any depth.
+    """
     return max(1, 2 * int(context_slices))
 
 
 def depth_problem(depth: int, context_slices: int | str) -> str | None:
-    """Why a volume of ``depth`` slices is too thin for ``context_slices``, or None (``"auto"`` adapts)."""
+    """Why a volume of ``depth`` slices is too thin to train with ``context_slices``, or None (``"auto"`` adapts).
+
+    A fitted model denoises volumes of any depth: this is the rule for training inputs only.
+    """
     if context_slices == "auto" or depth >= min_depth(int(context_slices)):
         return None
     return (

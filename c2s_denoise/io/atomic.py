@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -30,6 +31,7 @@ from .errors import C2SInputError
 
 __all__ = [
     "TEMP_PREFIX",
+    "atomic_folder",
     "atomic_write",
     "check_output_path",
     "check_output_folder",
@@ -295,3 +297,36 @@ def _rename_no_clobber(tmp: Path, final: Path) -> None:
             raise C2SInputError(final, "output exists; pass overwrite=True to replace it") from None
         os.replace(tmp, final)
     # After a successful link, the ``finally`` of atomic_write removes ``tmp``.
+
+
+@contextlib.contextmanager
+def atomic_folder(final: Path, *, overwrite: bool) -> Iterator[Path]:
+    """Write a folder atomically: a temporary folder beside ``final``, renamed to ``final`` when complete.
+
+    Like :func:`atomic_write` for a folder of files (a DICOM series): every file is fsynced, and
+    with ``overwrite`` an existing ``final`` is replaced only after the new folder is whole.
+    """
+    tmp = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=final.parent if str(final.parent) else "."))
+    try:
+        yield tmp
+        for entry in tmp.iterdir():
+            with open(entry, "rb+") as handle:
+                os.fsync(handle.fileno())
+        os.chmod(tmp, 0o777 & ~_UMASK)
+        _fsync_dir(tmp)
+        if final.exists() or final.is_symlink():
+            if not overwrite:
+                raise C2SInputError(final, "output exists; pass overwrite=True to replace it")
+            old = tmp.with_name(tmp.name + "-old")
+            os.rename(final, old)
+            try:
+                os.rename(tmp, final)
+            except BaseException:
+                os.rename(old, final)
+                raise
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(tmp, final)
+        _fsync_dir(final.parent)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # nothing left after a successful rename

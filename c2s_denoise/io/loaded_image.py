@@ -64,10 +64,11 @@ class LoadedImage:
     ----------
     data : numpy.ndarray
         Magnitude data of shape ``(D, H, W)``: ``D`` slices of ``H x W``
-        (``D == 1`` for a single 2-D image). Floating point (float32, or
-        float64 when the file held float64), finite.
+        (``D == 1`` for a single 2-D image), or ``(T, D, H, W)`` for a series
+        of ``T`` volumes (a 4-D NIfTI: diffusion directions, time points).
+        Floating point (float32, or float64 when the file held float64), finite.
     format : str
-        ``"hdf5"``, ``"nifti"``, ``"npy"`` or ``"npz"``.
+        ``"hdf5"``, ``"nifti"``, ``"dicom"``, ``"npy"`` or ``"npz"``.
     meta : dict
         Format-specific information used by :func:`c2s_denoise.io.save_image`
         (HDF5 attributes and header, NIfTI affine and header, array layout).
@@ -79,6 +80,11 @@ class LoadedImage:
     format: str
     meta: dict[str, Any] = field(default_factory=dict)
     source: Path = field(default_factory=Path)
+
+    @property
+    def volumes(self) -> list[np.ndarray]:
+        """The volumes ``(D, H, W)`` of the file: one, or one per volume of a series."""
+        return [self.data] if self.data.ndim == 3 else list(self.data)
 
     @property
     def m4raw(self) -> M4RawName | None:

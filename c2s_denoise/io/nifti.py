@@ -30,7 +30,7 @@ def _nibabel() -> Any:
 
 
 def load_nifti(path: str | Path, *, slice_axis: int = -1) -> LoadedImage:
-    """Read a 2-D or 3-D NIfTI image.
+    """Read a 2-D or 3-D NIfTI image, or a 4-D series of 3-D volumes (along the last axis).
 
     Parameters
     ----------
@@ -44,15 +44,15 @@ def load_nifti(path: str | Path, *, slice_axis: int = -1) -> LoadedImage:
     Returns
     -------
     LoadedImage
-        ``data`` is ``(D, H, W)``: float32, or float64 when the file stores
-        float64. ``meta`` holds ``affine``, ``header``, ``image_class``,
+        ``data`` is ``(D, H, W)``, or ``(T, D, H, W)`` for a 4-D series:
+        float32, or float64 when the file stores float64. ``meta`` holds ``affine``, ``header``, ``image_class``,
         ``slice_axis`` and ``shape`` (the stored shape).
 
     Raises
     ------
     C2SInputError
         If nibabel is missing, the file is missing, truncated or not NIfTI,
-        the image has more than 3 non-trivial dimensions, or the data are
+        the image has more than 4 non-trivial dimensions, or the data are
         complex or not finite.
     """
     nib = _nibabel()
@@ -73,7 +73,8 @@ def load_nifti(path: str | Path, *, slice_axis: int = -1) -> LoadedImage:
     shape = array.shape
     while array.ndim > 3 and array.shape[-1] == 1:
         array = array[..., 0]
-    if array.ndim == 3:
+    series = array.ndim == 4  # volumes along the last axis (diffusion directions, time points)
+    if array.ndim in (3, 4):
         if not -3 <= slice_axis <= 2:
             raise C2SInputError(path, f"slice axis {slice_axis} is out of range for a 3-D image")
         axis = slice_axis % 3
@@ -81,8 +82,12 @@ def load_nifti(path: str | Path, *, slice_axis: int = -1) -> LoadedImage:
     elif array.ndim == 2:
         axis = None
     else:
-        raise C2SInputError(path, f"NIfTI image has shape {shape}; only 2-D and 3-D images are supported")
-    volume = as_volume(np.ascontiguousarray(array), path, what="NIfTI image")
+        raise C2SInputError(path, f"NIfTI image has shape {shape}; only 2-D, 3-D and 4-D images are supported")
+    if series:
+        stack = np.moveaxis(array, -1, 0)
+        volume = np.stack([as_volume(np.ascontiguousarray(v), path, what="NIfTI volume") for v in stack])
+    else:
+        volume = as_volume(np.ascontiguousarray(array), path, what="NIfTI image")
     meta: dict[str, Any] = {
         "affine": None if img.affine is None else np.array(img.affine),
         "header": img.header.copy(),
@@ -90,8 +95,16 @@ def load_nifti(path: str | Path, *, slice_axis: int = -1) -> LoadedImage:
         "slice_axis": axis,
         "shape": tuple(shape),
         "voxel_size": _voxel_size(img.header, axis),
+        "dtype": str(stored_dtype),  # as stored: what an output of dtype="keep" takes
+        "scaled": not _unscaled(img.header),
     }
     return LoadedImage(data=volume, format="nifti", meta=meta, source=path)
+
+
+def _unscaled(header: Any) -> bool:
+    """Whether the stored values are the image's values (no ``scl_slope``/``scl_inter`` other than 1 and 0)."""
+    slope, inter = header.get_slope_inter()
+    return (slope is None or np.isnan(slope) or slope == 1) and (inter is None or np.isnan(inter) or inter == 0)
 
 
 def _voxel_size(header: Any, axis: int | None) -> tuple[float, ...]:
@@ -113,17 +126,19 @@ def write_nifti(target: str | Path, data: np.ndarray, like: LoadedImage) -> None
         Volume of the same shape as ``like.data``.
     like : LoadedImage
         The NIfTI image ``data`` was computed from. Its header (with the
-        data type set to float32, or float64 for float64 data, and no
-        intensity scaling), its qform/sform and so its affine are kept
+        data type set to float32, float64 for float64 data, or the integer
+        type of integer data, and no intensity scaling), its qform/sform and so its affine are kept
         exactly; the slices are put back along the original axis.
     """
     nib = _nibabel()
     meta = like.meta
     volume = np.asarray(data)
+    if volume.ndim == 4:  # a series: its volumes back on the last axis
+        volume = np.moveaxis(volume, 0, -1)
     if meta.get("slice_axis") is not None:
         volume = np.moveaxis(volume, 0, meta["slice_axis"])
     volume = volume.reshape(meta["shape"])
-    dtype = np.float64 if volume.dtype == np.float64 else np.float32
+    dtype = volume.dtype if volume.dtype.kind in "iu" else np.float64 if volume.dtype == np.float64 else np.float32
     header = meta["header"].copy()
     header.set_data_dtype(dtype)
     header.set_slope_inter(np.nan, np.nan)

@@ -1,13 +1,15 @@
-"""How input files are read: :class:`ReadOptions`, the one object the readers take."""
+"""How input files are read (:class:`ReadOptions`, the one object the readers take) and outputs typed."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["COMBINE_MODES", "MAGNITUDE_READ", "ReadOptions"]
+__all__ = ["COMBINE_MODES", "MAGNITUDE_READ", "OUTPUT_DTYPES", "ReadOptions"]
 
 #: How HDF5 k-space becomes images: "auto" (complex when the file has k-space), "complex", "rss".
 COMBINE_MODES: tuple[str, ...] = ("auto", "complex", "rss")
+#: Type of written images: "float32" (float64 data stays float64), or "keep" the type the input was stored in.
+OUTPUT_DTYPES: tuple[str, ...] = ("float32", "keep")
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,10 @@
 :func:`check_input_path`, :func:`probe_image`, :func:`load_image` and :func:`reads_complex`
 check and read inputs (with one :class:`~c2s_denoise.io.options.ReadOptions`); :func:`save_image`
 writes a result atomically in the format of its source. Each dispatches to the format's
-module (:mod:`~c2s_denoise.io.fastmri`, :mod:`~c2s_denoise.io.nifti`, :mod:`~c2s_denoise.io.numpy_io`).
+module (:mod:`~c2s_denoise.io.fastmri`, :mod:`~c2s_denoise.io.nifti`, :mod:`~c2s_denoise.io.numpy_io`,
+:mod:`~c2s_denoise.io.dicom_read` / :mod:`~c2s_denoise.io.dicom_write`). A DICOM input is a file with
+the ``DICM`` marker (any name) or a folder holding one series, and gives an output of the same kind;
+:func:`check_output_target` checks either kind of output.
 """
 
 from __future__ import annotations
@@ -16,23 +19,26 @@ from typing import Any
 import numpy as np
 
 from .atomic import atomic_write, check_output_path
+from .dicom_read import dicom_files, has_dicom_marker
 from .errors import C2SInputError, describe_exception
 from .file_names import FORMATS, detect_format
 from .loaded_image import LoadedImage
 from .options import MAGNITUDE_READ, ReadOptions
 
-__all__ = ["check_input_path", "load_image", "probe_image", "reads_complex", "save_image"]
+__all__ = ["check_input_path", "check_output_target", "load_image", "probe_image", "reads_complex", "save_image"]
 
-_SUPPORTED = ", ".join(s for suffixes in FORMATS.values() for s in suffixes)
+_SUPPORTED = ", ".join(s for suffixes in FORMATS.values() for s in suffixes) + (
+    ", DICOM (a file with the DICM marker at byte 128, or a folder of one series)"
+)
 
 
 def check_input_path(path: str | os.PathLike[str]) -> tuple[Path, str]:
-    """Check that ``path`` is an existing, readable file of a known format.
+    """Check that ``path`` is an existing, readable file of a known format, or a folder of DICOM files.
 
     Parameters
     ----------
     path : str or path-like
-        Input file.
+        Input file, or folder holding one DICOM series.
 
     Returns
     -------
@@ -42,16 +48,20 @@ def check_input_path(path: str | os.PathLike[str]) -> tuple[Path, str]:
     Raises
     ------
     C2SInputError
-        If the file is missing, a folder, unreadable, or has an unknown suffix.
+        If the file is missing, unreadable, or has an unknown suffix (and no DICOM marker), or is
+        a folder without DICOM files.
     """
     p = Path(path)
     if not p.exists():
         raise C2SInputError(p, "file not found")
+    if p.is_dir():
+        dicom_files(p)  # a folder is a DICOM series: it must hold DICOM files
+        return p, "dicom"
     if not p.is_file():
         raise C2SInputError(p, "not a regular file")
     if not os.access(p, os.R_OK):
         raise C2SInputError(p, "file is not readable (permission denied)")
-    fmt = detect_format(p)
+    fmt = detect_format(p) or ("dicom" if has_dicom_marker(p) else None)
     if fmt is None:
         raise C2SInputError(p, f"unknown file type; supported: {_SUPPORTED}")
     return p, fmt
@@ -64,7 +74,8 @@ def load_image(path: str | os.PathLike[str], options: ReadOptions = MAGNITUDE_RE
     ----------
     path : str or path-like
         ``.h5``/``.hdf5`` (fastMRI / M4Raw), ``.nii``/``.nii.gz`` (needs
-        nibabel), ``.npy`` or ``.npz``.
+        nibabel), ``.npy``, ``.npz``, or DICOM (needs pydicom): a file, or a
+        folder of one series (see :func:`~c2s_denoise.io.dicom_read.load_dicom`).
     options : ReadOptions, default magnitude images (``combine="rss"``)
         How the file is read: the centre crop (all formats), the NIfTI slice
         axis, the ``.npz`` array, the HDF5 dataset and how HDF5 k-space
@@ -90,6 +101,10 @@ def load_image(path: str | os.PathLike[str], options: ReadOptions = MAGNITUDE_RE
         from .nifti import load_nifti
 
         image = load_nifti(p, slice_axis=options.slice_axis)
+    elif fmt == "dicom":
+        from .dicom_read import load_dicom
+
+        image = load_dicom(p)
     else:
         from .numpy_io import load_numpy
 
@@ -120,7 +135,8 @@ def probe_image(path: str | os.PathLike[str], options: ReadOptions = MAGNITUDE_R
     ------
     C2SInputError
         If the file is missing, of unknown type, or (HDF5) not readable or
-        without usable datasets, or (``.npz``) without the requested array.
+        without usable datasets, or (``.npz``) without the requested array,
+        or (DICOM) not one series of images with even slice spacing.
     """
     p, fmt = check_input_path(path)
     _check_combine(p, fmt, options)
@@ -143,6 +159,10 @@ def probe_image(path: str | os.PathLike[str], options: ReadOptions = MAGNITUDE_R
             raise
         except Exception as exc:
             raise C2SInputError(p, f"not a readable npz archive ({describe_exception(exc)})") from None
+    elif fmt == "dicom":
+        from .dicom_read import probe_dicom
+
+        probe_dicom(p)
 
 
 def reads_complex(path: str | os.PathLike[str], options: ReadOptions = MAGNITUDE_READ) -> bool:
@@ -182,13 +202,15 @@ def save_image(
     ----------
     path : str or path-like
         Output file; its suffix must belong to ``like.format``. Its folder
-        must exist.
+        must exist. For a DICOM image read from a folder, the output folder
+        of the derived series (see :func:`~c2s_denoise.io.dicom_write.write_dicom`).
     data : numpy.ndarray
         ``(D, H, W)`` result, same shape as ``like.data``.
     like : LoadedImage
         The image ``data`` was computed from.
     provenance : dict, optional
-        Stored where the format allows it (HDF5 attributes ``c2s_<key>``).
+        Stored where the format allows it (HDF5 attributes ``c2s_<key>``,
+        DICOM ``DerivationDescription``).
     overwrite : bool, default False
         Whether an existing output may be replaced.
     inputs : iterable of path-like, optional
@@ -211,6 +233,14 @@ def save_image(
     ValueError
         If ``data`` does not have the shape of ``like.data``.
     """
+    if like.format == "dicom":
+        if complex_data is not None:
+            raise C2SInputError(path, "complex images can only be written to HDF5 outputs")
+        if np.shape(data) != like.data.shape:
+            raise ValueError(f"data shape {np.shape(data)} differs from the source shape {like.data.shape}")
+        from .dicom_write import write_dicom
+
+        return write_dicom(path, data, like, provenance, overwrite=overwrite, inputs=inputs)
     out = check_output_path(path, inputs=[like.source, *inputs], overwrite=overwrite)
     fmt = detect_format(out)
     if fmt != like.format:
@@ -236,6 +266,27 @@ def save_image(
 
             write_numpy(tmp, array, _uncropped(like))
     return out
+
+
+def check_output_target(
+    path: str | os.PathLike[str],
+    source: str | os.PathLike[str],
+    *,
+    inputs: Iterable[str | os.PathLike[str]] = (),
+    overwrite: bool = False,
+) -> Path:
+    """Check, before any work, the output ``path`` that :func:`save_image` will write for the input ``source``.
+
+    A folder input (a DICOM series) gets a folder output, checked by
+    :func:`~c2s_denoise.io.dicom_write.check_series_output` (an existing one is replaced with
+    ``overwrite`` when it holds only DICOM files); any other input gets a file, checked by
+    :func:`~c2s_denoise.io.atomic.check_output_path`.
+    """
+    if Path(source).is_dir():
+        from .dicom_write import check_series_output
+
+        return check_series_output(path, inputs=[source, *inputs], overwrite=overwrite)
+    return check_output_path(path, inputs=[source, *inputs], overwrite=overwrite)
 
 
 def _uncropped(like: LoadedImage) -> LoadedImage:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 from ..estimator.rules import depth_problem
@@ -66,7 +67,7 @@ def check_inputs(paths: Sequence[PathLike], options: ReadOptions) -> list[Path]:
 def check_depth(image: LoadedImage, context_slices: int | str) -> None:
     """A volume must have enough slices for ``context_slices`` (the estimator's rule
     :func:`~c2s_denoise.estimator.rules.depth_problem`, checked before any work)."""
-    problem = depth_problem(image.data.shape[0], context_slices)
+    problem = depth_problem(image.volumes[0].shape[0], context_slices)
     if problem:
         raise C2SInputError(image.source, problem)
 
@@ -117,3 +118,19 @@ def item_error(exc: Exception, item_files: Sequence[Path], action: str) -> C2SIn
         index = int(found.group(1)) if found else None
     path = item_files[index] if index is not None and 0 <= index < len(item_files) else None
     return C2SInputError(path, f"{action}: {describe_exception(exc)}")
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """Run the block with ``threads`` torch threads (None: as they are), then restore the count."""
+    if threads is None:
+        yield
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(int(threads))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

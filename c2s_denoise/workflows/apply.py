@@ -8,41 +8,40 @@ workers of a Dask cluster.
 
 from __future__ import annotations
 
-import time
+import dataclasses
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from ..estimator.rules import kind_mismatch
-from ..io import C2SInputError, LoadedImage, ReadOptions, check_output_path, detect_format, reads_complex, save_image
-from ..io.errors import describe_exception
+from ..io import C2SInputError, LoadedImage, ReadOptions, check_output_target, detect_format, reads_complex
+from ..io.options import OUTPUT_DTYPES
+from ._apply_jobs import (
+    Job,
+    Settings,
+    denoise_subject,
+    describe_derivatives,
+    extra_outputs,
+    mask_setting,
+    output_name,
+)
 from ._common import (
     Inputs,
     PathLike,
     Progress,
     Subject,
+    check_device,
     check_inputs,
     check_output_folder,
     logger,
     package_version,
+    torch_threads,
 )
 from ._dask import connect_scheduler, results_as_completed
 from .contrasts import contrast_summary, load_subject, magnitude_for_contrasts, subjects_for_model
 from .model_files import cached_model, file_sha256, load_model
 
 __all__ = ["apply_files"]
-
-
-@dataclass(frozen=True)
-class _Job:
-    """One subject to denoise: its files by contrast, and the output of each contrast written."""
-
-    index: int
-    sources: Subject
-    targets: Subject
 
 
 def apply_files(
@@ -58,6 +57,12 @@ def apply_files(
     trust_pickle: bool = False,
     scheduler: str | None = None,
     scheduler_timeout: float = 10.0,
+    mask: PathLike | None = None,
+    save_noise_map: bool = False,
+    save_residual: bool = False,
+    dtype: str = "float32",
+    device: str | None = None,
+    threads: int | None = None,
 ) -> dict[str, Any]:
     """Denoise files with a saved model, writing ``<outdir>/<input name>`` in the input's format.
 
@@ -112,6 +117,20 @@ def apply_files(
     scheduler_timeout : float, default 10.0
         Seconds to wait for the scheduler; it is contacted first, before
         anything is read or written.
+    mask : path-like or "auto", optional
+        Denoise only inside a mask: a file of the inputs' shape (nonzero: inside) used for every
+        input, or ``"auto"`` (each input's head, :func:`c2s_denoise.physics.masks.head_mask`).
+        Outside it, the output is the input as read; the noise level is estimated as without a mask.
+    save_noise_map, save_residual : bool, default False
+        Also write the noise level of each voxel, and the input minus the output, beside each output.
+    dtype : {"float32", "keep"}, default "float32"
+        Type of the written images: float32 (float64 input stays float64), or the type the input
+        was stored in (integers rounded and clipped to its range).
+    device : str, optional
+        Torch device for denoising, instead of the model's (``"cpu"``, ``"cuda"``, ``"auto"``). A
+        model fitted on an accelerator this machine lacks denoises on the CPU anyway, with a warning.
+    threads : int, optional
+        Torch threads per process (default: torch's choice).
 
     Returns
     -------
@@ -139,9 +158,21 @@ def apply_files(
     once to denoise it.
     """
     with connect_scheduler(scheduler, scheduler_timeout) as client:  # an unreachable one fails before any work
-        return _apply(
-            model_path, inputs, outdir, client, n_jobs, overwrite, read_options, progress, save_complex, trust_pickle
-        )
+        extras = dict(save_noise_map=save_noise_map, save_residual=save_residual, mask=mask, dtype=dtype, device=device)
+        with torch_threads(threads):
+            return _apply(
+                model_path,
+                inputs,
+                outdir,
+                client,
+                n_jobs,
+                overwrite,
+                read_options,
+                progress,
+                save_complex,
+                trust_pickle,
+                {**extras, "threads": threads},
+            )
 
 
 def _apply(
@@ -155,11 +186,15 @@ def _apply(
     progress: Progress | None,
     save_complex: bool,
     trust_pickle: bool,
+    extras: dict[str, Any],
 ) -> dict[str, Any]:
-    """:func:`apply_files` with the Dask ``client`` (or None)."""
+    """:func:`apply_files` with the Dask ``client`` (or None) and the further outputs and settings ``extras``."""
     options = read_options or ReadOptions()
     model_file = Path(model_path)
+    _check_extras(extras)
     model = load_model(model_file, trust_pickle=trust_pickle)
+    if extras["device"] is not None:
+        model.set_params(device=extras["device"])
     subjects = subjects_for_model(model, model_file, inputs)
     multi_contrast = model.contrasts_ is not None
     if multi_contrast:
@@ -168,9 +203,21 @@ def _apply(
     _check_inputs_fit_model(model, paths, options, save_complex)
     folder = Path(outdir)
     check_output_folder(folder)
+    bids = "derivatives" in folder.absolute().parts
     written = tuple(model.target_contrasts_) if multi_contrast else (None,)
-    outputs = iter(_plan_outputs([s[name] for s in subjects for name in written], folder, model_file, overwrite, paths))
-    jobs = [_Job(index, subject, {name: next(outputs) for name in written}) for index, subject in enumerate(subjects)]
+    settings = Settings(
+        {},
+        options,
+        overwrite,
+        save_complex,
+        trust_pickle,
+        **{**extras, "mask": mask_setting(extras["mask"])},
+        bids=bids,
+        params=model.get_params(),
+    )
+    planned = _plan_outputs([s[name] for s in subjects for name in written], folder, model_file, settings, paths)
+    outputs = iter(planned)
+    jobs = [Job(index, subject, {name: next(outputs) for name in written}) for index, subject in enumerate(subjects)]
     preloaded = _check_subjects(model, subjects, options)
     folder.mkdir(parents=True, exist_ok=True)
     model_info = {
@@ -178,7 +225,9 @@ def _apply(
         "model_file": model_file.name,
         "model_sha256": file_sha256(model_file),
     }
-    settings = _Settings(model_info, options, overwrite, save_complex, trust_pickle)
+    settings = dataclasses.replace(settings, model_info=model_info)
+    if bids:
+        describe_derivatives(folder, settings)
     results = _run_jobs(model, model_file, jobs, preloaded, settings, n_jobs, progress, client)
     return {
         "command": "apply",
@@ -189,17 +238,6 @@ def _apply(
         "n_files": len(results),
         "outputs": results,
     }
-
-
-@dataclass(frozen=True)
-class _Settings:
-    """What every job of one ``apply`` shares (sent once to each worker with its job)."""
-
-    model_info: dict[str, Any]
-    options: ReadOptions
-    overwrite: bool
-    save_complex: bool
-    trust_pickle: bool = False
 
 
 def _check_inputs_fit_model(model: Any, paths: Sequence[Path], options: ReadOptions, save_complex: bool) -> None:
@@ -234,20 +272,30 @@ def _kind_mismatch(model: Any, is_complex: bool) -> str | None:
 
 
 def _plan_outputs(
-    paths: Sequence[Path], outdir: Path, model_path: Path, overwrite: bool, protect: Sequence[Path]
+    paths: Sequence[Path], outdir: Path, model_path: Path, settings: Settings, protect: Sequence[Path]
 ) -> list[Path]:
-    """``<outdir>/<name>`` of each path, checked; ``protect``: all inputs, which must not be overwritten."""
+    """The output of each path (``<outdir>/<name>``), checked with the files written beside it; ``protect``: all
+    inputs, which must not be overwritten."""
     outputs: list[Path] = []
     seen: dict[Path, Path] = {}
     for path in paths:
-        out = outdir / path.name
-        key = out.resolve()
-        if key in seen:
-            raise C2SInputError(out, f"inputs {seen[key]} and {path} would both be written here")
-        seen[key] = path
-        check_output_path(out, inputs=[*protect, model_path], overwrite=overwrite)
+        out = outdir / output_name(path.name, settings.bids)
+        for written in (out, *extra_outputs(out, path, settings, detect_format(path)).values()):
+            key = written.resolve()
+            if key in seen:
+                raise C2SInputError(written, f"inputs {seen[key]} and {path} would both be written here")
+            seen[key] = path
+            check_output_target(written, path, inputs=[*protect, model_path], overwrite=settings.overwrite)
         outputs.append(out)
     return outputs
+
+
+def _check_extras(extras: dict[str, Any]) -> None:
+    if extras["dtype"] not in OUTPUT_DTYPES:
+        raise C2SInputError(None, f"dtype={extras['dtype']!r} is not one of {', '.join(OUTPUT_DTYPES)}")
+    if extras["threads"] is not None and int(extras["threads"]) < 1:
+        raise C2SInputError(None, f"threads={extras['threads']} must be at least 1")
+    check_device(extras["device"])
 
 
 def _check_subjects(model: Any, subjects: list[Subject], options: ReadOptions) -> dict[str | None, LoadedImage] | None:
@@ -259,7 +307,7 @@ def _check_subjects(model: Any, subjects: list[Subject], options: ReadOptions) -
     """
     images: dict[str | None, LoadedImage] | None = None
     for subject in subjects:
-        images = load_subject(subject, options, model.context_slices_)
+        images = load_subject(subject, options, None)  # a fitted model takes any depth
         for image in images.values():
             mismatch = _kind_mismatch(model, image.meta.get("combine") == "complex")
             if mismatch:
@@ -270,9 +318,9 @@ def _check_subjects(model: Any, subjects: list[Subject], options: ReadOptions) -
 def _run_jobs(
     model: Any,
     model_file: Path,
-    jobs: list[_Job],
+    jobs: list[Job],
     preloaded: dict[str | None, LoadedImage] | None,
-    settings: _Settings,
+    settings: Settings,
     n_jobs: int,
     progress: Progress | None,
     client: Any = None,
@@ -282,7 +330,7 @@ def _run_jobs(
     if client is not None:
         finished = _on_cluster(client, model_file, jobs, settings)
     elif n_jobs == 1 or len(jobs) == 1:
-        finished = ((job.index, _denoise_subject(model, job, settings, preloaded)) for job in jobs)
+        finished = ((job.index, denoise_subject(model, job, settings, preloaded)) for job in jobs)
     else:
         from joblib import Parallel, delayed
 
@@ -302,7 +350,7 @@ def _run_jobs(
 
 
 def _on_cluster(
-    client: Any, model_file: Path, jobs: list[_Job], settings: _Settings
+    client: Any, model_file: Path, jobs: list[Job], settings: Settings
 ) -> Iterator[tuple[int, list[dict[str, Any]]]]:
     """The jobs run by :func:`_worker` on the Dask cluster, with absolute paths; results name the paths as given."""
 
@@ -310,7 +358,7 @@ def _on_cluster(
         return {name: path.absolute() for name, path in subject.items()}
 
     work = [
-        (str(model_file.absolute()), _Job(j.index, absolute(j.sources), absolute(j.targets)), settings) for j in jobs
+        (str(model_file.absolute()), Job(j.index, absolute(j.sources), absolute(j.targets)), settings) for j in jobs
     ]
     for index, results in results_as_completed(client, _worker, work):
         job = jobs[index]
@@ -324,70 +372,7 @@ def _on_cluster(
         )
 
 
-def _worker(model_path: str, job: _Job, settings: _Settings) -> tuple[int, list[dict[str, Any]]]:
+def _worker(model_path: str, job: Job, settings: Settings) -> tuple[int, list[dict[str, Any]]]:
     """A parallel worker: the job's index and results, with the model loaded once per process."""
     model = cached_model(model_path, settings.model_info["model_sha256"], settings.trust_pickle)
-    return job.index, _denoise_subject(model, job, settings)
-
-
-def _denoise_subject(
-    model: Any, job: _Job, settings: _Settings, images: dict[str | None, LoadedImage] | None = None
-) -> list[dict[str, Any]]:
-    """Denoise one subject at the noise level estimated once per file; write the output of each target."""
-    start = time.perf_counter()
-    logger.info("denoising %s", ", ".join(str(path) for path in job.sources.values()))
-    if images is None:
-        images = load_subject(job.sources, settings.options, model.context_slices_)
-    names = model.contrasts_
-    X: Any = [images[None].data] if names is None else {name: [images[name].data] for name in names}
-    try:
-        denoised, noise_levels = model.denoise(X)
-    except ValueError as exc:
-        raise C2SInputError(next(iter(job.sources.values())), f"cannot denoise: {describe_exception(exc)}") from None
-    contrasts = (None,) if names is None else tuple(names)
-    volumes = [denoised[0]] if names is None else [denoised[name][0] for name in names]
-    levels = np.atleast_2d(noise_levels)[0]  # this subject's level of each contrast
-    results = []
-    for name, target in job.targets.items():
-        position = contrasts.index(name)
-        image = images[name]
-        output, complex_images = _output_images(image, volumes[position])
-        provenance = {
-            **settings.model_info,
-            "sigma": float(levels[position]),
-            "noise_model": model.noise_model_,
-            "images": image.meta.get("combine", "magnitude"),
-            "refinement": float(model.refinement),
-            "source_file": image.source.name,
-            "source_dataset": image.meta.get("dataset"),
-            **({} if name is None else {"contrast": name}),
-        }
-        save_image(
-            target,
-            output,
-            image,
-            provenance,
-            overwrite=settings.overwrite,
-            inputs=job.sources.values(),
-            complex_data=complex_images if settings.save_complex else None,
-        )
-        results.append(
-            {
-                "input": str(job.sources[name]),
-                "output": str(target),
-                **({} if name is None else {"contrast": name}),
-                "shape": list(image.data.shape),
-                "images": provenance["images"],
-                "sigma": provenance["sigma"],
-            }
-        )
-    seconds = round(time.perf_counter() - start, 3)
-    return [{**result, "seconds": seconds} for result in results]
-
-
-def _output_images(image: LoadedImage, denoised: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-    """What is written: the magnitude (on the RSS scale for combined k-space) and the complex images, if any."""
-    if image.meta.get("combine") != "complex":
-        return denoised.astype(image.data.dtype, copy=False), None
-    on_rss_scale = denoised * image.meta["rss_gain"]
-    return np.abs(on_rss_scale).astype(np.float32), on_rss_scale.astype(np.complex64)
+    return job.index, denoise_subject(model, job, settings)

@@ -100,13 +100,17 @@ def check_subject(images: Mapping[str | None, LoadedImage]) -> None:
             )
 
 
-def load_subject(subject: Subject, options: ReadOptions, context_slices: int | str) -> dict[str | None, LoadedImage]:
-    """Read the files of one subject, checking each volume's depth and the contrasts' shapes."""
+def load_subject(
+    subject: Subject, options: ReadOptions, context_slices: int | str | None
+) -> dict[str | None, LoadedImage]:
+    """Read the files of one subject, checking the contrasts' shapes and each volume's depth for training with
+    ``context_slices`` (None: for a fitted model, which denoises volumes of any depth, single images included)."""
     images = {}
     for name, path in subject.items():
         logger.info("reading %s", path if name is None else f"{path} ({name})")
         images[name] = load_image(path, options)
-        check_depth(images[name], context_slices)
+        if context_slices is not None:
+            check_depth(images[name], context_slices)
     check_subject(images)
     return images
 

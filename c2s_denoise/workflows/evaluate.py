@@ -8,7 +8,17 @@ from typing import Any
 
 import numpy as np
 
-from ..io import C2SInputError, ReadOptions, detect_format, load_image, parse_m4raw_name, probe_image, strip_suffix
+from ..io import (
+    C2SInputError,
+    ReadOptions,
+    detect_format,
+    is_dicom_folder,
+    load_image,
+    parse_m4raw_name,
+    probe_image,
+    strip_suffix,
+)
+from ..metrics import DEFAULT_SSIM
 from ._common import PathLike, Progress
 
 __all__ = ["evaluate_files"]
@@ -19,8 +29,8 @@ def _expand(paths: Iterable[PathLike]) -> list[Path]:
     out: list[Path] = []
     for item in paths:
         p = Path(item)
-        if p.is_dir():
-            found = sorted(f for f in p.iterdir() if f.is_file() and detect_format(f) is not None)
+        if p.is_dir() and not is_dicom_folder(p):  # a folder of files (a DICOM series folder is one image)
+            found = sorted(f for f in p.iterdir() if (f.is_file() and detect_format(f)) or is_dicom_folder(f))
             if not found:
                 raise C2SInputError(p, "folder holds no supported image files")
             out.extend(found)
@@ -73,6 +83,7 @@ def evaluate_files(
     references: Sequence[PathLike],
     *,
     reference_average: bool = False,
+    ssim: str = DEFAULT_SSIM,
     read_options: ReadOptions | None = None,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
@@ -84,7 +95,8 @@ def evaluate_files(
     ``<study>_<contrast><repetition>`` and the reference is the mean of all
     reference repetitions of the same study and contrast (M4Raw's
     multi-repetition average labels). The intensity range of each score is
-    the reference's ``max - min``.
+    the reference's ``max - min`` (PSNR, and SSIM "gaussian"); the "fastmri" SSIM takes the
+    reference's maximum, as fastMRI does.
 
     Parameters
     ----------
@@ -94,6 +106,11 @@ def evaluate_files(
         Reference files or folders.
     reference_average : bool, default False
         Average the references' repetitions per study and contrast.
+    ssim : {"gaussian", "fastmri"}, default "gaussian"
+        The SSIM: "gaussian" (:func:`c2s_denoise.metrics.ssim`, an 11-tap Gaussian window and
+        range ``max - min``) or "fastmri" (:func:`c2s_denoise.metrics.ssim_fastmri`, the
+        fastMRI challenge's: 7 x 7 uniform window, range ``max``, per volume), to compare with
+        published fastMRI numbers.
     read_options : ReadOptions, optional
         How both sides are read (e.g. the same crop).
     progress : callable, optional
@@ -102,16 +119,17 @@ def evaluate_files(
     Returns
     -------
     dict
-        ``results`` (file, references, psnr, ssim, data_range per file) and
-        their means.
+        ``results`` (file, references, psnr, ssim, data_range per file),
+        their means, and ``ssim_convention`` (which SSIM it is).
 
     Raises
     ------
     C2SInputError
         For unreadable files, missing references, or shapes that differ.
     """
-    from ..metrics import data_range, psnr, ssim
+    from ..metrics import data_range, psnr, ssim_function
 
+    score_ssim = ssim_function(ssim)
     options = read_options or ReadOptions()
     files = _expand(denoised)
     refs = _expand(references)
@@ -141,7 +159,7 @@ def evaluate_files(
                 "file": str(path),
                 "reference": [str(r) for r in ref_paths],
                 "psnr": psnr(image, reference),
-                "ssim": ssim(image, reference),
+                "ssim": score_ssim(image, reference),
                 "data_range": data_range(reference),
             }
         )
@@ -150,6 +168,7 @@ def evaluate_files(
     return {
         "command": "evaluate",
         "reference_average": reference_average,
+        "ssim_convention": ssim,
         "n_files": len(results),
         "mean_psnr": float(np.mean([r["psnr"] for r in results])),
         "mean_ssim": float(np.mean([r["ssim"] for r in results])),

@@ -24,6 +24,7 @@ from ._common import (
     estimator_class,
     item_error,
     logger,
+    torch_threads,
 )
 from ._distributed import distributed_run, ranks_agree
 from .contrasts import (
@@ -50,6 +51,7 @@ def fit_files(
     resume: PathLike | None = None,
     trust_pickle: bool = False,
     stream: bool = False,
+    threads: int | None = None,
 ) -> dict[str, Any]:
     """Fit a C2S model on image files and save it.
 
@@ -97,6 +99,8 @@ def fit_files(
         system's temporary folder (``TMPDIR``), removed at the end, and the
         estimator reads its statistics and training patches from there (see
         :mod:`c2s_denoise.estimator._lazy_layouts`). The model is the same as without.
+    threads : int, optional
+        Torch threads for the fit (default: torch's choice).
 
     Returns
     -------
@@ -138,18 +142,24 @@ def fit_files(
     params = dict(params or {})
     if stream and isinstance(inputs, Mapping):
         raise C2SInputError(None, "stream=True trains single-contrast models; give the files without contrasts")
-    with distributed_run(params.get("device")) as rank, VolumeCache() if stream else contextlib.nullcontext() as cache:
+    if threads is not None and int(threads) < 1:
+        raise C2SInputError(None, f"threads={threads} must be at least 1")
+    with (
+        torch_threads(threads),
+        distributed_run(params.get("device")) as rank,
+        VolumeCache() if stream else contextlib.nullcontext() as cache,
+    ):
         with ranks_agree("reading the inputs"):
             prepared = _prepare(
                 inputs, model_path, params, read_options, overwrite, progress, resume, trust_pickle, rank, cache
             )
         names, subjects, paths, out, images, model = prepared
-        volumes = [image.data for image in images]
+        volumes = [volume for image in images for volume in image.volumes]  # a 4-D series: one item per volume
         X: Any = volumes if names is None else {name: volumes[i :: len(names)] for i, name in enumerate(names)}
         start_time = time.perf_counter()
         try:
             model.fit(X)
-        except ValueError as exc:  # includes scikit-learn's InvalidParameterError
+        except ValueError as exc:  # includes InvalidParameterError (a bad parameter)
             raise item_error(exc, [next(iter(subject.values())) for subject in subjects], "cannot fit") from None
         except FloatingPointError as exc:
             raise C2SInputError(
@@ -214,6 +224,9 @@ def _prepare(
         context = _param(params, None, "context_slices") if resumed is None else resumed.context_slices_
         read = load_subject(subject, options, context)
         for image in read.values():
+            if image.data.ndim == 4 and (names is not None or cache is not None):
+                what = "contrasts=..." if names is not None else "stream=True"
+                raise C2SInputError(image.source, f"a 4-D series cannot be fitted with {what} yet; give 3-D volumes")
             if cache is not None:
                 image.data = cache.add(image.data)
                 # the RSS gain of combined k-space (half a volume in float32) serves apply, not a fit
@@ -244,13 +257,17 @@ def _input_entries(
     sigmas = [float(s) for s in np.asarray(model.sigma_).ravel()]
     methods = [str(m) for m in np.asarray(model.sigma_methods_).ravel()]
     entries = []
-    for index, (path, image, method) in enumerate(zip(paths, images, methods, strict=True)):
+    first = 0  # the file's first item (a 4-D series is one item per volume)
+    for index, (path, image) in enumerate(zip(paths, images, strict=True)):
+        count = len(image.volumes)
         entry = {
             "file": str(path),
             "shape": list(image.data.shape),
             "images": image.meta.get("combine", "magnitude"),
-            "noise_estimator": method,
+            "noise_estimator": methods[first],
+            **({"sigma_per_volume": sigmas[first : first + count]} if image.data.ndim == 4 else {}),
         }
+        first += count
         if names is not None:
             entry.update(contrast=names[index % len(names)], subject=index // len(names), sigma=sigmas[index])
         entries.append(entry)

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from ..estimator._noise_levels import coils, effective_coils
 from ..io import C2SInputError, ReadOptions, detect_format, load_image
 from ._common import PathLike, Progress, check_inputs
 
@@ -19,7 +20,7 @@ def estimate_noise_files(
     *,
     read_options: ReadOptions | None = None,
     progress: Progress | None = None,
-    n_coils: int = 1,
+    n_coils: float | str = "auto",
     noise_model: str = "auto",
 ) -> dict[str, Any]:
     """Estimate the noise level of each file with every estimator, and say which ``auto`` uses.
@@ -34,15 +35,19 @@ def estimate_noise_files(
         covariance of files with k-space is reported beside it.
     progress : callable, optional
         Called as ``progress(done, total)`` after each file.
-    n_coils : int, default 1
-        Coils behind a root-sum-of-squares magnitude image (background estimator).
+    n_coils : float or "auto", default "auto"
+        Coils behind a root-sum-of-squares magnitude image (background, foreground and ``auto``
+        estimators; Rayleigh is the one-coil estimator). ``"auto"`` fits the effective number to
+        each file's air, as :class:`~c2s_denoise.C2SDenoiser` does with ``n_coils="auto"`` (one coil
+        for complex images, Gaussian noise, or a file without enough air, with a warning).
     noise_model : {"auto", "gaussian", "rician", "ncchi"}, default "auto"
         As :class:`~c2s_denoise.C2SDenoiser`'s ``noise_model``, for the ``auto`` choice.
 
     Returns
     -------
     dict
-        ``results``: per file its shape, ``images`` ("magnitude" or "complex"), ``sigma_<method>``
+        ``results``: per file its shape, ``images`` ("magnitude" or "complex"), ``n_coils`` (the
+        coils the magnitude estimators assumed) and ``n_coils_from`` ("given" or "auto"), ``sigma_<method>``
         for the wavelet, background, foreground and Rayleigh estimators (None with a
         ``<method>_error`` when an estimator cannot work on the image), ``auto`` (the noise
         model, estimator and level that ``sigma="auto"`` uses) and, for files with k-space,
@@ -64,21 +69,23 @@ def estimate_noise_files(
             "shape": list(data.shape),
             "images": "complex" if is_complex else "magnitude",
         }
+        try:
+            fitted = _coils(data, n_coils, noise_model, str(path))
+            model = resolve_noise_model([data], noise_model, n_coils=fitted)
+        except ValueError as exc:
+            raise C2SInputError(path, str(exc)) from None
+        n = coils(model, fitted)  # the estimator's rule: the coils count for noncentral chi noise only
+        entry["n_coils"], entry["n_coils_from"] = float(n), "auto" if n_coils == "auto" else "given"
         for method in ("wavelet", "background", "foreground", "rayleigh"):
             try:
                 if is_complex and method != "wavelet":
                     raise ValueError("a magnitude-image estimator; the complex images have Gaussian noise")
-                coils = 1 if method == "rayleigh" else n_coils
-                entry[f"sigma_{method}"] = float(estimate_sigma(data, method, n_coils=coils))
+                entry[f"sigma_{method}"] = float(estimate_sigma(data, method, n_coils=1 if method == "rayleigh" else n))
             except ValueError as exc:
                 entry[f"sigma_{method}"] = None
                 entry[f"{method}_error"] = str(exc)
         try:
-            model = resolve_noise_model([data], noise_model, n_coils=n_coils)
-        except ValueError as exc:
-            raise C2SInputError(path, str(exc)) from None
-        try:
-            level, chosen = auto_noise_level(data, model, n_coils=n_coils)
+            level, chosen = auto_noise_level(data, model, n_coils=n)
         except ValueError as exc:
             level, chosen = None, None
             entry["auto_error"] = str(exc)
@@ -103,3 +110,13 @@ def estimate_noise_files(
         if progress:
             progress(index + 1, len(paths))
     return {"command": "estimate-noise", "n_files": len(results), "results": results}
+
+
+def _coils(data: np.ndarray, n_coils: float | str, noise_model: str, name: str) -> float:
+    """The coils behind ``data``: ``n_coils`` as given, or for ``"auto"`` the estimator's rule (fitted to the air of
+    magnitude images, one coil for Gaussian noise)."""
+    if n_coils != "auto":
+        return float(n_coils)
+    if noise_model == "gaussian":
+        return 1.0
+    return effective_coils([data], names=name)
