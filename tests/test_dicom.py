@@ -477,3 +477,18 @@ def test_cli_refuses_a_bad_dicom_input_before_writing(case: str, fitted: tuple[P
     assert "\n" not in message and message.startswith(f"error: {path}"), message
     assert re.search(problem, message), message
     assert not out.exists() or list(out.rglob("*")) == []  # nothing written, not even the good input's output
+
+
+@pytest.mark.parametrize("series", ["MR2", "MR700"])
+def test_every_file_of_pydicoms_dicomdir_mr_series_goes_in(series: str) -> None:
+    """Each file of ``dicomdirtests/98892003/MR2`` (three series in one folder) and ``MR700`` (radial slices)
+    loads as an image with its rescaled values; the folders themselves are refused with one line (tested above)."""
+    folder = MR_SMALL.parent / "dicomdirtests" / "98892003" / series
+    files = sorted(path for path in folder.iterdir() if path.is_file())
+    assert len(files) == 7
+    for path in files:
+        image = load_image(path)
+        ds = pydicom.dcmread(path)
+        expected = ds.pixel_array * float(getattr(ds, "RescaleSlope", 1)) + float(getattr(ds, "RescaleIntercept", 0))
+        assert image.format == "dicom" and image.data.shape == (1, *expected.shape)
+        np.testing.assert_allclose(image.data[0], expected, rtol=1e-6)
