@@ -14,6 +14,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from _mri_files import centered_fft2, coil_sensitivities, known_volume, write_fastmri
 from typer.testing import CliRunner
 
 from c2s_denoise import C2SDenoiser
@@ -400,3 +401,36 @@ def test_cli_estimate_noise_reports_kspace_noise(kfiles: dict) -> None:
     assert np.linalg.norm(covariance - truth) / np.linalg.norm(truth) < 0.15
     assert 0.1 < noise["max_correlation"] < 0.9
     assert {p: sha256(p) for p in kfiles["files"]} == kfiles["sums"]
+
+
+def _kspace(volume: np.ndarray, coils: int = 4) -> np.ndarray:
+    maps = coil_sensitivities(coils, *volume.shape[-2:])
+    return centered_fft2(volume[:, None] * maps[None]).astype(np.complex64)
+
+
+@pytest.mark.parametrize("axis", [-1, -2])
+def test_undersampled_kspace_is_refused_with_one_line_and_zero_padding_is_not(tmp_path: Path, axis: int) -> None:
+    """Skipped phase encodes (R = 4 outside 8 calibration lines) are refused, by the reader and the CLI, before
+    anything is written; zero padding at the edges of fully sampled k-space (as in fastMRI knee files) is read."""
+    volume = known_volume(slices=2, height=32, width=40)
+    kspace = _kspace(volume)
+    lines = kspace.shape[axis]
+    keep = np.zeros(lines, dtype=bool)
+    keep[::4] = True
+    keep[lines // 2 - 4 : lines // 2 + 4] = True
+    shape = [1] * kspace.ndim
+    shape[axis] = lines
+    undersampled = write_fastmri(tmp_path / "r4.h5", volume, kspace=kspace * keep.reshape(shape))
+    with pytest.raises(C2SInputError, match=r"r4\.h5: kspace is undersampled \(\d+ of \d+ k-space (columns|rows)"):
+        load_image(undersampled, ReadOptions(combine="complex"))
+    with pytest.raises(C2SInputError, match="kspace is undersampled"):
+        load_image(undersampled, ReadOptions(combine="rss"))
+    padded = kspace.copy()
+    index = [slice(None)] * kspace.ndim
+    index[axis] = slice(0, 5)
+    padded[tuple(index)] = 0  # zero padding on one edge: fully sampled
+    image = load_image(write_fastmri(tmp_path / "padded.h5", volume, kspace=padded), ReadOptions(combine="complex"))
+    assert image.data.shape[0] == 2
+    result = invoke("fit", undersampled, "-o", tmp_path / "m.c2s", *TINY)
+    assert result.exit_code == 1 and "r4.h5: kspace is undersampled" in result.stderr
+    assert "--h5-dataset" in result.stderr and not (tmp_path / "m.c2s").exists()

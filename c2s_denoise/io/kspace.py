@@ -26,6 +26,7 @@ __all__ = [
     "images_from_kspace",
     "kspace_noise_covariance",
     "rss",
+    "undersampling",
 ]
 
 #: A noise-only scan stored beside the k-space, complex ``(coils, samples)``.
@@ -74,8 +75,15 @@ def rss(coil_images: np.ndarray, axis: int = 0) -> np.ndarray:
     return np.sqrt(np.sum(np.abs(coil_images) ** 2, axis=axis))
 
 
+#: Interior k-space lines (between the first and the last sampled one) that may be zero in fully sampled data.
+_MAX_ZERO_LINES = 0.05
+
+
 def check_kspace(dataset: Any, path: Path) -> None:
-    """K-space must be complex, non-empty, ``(slices, H, W)`` or ``(slices, coils, H, W)`` (reads no data)."""
+    """K-space must be complex, non-empty, ``(slices, H, W)`` or ``(slices, coils, H, W)``, and fully sampled.
+
+    Reads the middle slice only (:func:`undersampling`).
+    """
     shape = dataset.shape
     if len(shape) not in (3, 4):
         raise C2SInputError(
@@ -87,6 +95,39 @@ def check_kspace(dataset: Any, path: Path) -> None:
         raise C2SInputError(path, f"kspace has non-complex type {dataset.dtype}; complex k-space is expected")
     if 0 in shape:
         raise C2SInputError(path, f"kspace is empty (shape {shape})")
+    problem = undersampling(np.asarray(dataset[shape[0] // 2]))
+    if problem:
+        raise C2SInputError(
+            path,
+            f"kspace is undersampled ({problem}); C2S denoises fully sampled k-space or reconstructed images: "
+            "reconstruct it first (SENSE, GRAPPA, compressed sensing), or read a stored reconstruction with "
+            "h5_dataset=...",
+        )
+
+
+def undersampling(kspace_slice: np.ndarray) -> str | None:
+    """How one k-space slice ``([coils,] H, W)`` is undersampled, or None when it is fully sampled.
+
+    Lines of either k-space axis that are exactly zero for every coil, between the first and the
+    last sampled line, are skipped phase encodes (uniform or random undersampling); zero lines at
+    the edges are zero padding (partial Fourier, asymmetric echo) and are allowed. More than
+    :data:`_MAX_ZERO_LINES` of the interior lines zero means undersampled.
+    """
+    power = np.abs(kspace_slice) ** 2
+    power = power.reshape(-1, *power.shape[-2:]).sum(axis=0)  # (H, W), coils summed
+    for axis, name in ((1, "columns"), (0, "rows")):
+        sampled = power.sum(axis=1 - axis) > 0  # is each line (a column, then a row) sampled?
+        lines = np.flatnonzero(sampled)
+        if len(lines) < 2:
+            continue
+        interior = sampled[lines[0] : lines[-1] + 1]
+        zero = int((~interior).sum())
+        if zero > _MAX_ZERO_LINES * len(interior):
+            return (
+                f"{zero} of {len(interior)} k-space {name} inside the sampled range are zero, "
+                f"an acceleration of about {len(interior) / (len(interior) - zero):.1f}"
+            )
+    return None
 
 
 def images_from_kspace(dataset: Any, path: Path) -> np.ndarray:
