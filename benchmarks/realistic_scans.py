@@ -102,7 +102,13 @@ def crop_rows(array: np.ndarray, height: int) -> np.ndarray:
 
 
 def kspace_table(
-    data, coils: tuple[int, ...], levels: tuple[str, ...], fit_coils: tuple[int, ...], workdir: Path, seed: int
+    data,
+    coils: tuple[int, ...],
+    levels: tuple[str, ...],
+    fit_coils: tuple[int, ...],
+    workdir: Path,
+    seed: int,
+    c2s_rows: tuple[str, ...] = ("complex", "rss", "oracle"),
 ):
     rows, figure = [], {}
     height, width = data.test.shape[1:]
@@ -162,6 +168,8 @@ def kspace_table(
                 ("C2S on RSS (CLI --combine rss)", ["--combine", "rss"]),
             ):
                 tag = "rss" if extra_args else "complex"
+                if tag not in c2s_rows:
+                    continue
                 fitted = cli(
                     "fit",
                     str(folder / "train.h5"),
@@ -192,6 +200,10 @@ def kspace_table(
                     apply_seconds=applied["outputs"][0]["seconds"],
                 )
                 figure[(n_coils, level, tag)] = output
+            if "oracle" not in c2s_rows:
+                figure[(n_coils, level, "noisy")] = noisy_rss
+                figure[(n_coils, level, "clean")] = clean
+                continue
             train_oracle = combine_coils(
                 centered_ifft2(train.kspace), noise_covariance=train.noise_covariance, sensitivities=train.coil_maps
             )
@@ -379,6 +391,7 @@ def draw(figure: dict, path: Path) -> None:
         ("complex", "C2S complex (default)"),
         ("clean", "noise-free RSS"),
     ]
+    panels = [(tag, title) for tag, title in panels if (n_coils, level, tag) in figure]
     clean = figure[(n_coils, level, "clean")]
     index = len(clean) // 2
     fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.8))
@@ -400,6 +413,13 @@ def main() -> None:
     parser.add_argument("--magnitude-coils", nargs="+", type=int, default=[1, 4, 8])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--suffix", default="")
+    parser.add_argument(
+        "--c2s-rows",
+        nargs="+",
+        default=["complex", "rss", "oracle"],
+        choices=["complex", "rss", "oracle"],
+        help="which C2S fits of the k-space table to run",
+    )
     args = parser.parse_args()
     start = time.perf_counter()
     data = load_mni152_axial()
@@ -407,7 +427,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as work:
         if "kspace" in args.tables:
             kspace_rows, figure = kspace_table(
-                data, tuple(args.coils), tuple(args.levels), tuple(args.fit_coils), Path(work), args.seed
+                data,
+                tuple(args.coils),
+                tuple(args.levels),
+                tuple(args.fit_coils),
+                Path(work),
+                args.seed,
+                tuple(args.c2s_rows),
             )
     if "magnitude" in args.tables:
         magnitude_rows = magnitude_table(data, tuple(args.magnitude_coils), args.seed)

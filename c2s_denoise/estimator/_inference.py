@@ -13,6 +13,7 @@ import torch
 
 from ..engine import denoise_images, resolve_device
 from ..metrics import data_range, psnr, sure_psnr
+from ..physics.complex_floor import complex_floor_error, shrink_complex_floor
 from ._channels import as_parts
 from ._layouts import is_label_vector, split_contrast_items, split_volumes
 from ._magnitude_path import from_network
@@ -161,8 +162,11 @@ class InferenceMixin:
                     float(self.floor_shrinkage),
                 )
                 position += depth
-        if is_complex:
-            return [(output[0] + 1j * output[1])[None] for output in outputs]
+        if is_complex:  # the air of a complex image comes out flat too (physics.complex_floor)
+            return [
+                _without_floor(output[0] + 1j * output[1], float(sigma[0]), float(self.floor_shrinkage))[None]
+                for output, sigma in zip(outputs, part_sigmas)
+            ]
         return outputs
 
     def _read_references(self, y, items: list[np.ndarray], names: tuple[str, ...] | None) -> list[np.ndarray]:
@@ -208,3 +212,15 @@ class InferenceMixin:
         replaced = item.astype(channel.dtype, copy=True)
         replaced[contrast] = channel
         return self._denoise_items([replaced], sigma_row[None], scale_row[None], [contrast])[0][contrast]
+
+
+def _without_floor(image: np.ndarray, sigma: float, shrinkage: float) -> np.ndarray:
+    """A denoised complex item with the floor of its remaining error removed (``floor_shrinkage``); input units.
+
+    Magnitudes below the input's noise level ``sigma`` are taken as air to measure the error (the
+    denoised tissue lies far above it).
+    """
+    if shrinkage <= 0 or sigma <= 0:
+        return image
+    error = complex_floor_error(image / sigma, threshold=1.0) * sigma
+    return shrink_complex_floor(image, error, shrinkage)

@@ -69,7 +69,10 @@ class C2SDenoiser(
         the estimate of ``A**2`` there is soft-thresholded by this many spreads of that error,
         measured on each denoised item from its values below the air's level (docs/method.md
         section 10). 0 keeps the exact unbiased inverse; the bias it leaves at amplitude ``A``
-        falls as ``1 / A``. Applied at ``transform``, so it can be changed after ``fit``.
+        falls as ``1 / A``. For complex images the same removes the floor that the remaining
+        error leaves in the magnitude of the air: ``|x|**2`` is estimated as
+        ``max(|z|**2 - t 2 s**2, 0)``, the error's spread ``s`` measured from the pixels below the
+        noise level. Applied at ``transform``, so it can be changed after ``fit``.
     refinement : float, default=0.0
         Detail refinement ``rho = sigma_target / sigma_data`` in ``[0, 1)``. 0 gives the MMSE
         denoiser; larger values keep a fraction ``rho**2`` of the noisy image's fine texture.
