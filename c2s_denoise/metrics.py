@@ -219,6 +219,22 @@ def _filter(stack: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     return out
 
 
+def _ssim_map(
+    img: np.ndarray,
+    ref: np.ndarray,
+    local_mean: Callable[[np.ndarray], np.ndarray],
+    c1: float,
+    c2: float,
+    norm: float = 1.0,
+) -> np.ndarray:
+    """The SSIM of each window: local means, (co)variances scaled by ``norm``, the stabilised ratio."""
+    mu_x, mu_y = local_mean(img), local_mean(ref)
+    var_x = norm * (local_mean(img * img) - mu_x**2)
+    var_y = norm * (local_mean(ref * ref) - mu_y**2)
+    cov = norm * (local_mean(img * ref) - mu_x * mu_y)
+    return (2 * mu_x * mu_y + c1) * (2 * cov + c2) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
+
+
 def ssim(
     image: np.ndarray,
     reference: np.ndarray,
@@ -258,14 +274,7 @@ def ssim(
     if peak <= 0:
         peak = 1.0
     kernel = _gaussian_kernel(sigma)
-    c1, c2 = (k1 * peak) ** 2, (k2 * peak) ** 2
-    mu_x, mu_y = _filter(img, kernel), _filter(ref, kernel)
-    var_x = _filter(img * img, kernel) - mu_x**2
-    var_y = _filter(ref * ref, kernel) - mu_y**2
-    cov = _filter(img * ref, kernel) - mu_x * mu_y
-    num = (2 * mu_x * mu_y + c1) * (2 * cov + c2)
-    den = (mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2)
-    smap = num / den
+    smap = _ssim_map(img, ref, lambda stack: _filter(stack, kernel), (k1 * peak) ** 2, (k2 * peak) ** 2)
     pad = kernel.size // 2
     if smap.shape[-2] > 2 * pad and smap.shape[-1] > 2 * pad:
         smap = smap[:, pad:-pad, pad:-pad]
@@ -324,13 +333,8 @@ def ssim_fastmri(image: np.ndarray, reference: np.ndarray, *, maxval: float | No
     if min(img.shape[-2:]) < size:
         raise ValueError(f"the fastMRI SSIM needs slices of at least {size} x {size} pixels, got {img.shape[-2:]}")
     peak = float(ref.max()) if maxval is None else float(maxval)
-    c1, c2 = (0.01 * peak) ** 2, (0.03 * peak) ** 2
-    norm = size * size / (size * size - 1.0)
-    mu_x, mu_y = _box_mean(img, size), _box_mean(ref, size)
-    var_x = norm * (_box_mean(img * img, size) - mu_x**2)
-    var_y = norm * (_box_mean(ref * ref, size) - mu_y**2)
-    cov = norm * (_box_mean(img * ref, size) - mu_x * mu_y)
-    smap = (2 * mu_x * mu_y + c1) * (2 * cov + c2) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
+    norm = size * size / (size * size - 1.0)  # sample covariances, as scikit-image
+    smap = _ssim_map(img, ref, lambda stack: _box_mean(stack, size), (0.01 * peak) ** 2, (0.03 * peak) ** 2, norm)
     return float(np.mean(smap.mean(axis=(-2, -1))))
 
 

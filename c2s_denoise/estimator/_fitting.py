@@ -29,7 +29,7 @@ from ._channels import as_parts, resolve_context_slices
 from ._layouts import check_kind, item_scales
 from ._lazy_layouts import lazy_statistics, lazy_volumes, volume_depth
 from ._magnitude_path import air_factor
-from ._noise_levels import effective_coils, warn_if_correlated
+from ._noise_levels import resolve_coils, warn_if_correlated
 from ._reading import Items, Names
 from ._volumes import check_volumes, resolve_spatial_dims
 from .rules import kind_mismatch
@@ -112,9 +112,7 @@ class FittingMixin:
         (:func:`~c2s_denoise.estimator._noise_levels.effective_coils`); a warm start keeps the fitted number."""
         if self._continues_a_fit():
             return self.n_coils_
-        if self.n_coils == "auto":
-            return 1.0 if self.noise_model == "gaussian" else effective_coils(volumes, pool=pool)
-        return float(self.n_coils)
+        return resolve_coils(self.n_coils, self.noise_model, volumes, pool=pool)
 
     def _resolve_correction(self) -> str:
         """``magnitude_correction`` for this fit: a warm start must keep the fitted one."""

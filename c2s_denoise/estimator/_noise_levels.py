@@ -25,6 +25,7 @@ __all__ = [
     "MIN_RELATIVE_SIGMA",
     "coils",
     "effective_coils",
+    "resolve_coils",
     "warn_if_correlated",
     "has_air_and_object",
     "noise_level",
@@ -61,6 +62,16 @@ def has_air_and_object(volume: np.ndarray, n_coils: float, sigma: float) -> bool
         return False
     above = np.count_nonzero(values > sigma * math.sqrt(2.0 * gammaincinv(n_coils, 0.999)))
     return bool(below / 0.9 >= 0.1 * values.size and above >= 0.05 * values.size)
+
+
+def resolve_coils(
+    n_coils: float | str, noise_model: str, volumes: list, names: str = "X", *, pool: bool = True
+) -> float:
+    """The coils behind the images: ``n_coils`` as given; for ``"auto"``, one under Gaussian noise, else
+    :func:`effective_coils` fitted to the air of ``volumes``."""
+    if n_coils != "auto":
+        return float(n_coils)
+    return 1.0 if noise_model == "gaussian" else effective_coils(volumes, names, pool=pool)
 
 
 def effective_coils(volumes: list, names: str = "X", *, pool: bool = True) -> float:

@@ -10,6 +10,7 @@ inf). Got 0 instead.").
 
 from __future__ import annotations
 
+import abc
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -42,11 +43,12 @@ class InvalidParameterError(ValueError, TypeError):
     """
 
 
-class Constraint:
+class Constraint(abc.ABC):
     """One thing a parameter may be: :meth:`accepts` a value or not; ``str()`` says what, for a message."""
 
+    @abc.abstractmethod
     def accepts(self, value: Any) -> bool:
-        raise NotImplementedError
+        """Whether ``value`` satisfies this constraint."""
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from ..estimator._noise_levels import coils, effective_coils
+from ..estimator._noise_levels import coils, resolve_coils
 from ..io import C2SInputError, ReadOptions, detect_format, load_image
 from ._common import PathLike, Progress, check_inputs
 
@@ -70,7 +70,7 @@ def estimate_noise_files(
             "images": "complex" if is_complex else "magnitude",
         }
         try:
-            fitted = _coils(data, n_coils, noise_model, str(path))
+            fitted = resolve_coils(n_coils, noise_model, [data], str(path))
             model = resolve_noise_model([data], noise_model, n_coils=fitted)
         except ValueError as exc:
             raise C2SInputError(path, str(exc)) from None
@@ -110,13 +110,3 @@ def estimate_noise_files(
         if progress:
             progress(index + 1, len(paths))
     return {"command": "estimate-noise", "n_files": len(results), "results": results}
-
-
-def _coils(data: np.ndarray, n_coils: float | str, noise_model: str, name: str) -> float:
-    """The coils behind ``data``: ``n_coils`` as given, or for ``"auto"`` the estimator's rule (fitted to the air of
-    magnitude images, one coil for Gaussian noise)."""
-    if n_coils != "auto":
-        return float(n_coils)
-    if noise_model == "gaussian":
-        return 1.0
-    return effective_coils([data], names=name)
