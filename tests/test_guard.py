@@ -59,7 +59,36 @@ def test_a_non_finite_loss_is_rolled_back_once_a_healthy_state_exists():
     assert module.w.item() == 14.0 and guard.rollbacks == 1
 
 
-def _train(sabotage_at=None, nan_at=None):
+def test_a_gradient_spike_in_the_first_window_after_the_warm_up_is_rolled_back():
+    """A dead head starts with a gradient a thousand times its usual size, right after the warm-up, before any window
+    has a loss to compare with (benchmarks/results/peer_collapse.md): the state at the end of the warm-up returns."""
+    module = Holder()
+    guard = DivergenceGuard(window=50, start=10)
+    for step in range(10):
+        assert not guard.check(step, 1.0, {"m": module}, gradient_norm=0.01)
+    for step in range(10, 20):  # norms up to 10x the warm-up's mean pass
+        module.w.data.fill_(step)
+        assert not guard.check(step, 1.0, {"m": module}, gradient_norm=0.01 if step % 2 else 0.1)
+    module.w.data.fill_(-1.0)
+    assert guard.check(20, 1.2, {"m": module}, gradient_norm=5.0)  # 500x the warm-up's mean norm
+    assert module.w.item() == 10.0 and guard.rollbacks == 1 and guard.lr_scale == 0.5
+
+
+def test_the_gradient_reference_follows_the_last_healthy_window():
+    """After a healthy window its mean norm is the reference: a spike 100x above it is caught even when it is not
+    100x above the (larger) warm-up norms."""
+    module = Holder()
+    guard = DivergenceGuard(window=10, start=5)
+    for step in range(5):
+        guard.check(step, 1.0, {"m": module}, gradient_norm=1.0)
+    for step in range(5, 25):
+        module.w.data.fill_(step)
+        assert not guard.check(step, 1.0, {"m": module}, gradient_norm=0.001)
+    assert guard.check(25, 1.0, {"m": module}, gradient_norm=0.5)  # 500x the window's 0.001, half the warm-up's
+    assert module.w.item() == 24.0
+
+
+def _train(sabotage_at=None, nan_at=None, spike_at=None):
     torch.manual_seed(0)
     network = NoiseConditionedUNet(width=4, depth=2)
     gdsm = GDSMStep(NoiseSchedule("added", 1.5), GDSMLoss())
@@ -70,6 +99,8 @@ def _train(sabotage_at=None, nan_at=None):
                 for parameter in net.parameters():
                     parameter.mul_(50.0)
         loss = gdsm(net, patches, sigma, generator, progress)
+        if spike_at is not None and round(progress * 300) == spike_at:
+            loss = loss * 1e5  # a gradient 1e5 times its size (clipped, but Adam's step still jumps)
         return loss * float("nan") if nan_at is not None and round(progress * 300) == nan_at else loss
 
     return _run(network, loss_step, max_iter=300)
@@ -100,6 +131,13 @@ def test_a_blown_up_run_is_rolled_back_and_a_healthy_one_untouched():
     tail_sabotaged = sum(sabotaged.loss_curve[-50:]) / 50
     assert tail_sabotaged < 1.5 * tail_healthy, (tail_healthy, tail_sabotaged)
     assert all(torch.isfinite(p).all() for p in sabotaged.network.parameters())
+
+
+def test_a_gradient_spike_right_after_the_warm_up_is_rolled_back_by_the_trainer():
+    """Step 30 lies in the first window after the 15-step warm-up (steps 15-64), which has no loss reference."""
+    result = _train(spike_at=30)
+    assert result.rollbacks == 1 and result.n_iter == 300
+    assert _train().rollbacks == 0
 
 
 def test_a_nan_loss_after_the_warm_up_is_rolled_back_by_the_trainer():

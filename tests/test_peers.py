@@ -258,6 +258,25 @@ def test_a_peer_is_the_engine_step_loss_itself(tiny_data, monkeypatch):
     torch.testing.assert_close(seen["images"][0], torch.from_numpy(np.stack([noisy[0], 2 * noisy[0]])).float())
 
 
+def test_peers_that_collapse_at_c2s_learning_rate_train_at_their_own(tiny_data, monkeypatch):
+    # issue 20: at C2S's peak 5e-3, 8000-step Noise2Void and Neighbor2Neighbor fits collapse to
+    # c_skip * y (benchmarks/results/peer_collapse.md); train_peer gives them 2.5e-3 unless told
+    _, noisy = tiny_data
+    seen = {}
+
+    def fake_train_network(network, images, noise_levels, **kwargs):
+        seen.update(kwargs)
+
+    monkeypatch.setattr(peers.training, "train_network", fake_train_network)
+    expected = {"noise2void": 2.5e-3, "neighbor2neighbor": 2.5e-3, "r2r": 5e-3, "noise2self": 5e-3}
+    for name, learning_rate in expected.items():
+        loss = make_peer(name)
+        train_peer(loss, make_peer_network(width=4, depth=1, skip=loss.identity_skip), noisy, 0.1, max_iter=3)
+        assert seen["config"].learning_rate == pytest.approx(learning_rate), name
+    train_peer(Noise2VoidLoss(), make_peer_network(width=4, depth=1), noisy, 0.1, max_iter=3, learning_rate=1e-3)
+    assert seen["config"].learning_rate == pytest.approx(1e-3)
+
+
 def test_training_is_deterministic_under_a_seed(tiny_data):
     _, noisy = tiny_data
     curves = []

@@ -53,6 +53,9 @@ class PeerLoss:
     #: False for losses whose network must not have the U-Net's identity skip path (the
     #: blind-spot losses); pass it to :func:`~peers.training.make_peer_network` as ``skip``.
     identity_skip: ClassVar[bool] = True
+    #: Peak learning rate that :func:`~peers.training.train_peer` uses for this loss when the
+    #: caller passes none; None: C2S's default (5e-3).
+    learning_rate: ClassVar[float | None] = None
 
     @property
     def stationary(self) -> bool:

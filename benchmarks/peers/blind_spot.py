@@ -258,6 +258,11 @@ class Noise2VoidLoss(BlindSpotLoss):
     """
 
     name: ClassVar[str] = "noise2void"
+    #: At C2S's 5e-3 an 8000-step fit collapses for good a few hundred steps after the warm-up
+    #: (issue 20, benchmarks/results/peer_collapse.md): a gradient spike drives the U-Net head's
+    #: SiLU inputs to large negative values, no gradient passes any more and the output stays
+    #: ``c_skip * y``. 2.5e-3 trains without it.
+    learning_rate: ClassVar[float | None] = 2.5e-3
 
     def __init__(self, spacing: int = 8, radius: int = 2) -> None:
         super().__init__(spacing=spacing, shared_offset=False, replacement="neighbour", radius=radius)

@@ -80,6 +80,9 @@ class Neighbor2NeighborLoss(PeerLoss):
     """
 
     name: ClassVar[str] = "neighbor2neighbor"
+    #: At C2S's 5e-3 an 8000-step fit collapses for good near step 1650 (issue 20, the same dead
+    #: SiLU head as Noise2Void's, see benchmarks/results/peer_collapse.md); 2.5e-3 trains without it.
+    learning_rate: ClassVar[float | None] = 2.5e-3
 
     def __init__(self, gamma: float = 2.0, ramp: bool = True) -> None:
         self.gamma = float(gamma)

@@ -166,7 +166,7 @@ def train_peer(
     max_iter: int,
     batch_size: int = _C2S_DEFAULTS["batch_size"],
     patch_size: int = _C2S_DEFAULTS["patch_size"],
-    learning_rate: float = _C2S_DEFAULTS["learning_rate"],
+    learning_rate: float | None = None,
     weight_decay: float = TrainingConfig.weight_decay,
     warmup_fraction: float = TrainingConfig.warmup_fraction,
     final_lr_fraction: float = TrainingConfig.final_lr_fraction,
@@ -201,9 +201,12 @@ def train_peer(
         Clean images of the shapes of ``images``, required by losses with ``needs_clean``
         (Noise2Clean); they travel as extra channels after the noisy ones, so they are cut into
         the same patches, with the same flips, as the noisy images.
-    max_iter, batch_size, patch_size, learning_rate, weight_decay, warmup_fraction, \
-final_lr_fraction, ema_decay, grad_clip, augment
+    max_iter, batch_size, patch_size, weight_decay, warmup_fraction, final_lr_fraction, ema_decay, \
+grad_clip, augment
         As in :class:`~c2s_denoise.engine.TrainingConfig`.
+    learning_rate : float, optional
+        Peak learning rate; None: the loss's own (``loss.learning_rate``, Noise2Void's and
+        Neighbor2Neighbor's 2.5e-3), else C2S's default.
     precision : {"auto", "float32", "bfloat16"}, default="auto"
         Training arithmetic, as ``C2SDenoiser(precision=...)``: peers and C2S train alike.
     seed : int, default=0
@@ -233,6 +236,8 @@ final_lr_fraction, ema_decay, grad_clip, augment
         sampled = [torch.cat([n, c]) for n, c in zip(noisy_images, clean_images)]
     else:
         sampled = noisy_images
+    if learning_rate is None:
+        learning_rate = loss.learning_rate if loss.learning_rate is not None else _C2S_DEFAULTS["learning_rate"]
     config = TrainingConfig(
         max_iter=max_iter,
         max_time=None,

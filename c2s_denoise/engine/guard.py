@@ -6,13 +6,24 @@ thousands of steps: the loss spikes by orders of magnitude and the network can e
 MNI152 (``benchmarks/results/time_budget_sigma25.md``): a 63 720-step C2S fit and a 75 240-step
 Noise2Clean fit both spiked between steps 6 000 and 8 000 and finished at the noisy input's PSNR.
 
-:class:`DivergenceGuard` watches the mean loss over windows of steps. After the warm-up it
-snapshots the network, optimiser and EMA at the end of every healthy window, and when a window's
-mean loss exceeds ``tolerance`` times the best window mean so far, or a single step's loss
-exceeds ``spike`` times it, it restores the last snapshot and halves the learning rate for the
-rest of the run. The steps lost count against the budget (``max_iter`` is not extended). A
-non-finite loss is rolled back at any step once a snapshot exists; before that (during the
-warm-up) there is no healthy state to return to, and the trainer stops with an error.
+:class:`DivergenceGuard` watches the mean loss over windows of steps, and the gradient norm. It
+snapshots the network, optimiser and EMA at the end of the warm-up and at the end of every healthy
+window after it, and when a window's mean loss exceeds ``tolerance`` times the best window mean so
+far, or a single step's loss exceeds ``spike`` times it, or a step's gradient norm (before clipping)
+exceeds ``gradient_spike`` times the mean norm of the last healthy window (of the warm-up, before
+the first), it restores the last snapshot and halves the learning rate for the rest of the run. The
+steps lost count against the budget (``max_iter`` is not extended). A non-finite loss is rolled back
+at any step once a snapshot exists; before that (during the warm-up) there is no healthy state to
+return to, and the trainer stops with an error.
+
+The gradient norm is the early sign of the "dead head" (``benchmarks/results/peer_collapse.md``):
+a step's gradient grows a thousandfold within a few steps (0.005 to 454 for Neighbor2Neighbor at
+the peak learning rate), the large updates push the input of the network head's SiLU far below
+zero at every pixel, and from then on no gradient flows: the output is the skip term (about the
+noisy input) and the loss settles only 1.3-1.5 times above the healthy one, inside the loss
+tolerance, and, right after the warm-up, inside the first window, which has no reference yet. In a
+3000-step C2S control in the same loop the largest gradient norm was 0.040 (the peers' spikes: 454
+to 13,000).
 """
 
 from __future__ import annotations
@@ -39,49 +50,88 @@ class DivergenceGuard:
         A single step whose loss exceeds ``spike`` times the best window mean diverged at once.
     healthy : float, default=1.2
         Only windows whose mean is within ``healthy`` times the best are snapshotted.
+    gradient_spike : float, default=100.0
+        A step whose gradient norm exceeds ``gradient_spike`` times the reference norm diverged at
+        once (the reference: the mean norm of the last snapshotted window, or of the warm-up).
     """
 
     def __init__(
-        self, window: int, start: int, tolerance: float = 1.5, spike: float = 20.0, healthy: float = 1.2
+        self,
+        window: int,
+        start: int,
+        tolerance: float = 1.5,
+        spike: float = 20.0,
+        healthy: float = 1.2,
+        gradient_spike: float = 100.0,
     ) -> None:
         self.window = max(1, int(window))
         self.start = int(start)
         self.tolerance = float(tolerance)
         self.spike = float(spike)
         self.healthy = float(healthy)
+        self.gradient_spike = float(gradient_spike)
         self.best = math.inf
         self.rollbacks = 0
         self.lr_scale = 1.0
         self._sum = 0.0
         self._count = 0
+        self._norm_sum = 0.0
+        self._norm_count = 0
+        self._norm_reference = math.inf
         self._snapshot: dict | None = None
 
-    def check(self, step: int, loss: float, modules: dict[str, object]) -> bool:
-        """Record ``loss`` of ``step``; return True if the state in ``modules`` was rolled back.
+    def check(self, step: int, loss: float, modules: dict[str, object], gradient_norm: float | None = None) -> bool:
+        """Record ``loss`` (and ``gradient_norm``) of ``step``; return True if the state in ``modules`` was rolled
+        back.
 
         ``modules`` maps names to objects with ``state_dict``/``load_state_dict`` (network,
-        optimiser, EMA network): what a snapshot saves and a rollback restores.
+        optimiser, EMA network): what a snapshot saves and a rollback restores. ``gradient_norm``
+        is the step's total gradient norm before clipping (None: not watched).
         """
         if not math.isfinite(loss):  # never part of a window; the trainer raises when there is no snapshot
             return self._snapshot is not None and self._rollback(modules)
+        watch_norm = gradient_norm is not None and math.isfinite(gradient_norm)
         if step < self.start:
+            if watch_norm:  # the warm-up's mean norm is the reference of the first window
+                self._norm_sum += gradient_norm
+                self._norm_count += 1
             return False
+        if step == self.start or self._snapshot is None:  # the state at the end of the warm-up
+            self._snapshot = self._copy(modules)
+            self._close_norm_window()
         if self._snapshot is not None and math.isfinite(self.best) and not loss <= self.spike * self.best:
             return self._rollback(modules)
+        if watch_norm:
+            if gradient_norm > self.gradient_spike * self._norm_reference:
+                return self._rollback(modules)
+            self._norm_sum += gradient_norm
+            self._norm_count += 1
         self._sum += loss
         self._count += 1
         if self._count < self.window:
             return False
         mean = self._sum / self._count
         self._sum, self._count = 0.0, 0
-        if self._snapshot is not None and not mean <= self.tolerance * self.best:
+        if not mean <= self.tolerance * self.best:
             return self._rollback(modules)
-        if mean <= self.healthy * self.best or self._snapshot is None:
+        if mean <= self.healthy * self.best:
             # only clearly healthy windows are snapshotted, so that a run drifting towards a dead
             # network (between healthy and tolerance) is never saved as the state to return to
-            self._snapshot = {name: copy.deepcopy(module.state_dict()) for name, module in modules.items()}
+            self._snapshot = self._copy(modules)
+            self._close_norm_window()
+        self._norm_sum, self._norm_count = 0.0, 0
         self.best = min(self.best, mean)
         return False
+
+    def _close_norm_window(self) -> None:
+        """The mean gradient norm of the steps since the last snapshot becomes the reference (if there were any)."""
+        if self._norm_count:
+            self._norm_reference = self._norm_sum / self._norm_count
+        self._norm_sum, self._norm_count = 0.0, 0
+
+    @staticmethod
+    def _copy(modules: dict[str, object]) -> dict:
+        return {name: copy.deepcopy(module.state_dict()) for name, module in modules.items()}
 
     def _rollback(self, modules: dict[str, object]) -> bool:
         for name, module in modules.items():
@@ -89,4 +139,5 @@ class DivergenceGuard:
         self.rollbacks += 1
         self.lr_scale *= 0.5
         self._sum, self._count = 0.0, 0
+        self._norm_sum, self._norm_count = 0.0, 0
         return True

@@ -28,7 +28,7 @@ __all__ = [
     "TrainingConfig",
     "TrainingResult",
     "budget_fraction",
-    "finite_gradients",
+    "gradient_norm",
     "make_optimizer",
     "train_network",
     "warmup_cosine",
@@ -151,23 +151,22 @@ def warmup_cosine_fraction(fraction: float, warmup_fraction: float, final_fracti
 MAX_SKIPPED_IN_A_ROW = 50
 
 
-def finite_gradients(network: nn.Module, grad_clip: float | None) -> bool:
-    """Whether every gradient of ``network`` is finite; clips their total norm to ``grad_clip`` first.
+def gradient_norm(network: nn.Module, grad_clip: float | None) -> float:
+    """The total norm of ``network``'s gradients before clipping, after clipping them to ``grad_clip``.
 
-    A finite loss can still give a NaN or infinite gradient: torch's bfloat16 CPU kernels (oneDNN)
-    have been seen to return NaN weight gradients, now and then, for 3-D convolutions over inputs
-    of one or two slices. The optimiser must then skip the step: an update with a NaN gradient
-    makes every weight NaN, and a last step's NaN would reach the fitted model unseen by the
-    divergence guard (which watches the loss). One norm over all gradients, one host sync.
+    Not finite when a gradient is not (torch's bfloat16 CPU kernels have returned NaN weight
+    gradients for 3-D convolutions over one or two slices, with a finite loss): the optimiser then
+    skips the step, since a NaN update makes every weight NaN. The divergence guard watches the
+    norm for spikes. One norm over all gradients, one host sync.
     """
     parameters = [p for p in network.parameters() if p.grad is not None]
     if not parameters:
-        return True
+        return 0.0
     if grad_clip is not None:
         norm = torch.nn.utils.clip_grad_norm_(parameters, grad_clip)
     else:
         norm = torch.nn.utils.get_total_norm([p.grad for p in parameters])
-    return bool(torch.isfinite(norm))
+    return float(norm)
 
 
 def make_optimizer(network: nn.Module, config: TrainingConfig, device: torch.device) -> torch.optim.AdamW:
@@ -340,7 +339,8 @@ def train_network(
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             value = float(loss.detach())
-            stepped = finite_gradients(network, config.grad_clip)
+            norm = gradient_norm(network, config.grad_clip)
+            stepped = math.isfinite(norm)
             if stepped:
                 optimizer.step()
                 skipped_in_a_row = 0
@@ -360,7 +360,7 @@ def train_network(
             ema.update(network)
             if distributed:
                 value, agreed_elapsed = average_over_ranks([value, time.perf_counter() - start], device)
-            if config.divergence_guard and guard.check(step, value, guarded):
+            if config.divergence_guard and guard.check(step, value, guarded, norm if stepped else None):
                 result.rollbacks = guard.rollbacks
                 if verbose:
                     print(
