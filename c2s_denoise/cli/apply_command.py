@@ -12,6 +12,7 @@ from .machine import DeviceOpt, ThreadsOpt
 from .options import (
     ContrastOpt,
     GroupOpt,
+    NoiseMapOpt,
     OverwriteOpt,
     TrustPickleOpt,
     VerboseOpt,
@@ -71,8 +72,13 @@ def apply(
             show_default=False,
         ),
     ] = None,
+    noise_map: NoiseMapOpt = None,
     save_noise_map: Annotated[
-        bool, typer.Option("--save-noise-map", help="Also write the noise level of each voxel (<name>_noisemap).")
+        bool,
+        typer.Option(
+            "--save-noise-map",
+            help="Also write the noise level of each voxel (<name>_noisemap): the map used, with --noise-map.",
+        ),
     ] = False,
     save_residual: Annotated[
         bool, typer.Option("--save-residual", help="Also write input minus output (<name>_residual).")
@@ -126,6 +132,7 @@ def apply(
             scheduler=scheduler,
             scheduler_timeout=scheduler_timeout,
             mask=mask,
+            noise_map=noise_map,
             save_noise_map=save_noise_map,
             save_residual=save_residual,
             dtype=dtype,

@@ -14,6 +14,7 @@ from .options import (
     ContrastOpt,
     GroupOpt,
     NCoilsOpt,
+    NoiseMapOpt,
     NoiseModelOpt,
     OverwriteOpt,
     TrustPickleOpt,
@@ -92,6 +93,7 @@ def fit(
             show_default=False,
         ),
     ] = None,
+    noise_map: NoiseMapOpt = None,
     noise_model: NoiseModelOpt = None,
     n_coils: NCoilsOpt = None,
     refinement: Annotated[
@@ -185,6 +187,7 @@ def fit(
             trust_pickle=trust_pickle,
             stream=stream,
             threads=threads,
+            noise_map=noise_map,
         )
     if "rank" not in summary:  # under torchrun, rank 0 alone reports (and writes the model)
         emit(summary)

@@ -86,6 +86,18 @@ TrustPickleOpt = Annotated[
     ),
 ]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace existing output files.")]
+NoiseMapOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--noise-map",
+        metavar="FILE|auto",
+        help="Noise that varies across the image (accelerated or intensity-corrected scans): a file of the local "
+        "noise level (the input's shape and, for NIfTI, affine; read like the inputs), given once for every input "
+        "or once per input in the inputs' order; or auto to estimate a map per volume. Not with --sigma or "
+        "contrasts.",
+        show_default=False,
+    ),
+]
 #: A counter, ``-v`` or ``-vv`` (``--verbose`` counts too): it takes no value, so ``-v 1`` is ``-v`` and a file
 #: ``1``. ``metavar=""`` keeps the help from showing a value (Typer's rich help would show ``<int>``).
 VerboseOpt = Annotated[

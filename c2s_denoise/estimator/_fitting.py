@@ -30,6 +30,7 @@ from ._layouts import check_kind, item_scales
 from ._lazy_layouts import lazy_statistics, lazy_volumes, volume_depth
 from ._magnitude_path import air_factor
 from ._noise_levels import resolve_coils, warn_if_correlated
+from ._noise_maps import check_map_support, is_map_rule
 from ._reading import Items, Names
 from ._volumes import check_volumes, resolve_spatial_dims
 from .rules import kind_mismatch
@@ -54,6 +55,8 @@ class FittingMixin:
             self.magnitude_correction_ = self._resolve_correction()
             volumes = lazy_volumes(X) if names is None else None
             if volumes is not None:  # read on demand: statistics one volume at a time, patches as drawn
+                if is_map_rule(self.sigma):
+                    check_map_support(None, lazy=True)
                 if self.spatial_dims == 3:
                     raise ValueError(
                         "spatial_dims=3 trains on volumes held in memory; lazily readable volumes "
@@ -73,9 +76,12 @@ class FittingMixin:
                 if dims == 3:
                     check_volumes(items, self.depth)
                 is_complex = check_kind(items, None)
+                maps = self._noise_maps(items, names)
+                if maps is not None:  # white noise of one level per item from here on (_noise_maps)
+                    items = maps.flatten(items)
                 self.n_coils_ = self._resolve_coils([item[c] for item in items for c in range(item.shape[0])])
                 self.noise_model_ = resolve_noise_model(items, self.noise_model, n_coils=self.n_coils_)
-                sigmas, methods = self._noise_levels(items, names)
+                sigmas, methods = self._noise_levels(items, names, maps)
                 warn_if_correlated(items, sigmas, self.noise_model_, self.n_coils_)
                 scales = item_scales(items)
                 parts, part_sigmas, part_scales = as_parts(items, sigmas, scales, is_complex)

@@ -18,6 +18,7 @@ from ._channels import as_parts
 from ._layouts import is_label_vector, split_contrast_items, split_volumes
 from ._magnitude_path import from_network
 from ._noise_levels import MIN_RELATIVE_SIGMA, effective_coils, noise_level, sigma_rule
+from ._noise_maps import is_map_rule
 from ._reading import Items
 from ._volumes import volumes_to_slices
 
@@ -48,6 +49,11 @@ class InferenceMixin:
         n_coils = getattr(self, "n_coils_", None)
         if n_coils is None:
             n_coils = effective_coils([np.asarray(volume)]) if self.n_coils == "auto" else self.n_coils
+        if is_map_rule(rule):
+            raise ValueError(
+                "sigma gives noise maps, not one level: the level of each item is the median of its map "
+                "(sigma_ after fit); c2s_denoise.physics.noise.estimate_noise_map estimates a map"
+            )
         return noise_level(
             volume, rule, noise_model, noise_model_rule=self.noise_model, n_coils=n_coils, contrast=contrast
         )[0]
@@ -68,8 +74,11 @@ class InferenceMixin:
             The noise level used for each item (and contrast), in the input's units: the fixed
             ``sigma``, or the estimate made for that item (0 where an estimate failed).
         """
-        items, layout, names, sigmas, scales = self._read_fitted(X)
-        denoised = self._join(self._denoise_items(items, sigmas, scales), layout, names)
+        items, layout, names, sigmas, scales, maps = self._read_fitted(X)
+        denoised = self._denoise_items(items, sigmas, scales)
+        if maps is not None:
+            denoised = maps.restore(denoised)
+        denoised = self._join(denoised, layout, names)
         return denoised, (sigmas[:, 0] if names is None else sigmas)
 
     def score(self, X, y=None):
@@ -113,7 +122,7 @@ class InferenceMixin:
                 stacklevel=2,
             )
             return float(np.mean(self._reference_psnrs(X, y)))
-        items, _, _, sigmas, scales = self._read_fitted(X)
+        items, _, _, sigmas, scales, _ = self._read_fitted(X)  # with noise maps: scored on the flattened items
         denoised = self._denoise_items(items, sigmas, scales)
         contrasts = list(self._fitted_networks())
         return float(np.mean(self._sure_psnrs(items, denoised, sigmas, scales, contrasts)))
@@ -181,8 +190,10 @@ class InferenceMixin:
 
     def _reference_psnrs(self, X, y) -> list[float]:
         """PSNR of each denoised item (and target contrast) of ``X`` against the clean ``y``, with ``y``'s range."""
-        items, _, names, sigmas, scales = self._read_fitted(X)
+        items, _, names, sigmas, scales, maps = self._read_fitted(X)
         denoised = self._denoise_items(items, sigmas, scales)
+        if maps is not None:
+            items, denoised = maps.restore(items), maps.restore(denoised)
         references = self._read_references(y, items, names)
         return [
             psnr(output[c], reference[c], range_=data_range(np.abs(reference[c])) or 1.0)

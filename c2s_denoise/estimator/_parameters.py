@@ -21,7 +21,7 @@ import numpy as np
 
 from ..engine import LOSS_WEIGHTINGS, NOISE_SCHEDULES, PRECISIONS
 from ._magnitude_path import MAGNITUDE_CORRECTIONS
-from .rules import NOISE_MODELS, SIGMA_METHODS
+from .rules import MAP_METHODS, NOISE_MODELS, SIGMA_METHODS
 
 __all__ = [
     "PARAMETER_CONSTRAINTS",
@@ -133,7 +133,12 @@ RANDOM_STATE = [
 SIGMA_VALUE: list[Constraint] = [Interval(Real, 0, None, "neither"), _options(SIGMA_METHODS)]
 
 PARAMETER_CONSTRAINTS: dict[str, list[Constraint]] = {
-    "sigma": [*SIGMA_VALUE, _instance(dict)],
+    "sigma": [
+        *SIGMA_VALUE,
+        _instance(dict),
+        _options(MAP_METHODS),
+        InstanceOf((list, tuple, np.ndarray), "noise maps (a list of arrays, one per item, or an array like X)"),
+    ],
     "noise_model": [_options(NOISE_MODELS)],
     "n_coils": [Interval(Real, 1, None, "left"), _options(["auto"])],
     "magnitude_correction": [_options(MAGNITUDE_CORRECTIONS)],

@@ -12,6 +12,7 @@ import torch
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ..engine import NoiseConditionedUNet
+from ..physics.noise import resolve_noise_model
 from ._channels import network_inputs
 from ._layouts import (
     Layout,
@@ -26,7 +27,8 @@ from ._layouts import (
 )
 from ._lazy_layouts import is_lazy, lazy_network_inputs
 from ._magnitude_path import to_network
-from ._noise_levels import MIN_RELATIVE_SIGMA, noise_levels
+from ._noise_levels import MIN_RELATIVE_SIGMA, coils, noise_levels, resolve_coils
+from ._noise_maps import NoiseMaps, check_map_support, is_map_rule, noise_maps
 from ._volumes import check_volumes, slices_to_volumes
 from .rules import check_contrast_names
 
@@ -96,16 +98,26 @@ class ReadingMixin:
             check_min_depth([item.shape[1] for item in items], context_slices)
         return items, layout
 
-    def _read_fitted(self, X) -> tuple[list[np.ndarray], Layout, tuple[str, ...] | None, np.ndarray, np.ndarray]:
-        """``X`` for a fitted model: items, layout, contrast names, noise levels and intensity scales."""
+    def _read_fitted(
+        self, X
+    ) -> tuple[list[np.ndarray], Layout, tuple[str, ...] | None, np.ndarray, np.ndarray, NoiseMaps | None]:
+        """``X`` for a fitted model: items, layout, contrast names, noise levels, intensity scales and noise maps.
+
+        With noise maps (``sigma`` as arrays or ``"local"``) the items come flattened to one noise level
+        each (:class:`~c2s_denoise.estimator._noise_maps.NoiseMaps`), and the maps are returned to restore
+        the outputs; otherwise the maps are None.
+        """
         check_is_fitted(self)
         names = check_fitted_contrasts(self._contrast_names(), self.contrasts_)
         items, layout = self._split(X, names, reset=False, context_slices=None)  # thin volumes too
         if self._fitted_dims() == 3:
             check_volumes(items, self._fitted_networks_depth())
         check_kind(items, self.complex_input_)
-        sigmas, _ = self._noise_levels(items, names)
-        return items, layout, names, sigmas, item_scales(items)
+        maps = self._noise_maps(items, names, fitted=True)
+        if maps is not None:  # white noise of one level per item; the outputs are multiplied back (maps.restore)
+            items = maps.flatten(items)
+        sigmas, _ = self._noise_levels(items, names, maps)
+        return items, layout, names, sigmas, item_scales(items), maps
 
     @staticmethod
     def _join(items: list[np.ndarray], layout: Layout, names: tuple[str, ...] | None):
@@ -113,8 +125,37 @@ class ReadingMixin:
             return join_volumes([item[0] for item in items], layout)
         return join_contrast_items(items, layout, names)
 
-    def _noise_levels(self, items: list[np.ndarray], names: tuple[str, ...] | None) -> tuple[np.ndarray, np.ndarray]:
-        """Noise level of each item and contrast ``(n_items, n_contrasts)`` in input units, and how it was obtained."""
+    def _noise_maps(self, items: list[np.ndarray], names: Names, fitted: bool = False) -> NoiseMaps | None:
+        """The items' noise maps when ``sigma`` gives maps (arrays or ``"local"``), else None.
+
+        ``"local"`` estimates them under the fitted noise model (``fitted``), or, while fitting, the one
+        ``noise_model`` and ``n_coils`` give the raw items.
+        """
+        if not is_map_rule(self.sigma):
+            return None
+        check_map_support(names, lazy=False)
+        if fitted:
+            noise_model, n_coils = self.noise_model_, self.n_coils_
+        else:
+            n_coils = resolve_coils(self.n_coils, self.noise_model, [item[0] for item in items])
+            noise_model = resolve_noise_model(items, self.noise_model, n_coils=n_coils)
+        return noise_maps(
+            self.sigma,
+            items,
+            image_shape=self.image_shape,
+            noise_model=noise_model,
+            n_coils=coils(noise_model, n_coils),
+        )
+
+    def _noise_levels(
+        self, items: list[np.ndarray], names: tuple[str, ...] | None, maps: NoiseMaps | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Noise level of each item and contrast ``(n_items, n_contrasts)`` in input units, and how it was obtained.
+
+        With noise ``maps`` the items are flattened ones and their level is the maps' reference level.
+        """
+        if maps is not None:
+            return maps.levels[:, None].copy(), np.full((len(items), 1), maps.method)
         noise_model = getattr(self, "noise_model_", None)
         return noise_levels(
             items, names, self.sigma, noise_model, noise_model_rule=self.noise_model, n_coils=self.n_coils_

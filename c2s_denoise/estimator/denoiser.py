@@ -31,7 +31,8 @@ class C2SDenoiser(
 
     Parameters
     ----------
-    sigma : float, {"auto", "wavelet", "background", "foreground", "rayleigh"} or dict, default="auto"
+    sigma : float, {"auto", "wavelet", "background", "foreground", "rayleigh", "local"}, dict or arrays, \
+            default="auto"
         Noise standard deviation in the input's units, finite and > 0 (for complex or magnitude
         data: of each real component of the complex noise), or how to estimate it per
         image/volume: ``"wavelet"`` is the wavelet MAD estimator (the paper's),
@@ -43,6 +44,13 @@ class C2SDenoiser(
         (the choice is kept in ``sigma_methods_``). With ``contrasts``, a dict
         ``{contrast: float or method}`` sets it per contrast; a single value applies to every
         contrast (a method is then applied to each contrast separately).
+        Noise that varies across the image (parallel imaging's g-factor, a bias-field
+        correction): a noise map per item, an array of the item's shape holding the local level
+        (a list with one map per item, or an array in the layout of ``X``), or ``"local"`` to
+        estimate a map per item from the image alone. The item is divided by the map relative
+        to its median, denoised at that one level and multiplied back (docs/method.md section
+        11); for new images give their maps with ``set_params(sigma=[...])`` before
+        :meth:`transform`. Maps take one contrast and images held in memory.
     noise_model : {"auto", "gaussian", "rician", "ncchi"}, default="auto"
         Distribution of the noise. ``"gaussian"``: additive white Gaussian noise (complex data,
         real images with negative values). ``"rician"`` / ``"ncchi"``: magnitude images from
@@ -192,7 +200,8 @@ class C2SDenoiser(
         How magnitude noise was handled: ``magnitude_correction`` at fit time ("mean" for models
         saved before the stabilised path existed).
     sigma_methods_ : ndarray of str, same shape as ``sigma_``
-        How each noise level was obtained: an estimator's name, or "given".
+        How each noise level was obtained: an estimator's name, "given", or for noise maps "map"
+        (given) or "local" (estimated).
     network_ : torch.nn.Module
         The trained network (EMA weights), in evaluation mode. Only without ``contrasts``.
     spatial_dims_ : int
@@ -209,7 +218,8 @@ class C2SDenoiser(
     target_contrasts_ : tuple of str
         With ``contrasts``: the contrasts that have a network.
     sigma_ : ndarray of shape (n_volumes,) or (n_volumes, n_contrasts)
-        Noise level of each training image/volume (and contrast) in input units.
+        Noise level of each training image/volume (and contrast) in input units; with noise
+        maps, the median of each item's map.
     scales_ : ndarray of shape (n_volumes,) or (n_volumes, n_contrasts)
         Intensity scale (99.5th percentile of the magnitude) of each training image/volume
         (and contrast).

@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -156,9 +157,17 @@ def tensors_sha256(tensors: dict[str, torch.Tensor]) -> str:
 
 
 def _json_params(params: dict[str, Any]) -> dict[str, Any]:
-    """``get_params()`` as JSON values (tuples as lists; a RandomState instance is not kept)."""
+    """``get_params()`` as JSON values (tuples as lists; a RandomState instance and noise maps are not kept)."""
     out: dict[str, Any] = {}
     for key, value in params.items():
+        if key == "sigma" and isinstance(value, (list, tuple, np.ndarray)):
+            warnings.warn(
+                "sigma holds noise maps, which belong to the images, not to the model: the model file keeps "
+                "sigma='auto' in their place; give the maps of the images to denoise with set_params(sigma=[...])",
+                UserWarning,
+                stacklevel=4,
+            )
+            value = "auto"
         if isinstance(value, tuple):
             value = list(value)
         elif isinstance(value, np.random.RandomState):

@@ -1,6 +1,7 @@
 """Rules that the estimator and the file workflows share, each decided here once.
 
-- the names ``noise_model`` and ``sigma`` may take (:data:`NOISE_MODELS`, :data:`SIGMA_METHODS`);
+- the names ``noise_model`` and ``sigma`` may take (:data:`NOISE_MODELS`, :data:`SIGMA_METHODS`,
+  :data:`MAP_METHODS`);
 - complex or real input: :func:`image_kind` (all items alike) and :func:`kind_mismatch` (against a
   fitted model);
 - how many slices a training volume needs for ``context_slices`` neighbours each side:
@@ -21,6 +22,7 @@ from collections.abc import Sequence
 from ..physics.names import NOISE_ESTIMATORS
 
 __all__ = [
+    "MAP_METHODS",
     "NOISE_MODELS",
     "SIGMA_METHODS",
     "check_contrast_names",
@@ -34,6 +36,8 @@ __all__ = [
 NOISE_MODELS = ("auto", "gaussian", "rician", "ncchi")
 #: Names ``sigma`` may take instead of a level: "auto" (chosen per noise model) or an estimator.
 SIGMA_METHODS = ("auto", *NOISE_ESTIMATORS)
+#: Names ``sigma`` may take to estimate a noise map per item instead of one level ("local": the local estimator).
+MAP_METHODS = ("local",)
 
 
 def image_kind(kinds: Sequence[bool], expected: bool | None = None) -> bool:

@@ -2,9 +2,10 @@
 
 Beside each denoised file, on request and in the same format and geometry:
 
-- the **noise map**: the noise level used at each voxel, in the output's units (for k-space
-  combined as complex images, sigma times the RSS gain of each pixel; otherwise the file's sigma
-  everywhere, zero outside the mask);
+- the **noise map**: the noise level used at each voxel, in the output's units (the map the file
+  was denoised with, given or estimated, when it had one; for k-space combined as complex images,
+  sigma times the RSS gain of each pixel; otherwise the file's sigma everywhere; zero outside the
+  mask);
 - the **residual**: input minus output (what was removed);
 - for NIfTI outputs, always, a **JSON sidecar** with the model, the parameters, the versions and
   the input's SHA-256.
@@ -32,6 +33,7 @@ from ..io.atomic import atomic_write
 from ..io.errors import describe_exception
 from ..io.file_names import strip_suffix
 from ._common import PathLike, Subject, logger, torch_threads
+from ._noise_map_files import AUTO, estimated_maps, read_noise_map, using_maps
 from .contrasts import load_subject
 from .model_files import file_sha256
 
@@ -50,11 +52,13 @@ _BIDS_NAME = re.compile(r"^(?P<entities>(?:[a-zA-Z0-9]+-[a-zA-Z0-9]+_)+)(?P<suff
 
 @dataclass(frozen=True)
 class Job:
-    """One subject to denoise: its files by contrast, and the output of each contrast written."""
+    """One subject to denoise: its files by contrast, the output of each contrast written, and its noise map
+    (``"auto"``, the absolute path of a map file, or None)."""
 
     index: int
     sources: Subject
     targets: Subject
+    noise_map: str | None = None
 
 
 @dataclass(frozen=True)
@@ -145,8 +149,14 @@ def _output_images(image: LoadedImage, denoised: np.ndarray) -> tuple[np.ndarray
     return np.abs(on_rss_scale).astype(np.float32), on_rss_scale.astype(np.complex64)
 
 
-def _noise_map(image: LoadedImage, sigmas: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
-    """The noise level at each voxel, in the output's units (``sigmas``: one per volume of the file)."""
+def _noise_map(
+    image: LoadedImage, sigmas: np.ndarray, mask: np.ndarray | None, maps: list[np.ndarray] | None
+) -> np.ndarray:
+    """The noise level at each voxel, in the output's units (``sigmas``: one per volume of the file; ``maps``:
+    the noise map of each volume, when the file was denoised with maps)."""
+    if maps is not None:
+        level = np.stack(maps).reshape(image.data.shape).astype(np.float32)
+        return level if mask is None else np.where(mask, level, 0).astype(np.float32)
     per_volume = np.asarray(sigmas, dtype=np.float32).reshape(-1, *([1] * 3))  # (volumes, 1, 1, 1)
     level = np.broadcast_to(per_volume, (len(per_volume), *image.volumes[0].shape)).reshape(image.data.shape)
     if image.meta.get("combine") == "complex":
@@ -178,8 +188,9 @@ def denoise_subject(
     if names is not None and any(image.data.ndim == 4 for image in images.values()):
         raise C2SInputError(next(iter(job.sources.values())), "a 4-D series cannot be denoised with contrasts yet")
     X: Any = images[None].volumes if names is None else {name: [images[name].data] for name in names}
+    maps = _job_maps(model, job, images, settings.options)
     try:
-        with torch_threads(settings.threads):
+        with torch_threads(settings.threads), using_maps(model, maps):
             denoised, noise_levels = model.denoise(X)
     except ValueError as exc:
         raise C2SInputError(next(iter(job.sources.values())), f"cannot denoise: {describe_exception(exc)}") from None
@@ -212,6 +223,7 @@ def denoise_subject(
             "source_file": image.source.name,
             "source_dataset": image.meta.get("dataset"),
             "mask": settings.mask,
+            **({} if job.noise_map is None else {"noise_map_source": job.noise_map}),
             **({} if name is None else {"contrast": name}),
         }
         write = dict(overwrite=settings.overwrite, inputs=job.sources.values())
@@ -225,7 +237,7 @@ def denoise_subject(
         )
         extras = extra_outputs(target, job.sources[name], settings, image.format)
         if "noise_map" in extras:
-            noise_map = _noise_map(image, sigmas, mask)
+            noise_map = _noise_map(image, sigmas, mask, maps)
             save_image(extras["noise_map"], noise_map, image, {**provenance, "content": "noise map"}, **write)
         if "residual" in extras:
             residual = (read - output).astype(output.dtype)
@@ -241,11 +253,22 @@ def denoise_subject(
                 "shape": list(image.data.shape),
                 "images": provenance["images"],
                 "sigma": provenance["sigma"],
-                **{key: provenance[key] for key in ("sigma_per_volume",) if key in provenance},
+                **{key: provenance[key] for key in ("sigma_per_volume", "noise_map_source") if key in provenance},
             }
         )
     seconds = round(time.perf_counter() - start, 3)
     return [{**result, "seconds": seconds} for result in results]
+
+
+def _job_maps(
+    model: Any, job: Job, images: dict[str | None, LoadedImage], options: ReadOptions
+) -> list[np.ndarray] | None:
+    """The noise map of each volume of the job's (single-contrast) file: read, estimated, or None without one."""
+    if job.noise_map is None:
+        return None
+    if job.noise_map == AUTO:
+        return estimated_maps(model, images[None])
+    return read_noise_map(job.noise_map, images[None], options)
 
 
 def mask_setting(mask: PathLike | None) -> str | None:

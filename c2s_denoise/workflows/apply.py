@@ -38,6 +38,7 @@ from ._common import (
     torch_threads,
 )
 from ._dask import connect_scheduler, results_as_completed
+from ._noise_map_files import AUTO, maps_for_model, read_noise_map
 from .contrasts import contrast_summary, load_subject, magnitude_for_contrasts, subjects_for_model
 from .model_files import cached_model, file_sha256, load_model
 
@@ -58,6 +59,7 @@ def apply_files(
     scheduler: str | None = None,
     scheduler_timeout: float = 10.0,
     mask: PathLike | None = None,
+    noise_map: PathLike | Sequence[PathLike] | None = None,
     save_noise_map: bool = False,
     save_residual: bool = False,
     dtype: str = "float32",
@@ -121,8 +123,15 @@ def apply_files(
         Denoise only inside a mask: a file of the inputs' shape (nonzero: inside) used for every
         input, or ``"auto"`` (each input's head, :func:`c2s_denoise.physics.masks.head_mask`).
         Outside it, the output is the input as read; the noise level is estimated as without a mask.
+    noise_map : path-like, "auto" or sequence of path-like, optional
+        Noise that varies across the image (accelerated or intensity-corrected scans): a file of
+        the local noise level for every input, or one per input in the inputs' order (read like
+        the inputs; the image's shape and, for NIfTI, its affine), or ``"auto"`` to estimate a
+        map per volume (:func:`~c2s_denoise.physics.noise.estimate_noise_map`). Each file is then
+        denoised with its map (``sigma=[map]``). Single-contrast magnitude models only.
     save_noise_map, save_residual : bool, default False
-        Also write the noise level of each voxel, and the input minus the output, beside each output.
+        Also write the noise level of each voxel (the map used, with ``noise_map``), and the input
+        minus the output, beside each output.
     dtype : {"float32", "keep"}, default "float32"
         Type of the written images: float32 (float64 input stays float64), or the type the input
         was stored in (integers rounded and clipped to its range).
@@ -159,6 +168,7 @@ def apply_files(
     """
     with connect_scheduler(scheduler, scheduler_timeout) as client:  # an unreachable one fails before any work
         extras = dict(save_noise_map=save_noise_map, save_residual=save_residual, mask=mask, dtype=dtype, device=device)
+        extras["noise_map"] = noise_map
         with torch_threads(threads):
             return _apply(
                 model_path,
@@ -201,6 +211,7 @@ def _apply(
         options = magnitude_for_contrasts(options)
     paths = check_inputs([path for subject in subjects for path in subject.values()], options)
     _check_inputs_fit_model(model, paths, options, save_complex)
+    maps = maps_for_model(model, subjects, extras.pop("noise_map"))
     folder = Path(outdir)
     check_output_folder(folder)
     bids = "derivatives" in folder.absolute().parts
@@ -217,8 +228,8 @@ def _apply(
     )
     planned = _plan_outputs([s[name] for s in subjects for name in written], folder, model_file, settings, paths)
     outputs = iter(planned)
-    jobs = [Job(index, subject, {name: next(outputs) for name in written}) for index, subject in enumerate(subjects)]
-    preloaded = _check_subjects(model, subjects, options)
+    jobs = [Job(i, subject, {name: next(outputs) for name in written}, maps[i]) for i, subject in enumerate(subjects)]
+    preloaded = _check_subjects(model, subjects, options, maps)
     folder.mkdir(parents=True, exist_ok=True)
     model_info = {
         "package_version": package_version(),
@@ -298,20 +309,25 @@ def _check_extras(extras: dict[str, Any]) -> None:
     check_device(extras["device"])
 
 
-def _check_subjects(model: Any, subjects: list[Subject], options: ReadOptions) -> dict[str | None, LoadedImage] | None:
+def _check_subjects(
+    model: Any, subjects: list[Subject], options: ReadOptions, maps: list[str | None]
+) -> dict[str | None, LoadedImage] | None:
     """Read every subject before anything is written; return the images of a lone subject for reuse.
 
     Reading checks each file's content (type, shape, finite values, depth, the shapes of a
-    subject's contrasts) and the kind of images it gives against the model's. Subjects are read
-    one at a time and dropped, so memory holds one subject; they are read again to be denoised.
+    subject's contrasts), the kind of images it gives against the model's, and its noise map file
+    (``maps``). Subjects are read one at a time and dropped, so memory holds one subject; they are
+    read again to be denoised.
     """
     images: dict[str | None, LoadedImage] | None = None
-    for subject in subjects:
+    for subject, noise_map in zip(subjects, maps, strict=True):
         images = load_subject(subject, options, None)  # a fitted model takes any depth
         for image in images.values():
             mismatch = _kind_mismatch(model, image.meta.get("combine") == "complex")
             if mismatch:
                 raise C2SInputError(image.source, mismatch)
+        if noise_map not in (None, AUTO):
+            read_noise_map(noise_map, images[None], options)
     return images if len(subjects) == 1 else None
 
 
@@ -358,7 +374,8 @@ def _on_cluster(
         return {name: path.absolute() for name, path in subject.items()}
 
     work = [
-        (str(model_file.absolute()), Job(j.index, absolute(j.sources), absolute(j.targets)), settings) for j in jobs
+        (str(model_file.absolute()), Job(j.index, absolute(j.sources), absolute(j.targets), j.noise_map), settings)
+        for j in jobs
     ]
     for index, results in results_as_completed(client, _worker, work):
         job = jobs[index]

@@ -27,6 +27,7 @@ from ._common import (
     torch_threads,
 )
 from ._distributed import distributed_run, ranks_agree
+from ._noise_map_files import AUTO, check_fit_maps, sigma_for_fit
 from .contrasts import (
     check_contrast_params,
     contrast_subjects,
@@ -52,6 +53,7 @@ def fit_files(
     trust_pickle: bool = False,
     stream: bool = False,
     threads: int | None = None,
+    noise_map: PathLike | Sequence[PathLike] | None = None,
 ) -> dict[str, Any]:
     """Fit a C2S model on image files and save it.
 
@@ -101,6 +103,13 @@ def fit_files(
         :mod:`c2s_denoise.estimator._lazy_layouts`). The model is the same as without.
     threads : int, optional
         Torch threads for the fit (default: torch's choice).
+    noise_map : path-like, "auto" or sequence of path-like, optional
+        Noise that varies across the image: a file of the local noise level for every input, or
+        one per input in the inputs' order (read like the inputs; the image's shape and, for
+        NIfTI, its affine), or ``"auto"`` (``sigma="local"``: a map estimated per volume). Not
+        with ``sigma`` in ``params``, contrasts, ``stream`` or k-space combined as complex images.
+        The model file keeps ``sigma="local"`` for ``"auto"``; map files belong to their inputs, so
+        it keeps the ``sigma`` it had before them (the estimator's default, or the resumed model's).
 
     Returns
     -------
@@ -144,6 +153,7 @@ def fit_files(
         raise C2SInputError(None, "stream=True trains single-contrast models; give the files without contrasts")
     if threads is not None and int(threads) < 1:
         raise C2SInputError(None, f"threads={threads} must be at least 1")
+    check_fit_maps(noise_map, contrasts=isinstance(inputs, Mapping), stream=stream, sigma_given="sigma" in params)
     with (
         torch_threads(threads),
         distributed_run(params.get("device")) as rank,
@@ -153,7 +163,11 @@ def fit_files(
             prepared = _prepare(
                 inputs, model_path, params, read_options, overwrite, progress, resume, trust_pickle, rank, cache
             )
-        names, subjects, paths, out, images, model = prepared
+            names, subjects, paths, out, images, model = prepared
+            map_sources, map_sigma = sigma_for_fit(noise_map, paths, images, read_options or ReadOptions())
+        sigma_before = model.get_params()["sigma"]
+        if map_sigma is not None:
+            model.set_params(sigma=map_sigma)
         volumes = [volume for image in images for volume in image.volumes]  # a 4-D series: one item per volume
         X: Any = volumes if names is None else {name: volumes[i :: len(names)] for i, name in enumerate(names)}
         start_time = time.perf_counter()
@@ -166,6 +180,8 @@ def fit_files(
                 None, f"cannot fit: {exc} (check sigma=..., tau_max=... and learning_rate=...)"
             ) from None
         seconds = time.perf_counter() - start_time
+        if map_sources is not None and map_sources[0] != AUTO:  # arrays of these inputs: not a model parameter
+            model.set_params(sigma=sigma_before)
         if rank == 0:  # in a distributed run, rank 0 alone writes the model
             save_model_or_fallback(model, out, overwrite=overwrite)
             logger.info("saved model to %s", out)
@@ -175,7 +191,7 @@ def fit_files(
             "model_sha256": file_sha256(out) if rank == 0 else None,
             **({"rank": rank} if rank else {}),
             **contrast_summary(model, len(subjects)),
-            "inputs": _input_entries(model, paths, images, names),
+            "inputs": _input_entries(model, paths, images, names, map_sources),
             "n_slices": int(sum(volumes[i].shape[0] for i in range(0, len(volumes), len(names or (None,))))),
             "sigma": [float(s) for s in np.asarray(model.sigma_).ravel()],  # subject-major, like paths
             "noise_model": model.noise_model_,
@@ -251,9 +267,14 @@ def _param(params: dict[str, Any], resumed: Any, name: str) -> object:
 
 
 def _input_entries(
-    model: Any, paths: Sequence[Path], images: Sequence[LoadedImage], names: tuple[str, ...] | None
+    model: Any,
+    paths: Sequence[Path],
+    images: Sequence[LoadedImage],
+    names: tuple[str, ...] | None,
+    map_sources: Sequence[str] | None,
 ) -> list[dict[str, Any]]:
-    """One summary entry per input file, subject by subject (with contrasts: its contrast, subject and sigma)."""
+    """One summary entry per input file, subject by subject (with contrasts: its contrast, subject and sigma;
+    with noise maps: the map's source, ``"auto"`` or the map file)."""
     sigmas = [float(s) for s in np.asarray(model.sigma_).ravel()]
     methods = [str(m) for m in np.asarray(model.sigma_methods_).ravel()]
     entries = []
@@ -266,6 +287,7 @@ def _input_entries(
             "images": image.meta.get("combine", "magnitude"),
             "noise_estimator": methods[first],
             **({"sigma_per_volume": sigmas[first : first + count]} if image.data.ndim == 4 else {}),
+            **({} if map_sources is None else {"noise_map_source": map_sources[index]}),
         }
         first += count
         if names is not None:

@@ -25,6 +25,7 @@ and :mod:`~c2s_denoise.physics.noise.foreground`; the automatic choices in :mod:
 from .auto import NOISE_ESTIMATORS, auto_noise_level, choose_noise_estimator, estimate_sigma, resolve_noise_model
 from .background import air_correlation, estimate_coils_and_sigma, estimate_sigma_background, estimate_sigma_rayleigh
 from .foreground import estimate_sigma_foreground
+from .local_map import estimate_noise_map
 from .wavelet import estimate_sigma_wavelet
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "auto_noise_level",
     "choose_noise_estimator",
     "estimate_coils_and_sigma",
+    "estimate_noise_map",
     "resolve_noise_model",
     "estimate_sigma",
     "estimate_sigma_background",
