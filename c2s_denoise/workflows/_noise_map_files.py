@@ -28,7 +28,6 @@ from typing import Any
 import numpy as np
 
 from ..estimator._noise_levels import coils
-from ..estimator._noise_maps import noise_maps
 from ..estimator.rules import MAP_METHODS
 from ..io import C2SInputError, LoadedImage, ReadOptions, load_image
 from ._common import PathLike
@@ -167,6 +166,8 @@ def _check_affine(noise_map: LoadedImage, image: LoadedImage) -> None:
 
 def _checked(maps: list[np.ndarray], image: LoadedImage, source: Path | str, what: str) -> list[np.ndarray]:
     """``maps`` (one per volume) checked by the estimator's rules, whose ValueError is reworded to name ``source``."""
+    from ..estimator._noise_maps import noise_maps  # here: importing the workflows imports neither sklearn nor torch
+
     items = [np.broadcast_to(np.float32(0), (1, *volume.shape)) for volume in image.volumes]
     try:
         noise_maps(maps, items, image_shape=None, noise_model="gaussian", n_coils=1.0)
