@@ -31,8 +31,7 @@ class C2SDenoiser(
 
     Parameters
     ----------
-    sigma : float, {"auto", "wavelet", "background", "foreground", "rayleigh", "local"}, dict or arrays, \
-            default="auto"
+    sigma : float, {"auto", "wavelet", "background", "foreground", "rayleigh", "local"}, dict or arrays, default="auto"
         Noise standard deviation in the input's units, finite and > 0 (for complex or magnitude
         data: of each real component of the complex noise), or how to estimate it per
         image/volume: ``"wavelet"`` is the wavelet MAD estimator (the paper's),
