@@ -36,7 +36,8 @@ seen through ``b`` amplifies the noise where ``b`` is low. The true map is ``sig
 Rows: the noisy input; BM3D (``bm3d`` package) with one sigma, the package's wavelet estimate
 (``estimate_sigma(image, "wavelet")`` per slice) or the true map's mean inside the brain mask;
 BM3D on the map-normalised image (divided by the true map over its mean in the brain, denoised at
-that mean, multiplied back); C2S with one sigma (``C2SDenoiser(random_state=seed)``, every
+that mean, multiplied back), and the same with the map the package estimates (``estimate_noise_map``,
+what C2S gets with ``sigma="local"``); C2S with one sigma (``C2SDenoiser(random_state=seed)``, every
 default), with the true map (``sigma=[map of each slice]``) and with the noise map the package
 estimates (``sigma="local"``). Complex images: BM3D denoises the real and imaginary parts
 separately; C2S takes the complex image. C2S fits on all the slices it then denoises (a user fits
@@ -81,12 +82,22 @@ COIL_SIGMA = 0.02666
 #: ``sigma0`` of the bias case: mean ``sigma0 / b`` of 20/255 in the brain of the held-out slices.
 BIAS_SIGMA0 = 0.07179
 BIAS_RANGE = (0.6, 1.6)
-METHODS = ("noisy", "bm3d-estimated", "bm3d-mean", "bm3d-normalised", "c2s", "c2s-map", "c2s-local")
+METHODS = (
+    "noisy",
+    "bm3d-estimated",
+    "bm3d-mean",
+    "bm3d-normalised",
+    "bm3d-local",
+    "c2s",
+    "c2s-map",
+    "c2s-local",
+)
 LABELS = {
     "noisy": "noisy input",
     "bm3d-estimated": "BM3D, one sigma: wavelet estimate",
     "bm3d-mean": "BM3D, one sigma: true mean level in the brain",
     "bm3d-normalised": "BM3D on the map-normalised image (true map)",
+    "bm3d-local": "BM3D on the map-normalised image (the package's estimated map)",
     "c2s": "C2S, one sigma (defaults)",
     "c2s-map": "C2S, true noise map",
     "c2s-local": 'C2S, estimated noise map (sigma="local")',
@@ -186,6 +197,11 @@ def bm3d_rows(method: str, images: np.ndarray, noise_map: np.ndarray, mask: np.n
         return np.stack([bm3d_image(image, level) for image, level in zip(images, means)]), {
             "sigma_used": float(np.mean(means))
         }
+    if method == "bm3d-local":  # the map C2S gets with sigma="local", the same information
+        from c2s_denoise.physics.noise import estimate_noise_map
+
+        noise_map = np.stack([estimate_noise_map(image) for image in images])
+        means = in_brain_mean(noise_map, mask)
     scales = noise_map / means[:, None, None]
     out = np.stack([bm3d_image(image / scale, level) * scale for image, scale, level in zip(images, scales, means)])
     return out, {"sigma_used": float(np.mean(means))}

@@ -25,9 +25,17 @@ measures it where :func:`~c2s_denoise.physics.noise.estimate_sigma_wavelet` meas
    the map needs no extrapolation from the bright part). The first pass assumes air everywhere
    (the largest ``sigma`` the data allow) and the passes converge from above.
 
-Steps 2-5 repeat until the cell map moves by less than 0.2% on average (10 passes at most). The
-choices were measured on MNI152 and dipy's T1 slice; docs/method.md ("Noise maps from the image
-alone") gives the numbers.
+Steps 2-5 repeat until the cell map moves by less than 0.2% on average (10 passes at most).
+
+6. Steps (the g-factor of SENSE jumps where the rows that fold together change): the last pass's
+   coefficients are also taken in cells of 4 x 4 pixels, and each cell's log median is averaged
+   over windows it chooses by intersecting confidence intervals
+   (:mod:`~c2s_denoise.physics.noise.adaptive_windows`). Where that average departs from the
+   smooth map by more than 1.5 standard errors it replaces it (fully from 3); elsewhere the
+   smooth map stays. A Gaussian of half a fine cell and bilinear interpolation give the pixels.
+
+The choices were measured on MNI152 and dipy's T1 slice; docs/method.md ("Noise maps from the
+image alone") gives the numbers.
 """
 
 from __future__ import annotations
@@ -38,6 +46,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..magnitude import _background_mean, _check_n_coils, unbias_magnitude
+from .adaptive_windows import ici_average
 from .foreground import _ncchi_std_factor
 from .wavelet import _MAD_TO_STD, _as_slices, _constant_mask, _haar_finest
 
@@ -60,6 +69,19 @@ _MIN_COUNT = 32
 # Gaussian smoothing of the log cell map, in cells (in-plane) and slices.
 _SMOOTH_CELLS = 1.0
 _SMOOTH_SLICES = 1.0
+# The final map: cells of this side (pixels), with at least _FINE_MIN_COUNT coefficients ...
+_FINE_CELL = 4
+_FINE_MIN_COUNT = 4
+# ... whose log median has the variance _LOG_MEDIAN_VARIANCE / count (white noise, every offset) ...
+_LOG_MEDIAN_VARIANCE = 1.8
+# ... averaged over adaptive windows (one-sided, in fine cells) of this confidence width ...
+_WINDOWS = (2, 3, 4, 6, 8, 11, 16)
+_ICI_GAMMA = 1.5
+# ... which replace the smooth map where they depart from it by more than this many standard errors
+# (fully from the second on) ...
+_DEPARTURE = (1.5, 3.0)
+# ... and smoothed by a Gaussian of this width, in fine cells.
+_FINE_SMOOTH_CELLS = 0.5
 _ITERATIONS = 10
 # The passes stop once the cells' log sigma moves by less than this on average.
 _TOLERANCE = 0.002
@@ -134,6 +156,31 @@ def _smooth_cells(log_sigma: np.ndarray, valid: np.ndarray, smooth: float) -> np
     return ndimage.gaussian_filter(filled, sigma=widths, mode="nearest")
 
 
+def _adaptive_cells(log_sigma: np.ndarray, count: np.ndarray, smooth_log: np.ndarray) -> np.ndarray:
+    """The fine log cell map ``(D, ny, nx)``: the smooth map, except where the data depart from it (steps).
+
+    ``count`` is the number of coefficients behind each fine cell's median, ``smooth_log`` the
+    smooth map on the fine cells. Slice by slice,
+    :func:`~c2s_denoise.physics.noise.adaptive_windows.ici_average` with the precision
+    ``count / _LOG_MEDIAN_VARIANCE`` (0 below ``_FINE_MIN_COUNT``) gives an average over
+    adaptive windows and its precision ``P``; where it departs from the smooth map by
+    ``|z| = |ici - smooth| sqrt(P)`` of more than ``_DEPARTURE[0]``, it replaces it (fully from
+    ``_DEPARTURE[1]`` on). Cells without data keep the smooth map; then a Gaussian of
+    ``_FINE_SMOOTH_CELLS`` cells (and ``_SMOOTH_SLICES`` slices in volumes).
+    """
+    precision = np.where(count >= _FINE_MIN_COUNT, count, 0) / _LOG_MEDIAN_VARIANCE
+    averaged, window_precision = (
+        np.stack(parts)
+        for parts in zip(*(ici_average(f, w, _WINDOWS, _ICI_GAMMA) for f, w in zip(log_sigma, precision)))
+    )
+    start, full = _DEPARTURE
+    z = np.abs(np.nan_to_num(averaged - smooth_log)) * np.sqrt(window_precision / 4.0)
+    weight = np.where(precision > 0, np.clip((z - start) / (full - start), 0.0, 1.0), 0.0)
+    blended = smooth_log + weight * np.nan_to_num(averaged - smooth_log)
+    widths = (_SMOOTH_SLICES if blended.shape[0] > 1 else 0.0, _FINE_SMOOTH_CELLS, _FINE_SMOOTH_CELLS)
+    return ndimage.gaussian_filter(blended, sigma=widths, mode="nearest")
+
+
 def _interpolation(n_out: int, n_cells: int, offset: float, step: float) -> np.ndarray:
     """Matrix ``(n_out, n_cells)`` of linear interpolation from cell centres, clamped at the ends.
 
@@ -186,6 +233,7 @@ def _local_sigma(
     gate: float = _EDGE_GATE,
     smooth: float = _SMOOTH_CELLS,
     iterations: int = _ITERATIONS,
+    fine: int = _FINE_CELL,
     amp_window: int = _AMPLITUDE_WINDOW,
 ) -> np.ndarray:
     """The noise map of slices ``(D, H, W)``; the keywords are the tuning of :func:`estimate_noise_map`."""
@@ -205,8 +253,8 @@ def _local_sigma(
     scale = np.full(coefficients.shape, h0 if magnitude else 1.0)
     selected = usable
     log_cells = None
+    values = np.where(selected, np.abs(coefficients) / scale, np.nan)
     for _ in range(iterations):
-        values = np.where(selected, np.abs(coefficients) / scale, np.nan)
         median, count = _cell_medians(values, cell)
         valid = (count >= _MIN_COUNT) & (median > 0)
         if not np.any(valid):
@@ -228,17 +276,27 @@ def _local_sigma(
             amplitude = np.where(means > floor, amplitude, 0.0)
             scale = _std_factor(amplitude, n_coils)
         selected = usable & (details < gate * sigma_blocks * scale)
-    return _upsample(np.exp(log_cells), (height, width), cell / 2.0, float(cell))
+        values = np.where(selected, np.abs(coefficients) / scale, np.nan)
+    # the final map: the last pass's coefficients in fine cells, over adaptive windows (steps stay sharp)
+    median, count = _cell_medians(values, fine)
+    kept = (count >= _FINE_MIN_COUNT) & (median > 0)
+    if not np.any(kept):  # too few coefficients for fine cells: the smooth map
+        return _upsample(np.exp(log_cells), (height, width), cell / 2.0, float(cell))
+    smooth_log = _upsample(log_cells, median.shape[1:], (cell - fine) / (2.0 * fine), cell / fine)
+    fine_log = _adaptive_cells(np.log(np.where(kept, median, 1.0) / _MAD_TO_STD), np.where(kept, count, 0), smooth_log)
+    return _upsample(np.exp(fine_log), (height, width), fine / 2.0, float(fine))
 
 
 def estimate_noise_map(image: np.ndarray, *, noise_model: str = "gaussian", n_coils: float = 1.0) -> np.ndarray:
     """Estimate the local noise standard deviation of an image or volume, pixel by pixel.
 
-    The noise level may vary smoothly across the image (g-factor of parallel imaging, bias-field
-    correction); the map is the robust wavelet MAD of the finest diagonal Haar detail in cells
-    of 16 x 16 pixels, without edge blocks, smoothed and interpolated back to the pixels (see
-    the module docstring). On MNI152 and dipy's T1 slice its median absolute relative error
-    inside the head is 1-7% for Gaussian, complex, Rician and 4-coil noncentral-chi noise.
+    The noise level may vary across the image, smoothly (bias-field correction) or with steps
+    (the g-factor of parallel imaging); the map is the robust wavelet MAD of the finest diagonal
+    Haar detail in cells of 16 x 16 pixels, without edge blocks, smoothed, and where finer cells
+    of 4 x 4 pixels averaged over adaptive windows show a step, those (see the module
+    docstring). On MNI152 and dipy's T1 slice its median absolute relative error inside the
+    head is 1-4.4% for Gaussian, complex, Rician and 4-coil noncentral-chi noise and smooth
+    maps, 4-6% for SENSE at R = 3 (``benchmarks/results/noise_map_accuracy.md``).
 
     Parameters
     ----------
