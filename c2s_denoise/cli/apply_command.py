@@ -93,6 +93,16 @@ def apply(
     ] = "float32",
     device: DeviceOpt = None,
     threads: ThreadsOpt = None,
+    adapt: Annotated[
+        int,
+        typer.Option(
+            "--adapt",
+            min=0,
+            metavar="STEPS",
+            help="Before denoising each file, train the model STEPS more steps on that file's noisy images "
+            "(no clean data; the model file is not changed): a model fitted on other scans catches up.",
+        ),
+    ] = 0,
 ) -> None:
     """Denoise files with a saved model, writing OUTDIR/<input name> in the input's format.
 
@@ -138,5 +148,6 @@ def apply(
             dtype=dtype,
             device=parse_device(device),
             threads=threads,
+            adapt=adapt,
         )
     emit(summary)

@@ -19,6 +19,7 @@ With a mask, voxels outside it are written as they were read: only the inside is
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 import time
@@ -32,7 +33,8 @@ from ..io import C2SInputError, LoadedImage, ReadOptions, load_image, save_image
 from ..io.atomic import atomic_write
 from ..io.errors import describe_exception
 from ..io.file_names import strip_suffix
-from ._common import PathLike, Subject, logger, torch_threads
+from ..io.options import OUTPUT_DTYPES
+from ._common import PathLike, Subject, check_device, logger, torch_threads
 from ._noise_map_files import AUTO, estimated_maps, read_noise_map, using_maps
 from .contrasts import load_subject
 from .model_files import file_sha256
@@ -40,6 +42,7 @@ from .model_files import file_sha256
 __all__ = [
     "Job",
     "Settings",
+    "check_extras",
     "denoise_subject",
     "describe_derivatives",
     "extra_outputs",
@@ -77,6 +80,7 @@ class Settings:
     bids: bool = False
     device: str | None = None
     threads: int | None = None
+    adapt: int = 0  # training steps on each subject's noisy images before it is denoised
     params: dict[str, Any] = field(default_factory=dict)
 
 
@@ -190,8 +194,10 @@ def denoise_subject(
     X: Any = images[None].volumes if names is None else {name: [images[name].data] for name in names}
     maps = _job_maps(model, job, images, settings.options)
     try:
-        with torch_threads(settings.threads), using_maps(model, maps):
-            denoised, noise_levels = model.denoise(X)
+        with torch_threads(settings.threads):
+            model, adapt_seconds = _adapted(model, X, settings.adapt)
+            with using_maps(model, maps):
+                denoised, noise_levels = model.denoise(X)
     except ValueError as exc:
         raise C2SInputError(next(iter(job.sources.values())), f"cannot denoise: {describe_exception(exc)}") from None
     contrasts = (None,) if names is None else tuple(names)
@@ -225,6 +231,7 @@ def denoise_subject(
             "mask": settings.mask,
             **({} if job.noise_map is None else {"noise_map_source": job.noise_map}),
             **({} if name is None else {"contrast": name}),
+            **({"adapted_steps": settings.adapt, "adapt_seconds": adapt_seconds} if settings.adapt else {}),
         }
         write = dict(overwrite=settings.overwrite, inputs=job.sources.values())
         save_image(
@@ -253,11 +260,41 @@ def denoise_subject(
                 "shape": list(image.data.shape),
                 "images": provenance["images"],
                 "sigma": provenance["sigma"],
-                **{key: provenance[key] for key in ("sigma_per_volume", "noise_map_source") if key in provenance},
+                **{
+                    key: provenance[key]
+                    for key in ("sigma_per_volume", "noise_map_source", "adapted_steps", "adapt_seconds")
+                    if key in provenance
+                },
             }
         )
     seconds = round(time.perf_counter() - start, 3)
     return [{**result, "seconds": seconds} for result in results]
+
+
+def check_extras(extras: dict[str, Any]) -> None:
+    """Refuse bad further outputs and settings of ``apply`` (``dtype``, ``threads``, ``adapt``, ``device``)."""
+    if extras["dtype"] not in OUTPUT_DTYPES:
+        raise C2SInputError(None, f"dtype={extras['dtype']!r} is not one of {', '.join(OUTPUT_DTYPES)}")
+    if extras["threads"] is not None and int(extras["threads"]) < 1:
+        raise C2SInputError(None, f"threads={extras['threads']} must be at least 1")
+    adapt = extras["adapt"]
+    if isinstance(adapt, bool) or not hasattr(adapt, "__index__") or adapt < 0:
+        raise C2SInputError(None, f"adapt={adapt!r} must be a whole number of training steps, 0 or more")
+    if adapt and extras["noise_map"] is not None:
+        raise C2SInputError(
+            None, f"adapt={adapt} cannot be combined with noise_map=... yet (adapt with one noise level per file)"
+        )
+    check_device(extras["device"])
+
+
+def _adapted(model: Any, X: Any, steps: int) -> tuple[Any, float | None]:
+    """A copy of ``model`` trained ``steps`` more steps on the subject's noisy ``X`` (the model itself for 0),
+    and the seconds that took."""
+    if not steps:
+        return model, None
+    start = time.perf_counter()
+    adapted = copy.deepcopy(model).set_params(warm_start=True, max_iter=steps).fit(X)
+    return adapted, round(time.perf_counter() - start, 3)
 
 
 def _job_maps(

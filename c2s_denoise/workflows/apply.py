@@ -15,10 +15,10 @@ from typing import Any
 
 from ..estimator.rules import kind_mismatch
 from ..io import C2SInputError, LoadedImage, ReadOptions, check_output_target, detect_format, reads_complex
-from ..io.options import OUTPUT_DTYPES
 from ._apply_jobs import (
     Job,
     Settings,
+    check_extras,
     denoise_subject,
     describe_derivatives,
     extra_outputs,
@@ -30,7 +30,6 @@ from ._common import (
     PathLike,
     Progress,
     Subject,
-    check_device,
     check_inputs,
     check_output_folder,
     logger,
@@ -65,6 +64,7 @@ def apply_files(
     dtype: str = "float32",
     device: str | None = None,
     threads: int | None = None,
+    adapt: int = 0,
 ) -> dict[str, Any]:
     """Denoise files with a saved model, writing ``<outdir>/<input name>`` in the input's format.
 
@@ -140,6 +140,12 @@ def apply_files(
         model fitted on an accelerator this machine lacks denoises on the CPU anyway, with a warning.
     threads : int, optional
         Torch threads per process (default: torch's choice).
+    adapt : int, default 0
+        Before denoising each subject, continue the model's training for this many steps on that
+        subject's noisy images (``set_params(warm_start=True, max_iter=adapt).fit``; no clean data):
+        a model fitted on other anatomy catches up with one fitted on the scan (docs/estimator.md,
+        "Continuing a fit"). The model file is not changed. 0: denoise with the model as saved.
+        Not with ``noise_map``.
 
     Returns
     -------
@@ -168,7 +174,7 @@ def apply_files(
     """
     with connect_scheduler(scheduler, scheduler_timeout) as client:  # an unreachable one fails before any work
         extras = dict(save_noise_map=save_noise_map, save_residual=save_residual, mask=mask, dtype=dtype, device=device)
-        extras["noise_map"] = noise_map
+        extras.update(noise_map=noise_map, adapt=adapt)
         with torch_threads(threads):
             return _apply(
                 model_path,
@@ -201,7 +207,7 @@ def _apply(
     """:func:`apply_files` with the Dask ``client`` (or None) and the further outputs and settings ``extras``."""
     options = read_options or ReadOptions()
     model_file = Path(model_path)
-    _check_extras(extras)
+    check_extras(extras)
     model = load_model(model_file, trust_pickle=trust_pickle)
     if extras["device"] is not None:
         model.set_params(device=extras["device"])
@@ -299,14 +305,6 @@ def _plan_outputs(
             check_output_target(written, path, inputs=[*protect, model_path], overwrite=settings.overwrite)
         outputs.append(out)
     return outputs
-
-
-def _check_extras(extras: dict[str, Any]) -> None:
-    if extras["dtype"] not in OUTPUT_DTYPES:
-        raise C2SInputError(None, f"dtype={extras['dtype']!r} is not one of {', '.join(OUTPUT_DTYPES)}")
-    if extras["threads"] is not None and int(extras["threads"]) < 1:
-        raise C2SInputError(None, f"threads={extras['threads']} must be at least 1")
-    check_device(extras["device"])
 
 
 def _check_subjects(
