@@ -163,9 +163,9 @@ def _adaptive_cells(log_sigma: np.ndarray, count: np.ndarray, smooth_log: np.nda
     smooth map on the fine cells. Slice by slice,
     :func:`~c2s_denoise.physics.noise.adaptive_windows.ici_average` with the precision
     ``count / _LOG_MEDIAN_VARIANCE`` (0 below ``_FINE_MIN_COUNT``) gives an average over
-    adaptive windows and its precision ``P``; where it departs from the smooth map by
-    ``|z| = |ici - smooth| sqrt(P)`` of more than ``_DEPARTURE[0]``, it replaces it (fully from
-    ``_DEPARTURE[1]`` on). Cells without data keep the smooth map; then a Gaussian of
+    adaptive windows and the summed precision ``P`` of the chosen windows; where it departs from
+    the smooth map by ``z = |ici - smooth| sqrt(P / 4)`` (the four directions' windows overlap
+    near the cell) of more than ``_DEPARTURE[0]``, it replaces it (fully from ``_DEPARTURE[1]`` on). Cells without data keep the smooth map; then a Gaussian of
     ``_FINE_SMOOTH_CELLS`` cells (and ``_SMOOTH_SLICES`` slices in volumes).
     """
     precision = np.where(count >= _FINE_MIN_COUNT, count, 0) / _LOG_MEDIAN_VARIANCE
