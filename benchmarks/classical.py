@@ -1,10 +1,12 @@
 """Classical denoisers of the volume benchmark: BM4D on volumes, BM3D slice by slice (``pip install bm3d bm4d``).
 
-Both take the noise standard deviation; for magnitude (Rician) data the output's noise bias is
-removed afterwards with the package's :func:`~c2s_denoise.physics.magnitude.unbias_magnitude` (the
-``+ bias removal`` of the realistic-scan tables), since neither method models it, or (``vst=True``)
-they denoise the variance-stabilised volume (:func:`~c2s_denoise.physics.variance_stabilisation.stabilise`)
-and the output goes through its exact unbiased inverse (Foi's approach for BM4D).
+Both take the noise standard deviation. For magnitude data (``n_coils``: 1 for Rician, more for
+the noncentral chi of a root-sum-of-squares) either the output's noise bias is removed afterwards
+with the package's :func:`~c2s_denoise.physics.magnitude.unbias_magnitude` (the ``+ bias removal``
+of the realistic-scan tables), since neither method models it, or (``vst=True``) they denoise the
+variance-stabilised volume (:func:`~c2s_denoise.physics.variance_stabilisation.stabilise`) and the
+output goes through its exact unbiased inverse (Foi's approach for BM4D), optionally with the
+floor shrinkage C2S uses (``floor_shrinkage``, in units of the output's error spread at the floor).
 """
 
 from __future__ import annotations
@@ -12,27 +14,35 @@ from __future__ import annotations
 import numpy as np
 
 from c2s_denoise.physics.magnitude import unbias_magnitude
-from c2s_denoise.physics.variance_stabilisation import stabilise, unstabilise
+from c2s_denoise.physics.variance_stabilisation import floor_error, stabilise, unstabilise
 
 __all__ = ["bm3d_slices", "bm4d_volume"]
 
 
-def _unbias(output: np.ndarray, sigma: float, rician: bool) -> np.ndarray:
-    return unbias_magnitude(output, sigma, 1) if rician else output
+def _unbias(output: np.ndarray, sigma: float, n_coils: int | None) -> np.ndarray:
+    return output if n_coils is None else unbias_magnitude(output, sigma, n_coils)
 
 
-def bm4d_volume(volume: np.ndarray, sigma: float, *, rician: bool = False, vst: bool = False) -> np.ndarray:
-    """BM4D (profile ``"np"``, both stages) of one volume ``(D, H, W)`` with noise level ``sigma``."""
+def bm4d_volume(
+    volume: np.ndarray, sigma: float, *, n_coils: int | None = None, vst: bool = False, floor_shrinkage: float = 0.0
+) -> np.ndarray:
+    """BM4D (profile ``"np"``, both stages) of one volume ``(D, H, W)`` with noise level ``sigma``.
+
+    ``n_coils=None``: Gaussian noise; else magnitude noise of that many coils (bias removal, or
+    the stabilised path with ``vst=True``).
+    """
     import bm4d
 
-    if rician and vst:
-        denoised = np.asarray(bm4d.bm4d(stabilise(volume, sigma, 1), sigma), dtype=np.float64).reshape(volume.shape)
-        return unstabilise(denoised, sigma, 1)
-    return _unbias(np.asarray(bm4d.bm4d(volume, sigma), dtype=np.float64).reshape(volume.shape), sigma, rician)
+    if n_coils is not None and vst:
+        stabilised = stabilise(volume, sigma, n_coils)
+        denoised = np.asarray(bm4d.bm4d(stabilised, sigma), dtype=np.float64).reshape(volume.shape)
+        shrinkage = floor_shrinkage * floor_error(denoised) / sigma
+        return unstabilise(denoised, sigma, n_coils, floor_shrinkage=shrinkage)
+    return _unbias(np.asarray(bm4d.bm4d(volume, sigma), dtype=np.float64).reshape(volume.shape), sigma, n_coils)
 
 
-def bm3d_slices(volume: np.ndarray, sigma: float, *, rician: bool = False) -> np.ndarray:
-    """BM3D of each slice of ``volume`` ``(D, H, W)`` with noise level ``sigma``."""
+def bm3d_slices(volume: np.ndarray, sigma: float, *, n_coils: int | None = None) -> np.ndarray:
+    """BM3D of each slice of ``volume`` ``(D, H, W)`` with noise level ``sigma`` (bias removal for magnitude noise)."""
     import bm3d
 
-    return _unbias(np.stack([bm3d.bm3d(image, sigma) for image in volume]), sigma, rician)
+    return _unbias(np.stack([bm3d.bm3d(image, sigma) for image in volume]), sigma, n_coils)

@@ -10,7 +10,7 @@ Data: the 30 training and 6 held-out axial MNI152 slices of ``load_mni152_axial`
 with the zero background of the template around the head), as magnitude images of ``N`` coils
 (``c2s_denoise.physics.simulate.magnitude_noise``: RSS of ``N`` coils sharing the signal, noise 25/255 per
 real component, Rician for ``N = 1``). C2S fits on the noisy training slices with its defaults
-(``sigma`` and the noise model estimated; ``n_coils`` given) and denoises the held-out ones;
+(``sigma``, the noise model and ``n_coils`` estimated) and denoises the held-out ones;
 ``magnitude_correction="mean"`` is the path before the variance stabilisation. Peers, each with
 the true sigma and with the package's estimate (``sigma="auto"``): BM3D on the stabilised image
 with the exact unbiased inverse (and with the same floor shrinkage as C2S), BM3D followed by the
@@ -77,16 +77,14 @@ def run_method(method: str, n_coils: int, seed: int, steps: int, source: str = "
     torch.set_num_threads(1)
     data, train, test = noisy_split(n_coils, seed, source)
     start = time.perf_counter()
-    sigma_used = SIGMA
+    sigma_used, coils_used = SIGMA, float(n_coils)
     if method.startswith("c2s"):
         from c2s_denoise import C2SDenoiser
 
         correction = "mean" if method == "c2s_mean" else "vst"
-        model = C2SDenoiser(
-            n_coils=n_coils, magnitude_correction=correction, max_iter=steps, random_state=seed, context_slices=0
-        )
+        model = C2SDenoiser(magnitude_correction=correction, max_iter=steps, random_state=seed, context_slices=0)
         output = model.fit(train).transform(test)
-        sigma_used = float(np.mean(model.sigma_))
+        sigma_used, coils_used = float(np.mean(model.sigma_)), float(model.n_coils_)
     else:
         kind, which = method.rsplit("_", 1)
         sigma_used = SIGMA if which == "true" else estimated_sigma(test, n_coils)
@@ -100,6 +98,7 @@ def run_method(method: str, n_coils: int, seed: int, steps: int, source: str = "
         seed=seed,
         seconds=round(seconds, 1),
         sigma=sigma_used,
+        n_coils_used=coils_used,
         air_mean=float(output[air].mean() / SIGMA),
         air_spread=float(output[air].std() / SIGMA),
     )

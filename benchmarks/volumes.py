@@ -5,21 +5,27 @@ Usage::
     python benchmarks/volumes.py --spacing 2 --minutes 2 5 10            # the main table (Gaussian 25/255)
     python benchmarks/volumes.py --spacing 1 --minutes 5 --methods bm4d c2s-2d c2s-3d
     python benchmarks/volumes.py --spacing 4 --thickness 4 --noise rician --minutes 5
+    python benchmarks/volumes.py --noise rician --coils 8 --default-fit --methods c2s-2.5d bm4d-vst-floor
     python benchmarks/volumes.py --report                                # .jsonl -> .md tables + .png curves
 
 Data (:func:`bench_data.volumes.load_mni152_volumes`): the MNI152 T1 template resampled to axial
 slices ``--spacing`` mm apart and ``--thickness`` mm thick, cut along z into four blocks,
-alternately training and test, cropped to the brain's bounding box. Noise: Gaussian or Rician,
-sigma = level/255 (seeds 1 train / 2 test). Rows:
+alternately training and test, cropped to the brain's bounding box. Noise: Gaussian, or
+magnitude noise of ``--coils`` coils (``--noise rician``: Rician for one coil, the noncentral chi
+of a root-sum-of-squares for more), sigma = level/255 per real component (seeds 1 train / 2 test).
+Rows:
 
-- ``bm4d``: BM4D given the true sigma; ``bm4d-vst`` (Rician): BM4D on the variance-stabilised
-  volume with the exact unbiased inverse; ``-est``: given the sigma C2S estimates itself
-  (``C2SDenoiser().noise_level``: wavelet MAD for Gaussian noise, background/foreground fit for
-  Rician); ``bm3d``: BM3D slice by slice, true sigma. Rician rows get the magnitude bias removed.
+- ``bm4d``: BM4D given the true sigma (magnitude rows: then the magnitude bias removed);
+  ``bm4d-vst`` (magnitude): BM4D on the variance-stabilised volume with the exact unbiased
+  inverse; ``bm4d-vst-floor``: the same with the floor shrinkage (1.5) that C2S applies; ``-est``:
+  given the sigma C2S estimates itself (``C2SDenoiser().noise_level``: wavelet MAD for Gaussian
+  noise, background/foreground fit for magnitude noise; the peers get the true number of coils);
+  ``bm3d``: BM3D slice by slice, true sigma.
 - ``c2s-2d``, ``c2s-2.5d`` (``context_slices=1``), ``c2s-3d`` (``spatial_dims=3``): fitted on the
-  training volumes with ``sigma="auto"`` for each budget (``--minutes``, each budget its own
-  fit), then applied to the test volumes. ``--configs`` overrides the parameters of a variant
-  (JSON ``{"c2s-3d": {...}}``); ``--label`` names such a row.
+  training volumes with ``sigma="auto"`` (and ``n_coils="auto"``) for each budget (``--minutes``,
+  each budget its own fit; ``--default-fit``: the estimator's own ``max_iter``), then applied to
+  the test volumes. ``--configs`` overrides the parameters of a variant (JSON ``{"c2s-3d": {...}}``);
+  ``--label`` names such a row.
 
 Budgets and timings are in **minutes on 2 unloaded cores**, not the wall time of this run, because
 our 2-core machines are shared: wall time, and even CPU time (hyper-threads, caches), measure
@@ -64,7 +70,9 @@ REFERENCE_STEPS_PER_SECOND = 37.48
 REFERENCE = {"spatial_dims": 2}
 RESULTS = Path(__file__).parent / "results"
 JSONL = RESULTS / "volumes.jsonl"
-CLASSICAL = ("bm4d", "bm4d-est", "bm4d-vst", "bm4d-vst-est", "bm3d")
+CLASSICAL = ("bm4d", "bm4d-est", "bm4d-vst", "bm4d-vst-est", "bm4d-vst-floor", "bm4d-vst-floor-est", "bm3d")
+#: Floor shrinkage of the ``bm4d-vst-floor`` rows: C2S's default ``floor_shrinkage``.
+FLOOR_SHRINKAGE = 1.5
 C2S_VARIANTS = {
     "c2s-2d": {"spatial_dims": 2, "context_slices": 0},
     "c2s-2.5d": {"spatial_dims": 2, "context_slices": 1},
@@ -72,38 +80,56 @@ C2S_VARIANTS = {
 }
 
 
-def load_case(spacing: int, thickness: int, noise: str, level: int) -> dict:
-    """Clean and noisy training/test volumes of one benchmark case."""
+def load_case(spacing: int, thickness: int, noise: str, level: int, coils: int = 1) -> dict:
+    """Clean and noisy training/test volumes of one benchmark case (``coils``: of magnitude noise)."""
+    from c2s_denoise.physics.simulate import magnitude_noise
+
     split = load_mni152_volumes(spacing, thickness)
     sigma = level / 255
+
+    def noisy(volume: np.ndarray, seed: int) -> np.ndarray:
+        if noise == "rician" and coils > 1:
+            return magnitude_noise(volume, sigma, n_coils=coils, seed=seed)
+        return add_noise(volume, sigma, noise, seed=seed)
+
     return {
         "sigma": sigma,
         "noise": noise,
+        "coils": None if noise == "gaussian" else coils,
         "clean": split.test,
         "mask": split.test_mask,
-        "train": [add_noise(v, sigma, noise, seed=1 + 10 * i) for i, v in enumerate(split.train)],
-        "test": [add_noise(v, sigma, noise, seed=2 + 10 * i) for i, v in enumerate(split.test)],
+        "train": [noisy(v, 1 + 10 * i) for i, v in enumerate(split.train)],
+        "test": [noisy(v, 2 + 10 * i) for i, v in enumerate(split.test)],
         "source": split.source,
     }
 
 
 def score(outputs: list[np.ndarray], case: dict) -> dict:
-    """Metrics over all test slices, rounded."""
-    result = metrics(np.concatenate(outputs), np.concatenate(case["clean"]), np.concatenate(case["mask"]))
+    """Metrics over all test slices, rounded; the air's (zero-signal voxels') mean and spread in units of sigma."""
+    output, clean = np.concatenate(outputs), np.concatenate(case["clean"])
+    result = metrics(output, clean, np.concatenate(case["mask"]))
+    air = clean == 0
+    if air.any():
+        result.update(
+            air_mean=float(output[air].mean() / case["sigma"]), air_spread=float(output[air].std() / case["sigma"])
+        )
     return {key: round(value, 4) for key, value in result.items()}
 
 
 def run_classical(method: str, case: dict) -> dict:
     """One classical row: the denoised test volumes scored, with the sigma used and the seconds."""
-    rician = case["noise"] == "rician"
     if method.endswith("-est"):
         estimator = C2SDenoiser()
         sigmas = [estimator.noise_level(volume) for volume in case["test"]]
     else:
         sigmas = [case["sigma"]] * len(case["test"])
-    denoise = bm3d_slices if method == "bm3d" else functools.partial(bm4d_volume, vst=method.startswith("bm4d-vst"))
+    if method == "bm3d":
+        denoise = bm3d_slices
+    else:
+        floor = FLOOR_SHRINKAGE if method.startswith("bm4d-vst-floor") else 0.0
+        denoise = functools.partial(bm4d_volume, vst=method.startswith("bm4d-vst"), floor_shrinkage=floor)
     start, cpu = time.perf_counter(), time.process_time()
-    outputs = [denoise(volume, sigma, rician=rician) for volume, sigma in zip(case["test"], sigmas)]
+    outputs = [denoise(volume, sigma, n_coils=case["coils"]) for volume, sigma in zip(case["test"], sigmas)]
     wall, cpu = time.perf_counter() - start, time.process_time() - cpu
     unit = cpu_seconds_per_step(REFERENCE, case)
     return {
@@ -134,12 +160,13 @@ def step_cost(params: dict, case: dict) -> tuple[float, float]:
     return cpu_seconds_per_step(params, case) / unit, unit
 
 
-def run_c2s(params: dict, minutes: float, case: dict, ratio: float | None = None) -> dict:
-    """One C2S row: fit on the training volumes for ``minutes`` on 2 unloaded cores (in steps), apply to the test volumes."""
+def run_c2s(params: dict, minutes: float | None, case: dict, ratio: float | None = None) -> dict:
+    """One C2S row: fit on the training volumes for ``minutes`` on 2 unloaded cores (in steps; ``None``:
+    the estimator's default ``max_iter``), apply to the test volumes."""
     measured_ratio, unit = step_cost(params, case)
     ratio = ratio or measured_ratio
-    steps = max(1, int(minutes * 60 * REFERENCE_STEPS_PER_SECOND / ratio))
-    model = C2SDenoiser(**{"random_state": 0, **params, "max_iter": steps})
+    budget = {} if minutes is None else {"max_iter": max(1, int(minutes * 60 * REFERENCE_STEPS_PER_SECOND / ratio))}
+    model = C2SDenoiser(**{"random_state": 0, **params, **budget})
     cpu = time.process_time()
     model.fit(case["train"])
     fit_cpu = time.process_time() - cpu
@@ -157,6 +184,7 @@ def run_c2s(params: dict, minutes: float, case: dict, ratio: float | None = None
         "reference_step_cpu_s": round(unit, 4),
         "infer_s": round(wall, 1),
         "sigma_used": [round(float(s) * 255, 2) for s in model.sigma_],
+        "n_coils_used": None if case["coils"] is None else round(float(model.n_coils_), 2),
         "final_loss": round(float(np.mean(model.loss_curve_[-100:])), 6),
     }
 
@@ -167,7 +195,9 @@ def main() -> None:
     parser.add_argument("--thickness", type=int, default=None)
     parser.add_argument("--noise", choices=("gaussian", "rician"), default="gaussian")
     parser.add_argument("--level", type=int, default=25)
+    parser.add_argument("--coils", type=int, default=1, help="coils of the magnitude noise (--noise rician)")
     parser.add_argument("--minutes", type=float, nargs="+", default=[2.0, 5.0, 10.0])
+    parser.add_argument("--default-fit", action="store_true", help="C2S rows with the default max_iter, not --minutes")
     parser.add_argument("--methods", nargs="+", default=[*CLASSICAL, *C2S_VARIANTS])
     parser.add_argument("--configs", default="{}", help='JSON {"c2s-3d": {parameter: value}} overrides')
     parser.add_argument("--label", default="", help="suffix of the C2S rows' names (for --configs probes)")
@@ -180,10 +210,11 @@ def main() -> None:
         return
     torch.set_num_threads(args.threads)
     thickness = args.thickness or 1
-    case = load_case(args.spacing, thickness, args.noise, args.level)
+    case = load_case(args.spacing, thickness, args.noise, args.level, args.coils)
     overrides = json.loads(args.configs)
+    coils = f"-{args.coils}coils" if args.noise == "rician" and args.coils > 1 else ""
     header = {
-        "case": f"{args.spacing}mm-{thickness}thick-{args.noise}{args.level}",
+        "case": f"{args.spacing}mm-{thickness}thick-{args.noise}{args.level}{coils}",
         "source": case["source"],
         "command": command(),
         "machine": machine() + " (shared with other jobs: budgets and *_2cores times in reference steps)",
@@ -196,7 +227,7 @@ def main() -> None:
             params = {**C2S_VARIANTS[method], **overrides.get(method, {})}
             rows = [
                 (params, minutes, lambda p=params, m=minutes: run_c2s(p, m, case, args.step_cost))
-                for minutes in args.minutes
+                for minutes in ([None] if args.default_fit else args.minutes)
             ]
         for params, minutes, run in rows:
             record = {**header, "method": method + args.label, "params": params, "minutes": minutes, **run()}
