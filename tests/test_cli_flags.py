@@ -41,6 +41,8 @@ from c2s_denoise.io import C2SInputError, ReadOptions
         ("the seed random_state=3", "the seed --seed 3"),
         ("NIfTI slice_axis=-1, dataset='kspace'", "NIfTI --slice-axis -1, --h5-dataset kspace"),
         ("with contrasts='T1,T2'", "with --contrasts T1,T2"),
+        ("sigma='local' estimates a noise map per pixel", "--noise-map auto estimates a noise map per pixel"),
+        ("or sigma=0.05", "or --sigma 0.05"),
     ],
 )
 def test_parameters_become_flags(message: str, expected: str) -> None:

@@ -1,5 +1,7 @@
 """``sigma`` as a noise map (docs/method.md section 11): the heteroscedastic GDSM step, flattening, bad maps."""
 
+import warnings
+
 import h5py
 import numpy as np
 import pytest
@@ -109,8 +111,11 @@ def test_a_true_map_beats_one_level_on_noise_that_varies():
     noise_map = 0.04 * np.exp(np.linspace(np.log(0.3), np.log(3.0), 64))[None, None, :] * np.ones_like(clean)
     noisy = clean + noise_map * np.random.default_rng(0).standard_normal(clean.shape)
     settings = dict(max_iter=200, random_state=0, self_ensemble=False)
-    one_level = C2SDenoiser(**settings).fit(noisy)
-    mapped = C2SDenoiser(sigma=noise_map, **settings).fit(noisy)
+    with pytest.warns(UserWarning, match=r"noise level varies across item \d+: its local noise map spans a factor"):
+        one_level = C2SDenoiser(**settings).fit(noisy)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a map given: nothing to warn about
+        mapped = C2SDenoiser(sigma=noise_map, **settings).fit(noisy)
 
     def quality(denoised):
         return np.mean([psnr(out, ref, range_=1.0) for out, ref in zip(denoised, clean)])
@@ -120,6 +125,26 @@ def test_a_true_map_beats_one_level_on_noise_that_varies():
     mapped.set_params(sigma=[noise_map[0], noise_map[1]])
     pair = mapped.transform([noisy[0], noisy[1]])
     assert np.allclose(pair[1], mapped.set_params(sigma=noise_map).transform(noisy)[1])
+
+
+@pytest.mark.parametrize("noise_model", ["gaussian", "rician"])
+def test_one_noise_level_everywhere_gives_no_varying_noise_warning(noise_model):
+    """White noise of one level (Gaussian or Rician): the local map spans about 1.1, below the warning's 1.25."""
+    from c2s_denoise.estimator._noise_levels import MAX_NOISE_MAP_SPREAD
+    from c2s_denoise.physics.noise import estimate_noise_map
+
+    clean = make_phantoms(8, 96, seed=2)
+    rng = np.random.default_rng(3)
+    if noise_model == "gaussian":
+        noisy = clean + 0.05 * rng.standard_normal(clean.shape)
+    else:
+        noisy = np.hypot(clean + 0.05 * rng.standard_normal(clean.shape), 0.05 * rng.standard_normal(clean.shape))
+    spread = np.divide(*np.percentile(estimate_noise_map(noisy, noise_model=noise_model), [90, 10]))
+    assert spread < MAX_NOISE_MAP_SPREAD
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        C2SDenoiser(max_iter=1, noise_model=noise_model, n_coils=1, random_state=0).fit(noisy)
+    assert not [w for w in caught if "noise level varies" in str(w.message)]
 
 
 def test_bad_maps_raise_one_clear_error(tmp_path):

@@ -14,7 +14,7 @@ import re
 import shlex
 from typing import NamedTuple
 
-__all__ = ["ALIASES", "WITHOUT_VALUE", "as_flags", "flag_table"]
+__all__ = ["ALIASES", "VALUES", "WITHOUT_VALUE", "as_flags", "flag_table"]
 
 #: Library parameters whose command-line option has another Python name.
 ALIASES = {
@@ -24,6 +24,8 @@ ALIASES = {
     "references": "reference",  # evaluate_files
     "out_dir": "out",  # run_demo
 }
+#: Parameter values the command line spells with another option: a noise map estimated per pixel.
+VALUES = {("sigma", "local"): "--noise-map auto"}
 #: ``contrasts=...``, the files of every contrast, are what repeated ``--contrast NAME=PATH`` give;
 #: ``contrasts`` with a value is the order of the contrasts, ``--contrasts A,B,...``.
 WITHOUT_VALUE = {"contrasts": "contrast"}
@@ -71,6 +73,8 @@ def flag_table() -> dict[str, str]:
 
 def _as_flag(match: re.Match[str]) -> str:
     name, value = match["name"], match["value"]
+    if (name, value.strip("'\"")) in VALUES:
+        return VALUES[name, value.strip("'\"")]
     options = _options()
     if value == "..." and name in WITHOUT_VALUE and WITHOUT_VALUE[name] in options:
         option = options[WITHOUT_VALUE[name]]
@@ -90,7 +94,8 @@ def as_flags(message: str) -> str:
     """``message`` with every ``name=value`` of a known parameter written as its flag.
 
     ``True`` and ``...`` give the bare flag (``overwrite=True``: ``--overwrite``), a quoted string
-    or a number the flag and the value (``combine='rss'``: ``--combine rss``). Unknown names, other
+    or a number the flag and the value (``combine='rss'``: ``--combine rss``); the values of
+    :data:`VALUES` their own option (``sigma='local'``: ``--noise-map auto``). Unknown names, other
     values (``overwrite=False``) and all other text stay as they are.
     """
     return _PARAMETER.sub(_as_flag, message) if "=" in message else message

@@ -29,7 +29,7 @@ from ._channels import as_parts, resolve_context_slices
 from ._layouts import check_kind, item_scales
 from ._lazy_layouts import lazy_statistics, lazy_volumes, volume_depth
 from ._magnitude_path import air_factor
-from ._noise_levels import resolve_coils, warn_if_correlated
+from ._noise_levels import resolve_coils, warn_if_correlated, warn_if_noise_varies
 from ._noise_maps import check_map_support, is_map_rule
 from ._reading import Items, Names
 from ._volumes import check_volumes, resolve_spatial_dims
@@ -83,6 +83,8 @@ class FittingMixin:
                 self.noise_model_ = resolve_noise_model(items, self.noise_model, n_coils=self.n_coils_)
                 sigmas, methods = self._noise_levels(items, names, maps)
                 warn_if_correlated(items, sigmas, self.noise_model_, self.n_coils_)
+                if maps is None:
+                    warn_if_noise_varies(items, self.noise_model_, self.n_coils_)
                 scales = item_scales(items)
                 parts, part_sigmas, part_scales = as_parts(items, sigmas, scales, is_complex)
             denoised_contrasts = self._denoised_contrasts(names)

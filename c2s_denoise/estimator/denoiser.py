@@ -49,7 +49,9 @@ class C2SDenoiser(
         estimate a map per item from the image alone. The item is divided by the map relative
         to its median, denoised at that one level and multiplied back (docs/method.md section
         11); for new images give their maps with ``set_params(sigma=[...])`` before
-        :meth:`transform`. Maps take one contrast and images held in memory.
+        :meth:`transform`. Maps take one contrast and images held in memory. With one level
+        per item, ``fit`` warns when an item's local noise map spans more than a factor 1.25
+        (its 10th to 90th percentile).
     noise_model : {"auto", "gaussian", "rician", "ncchi"}, default="auto"
         Distribution of the noise. ``"gaussian"``: additive white Gaussian noise (complex data,
         real images with negative values). ``"rician"`` / ``"ncchi"``: magnitude images from

@@ -176,17 +176,34 @@ def _ratio_gap(n_coils: float, quantile: float, ratio: float) -> float:
 
 
 def estimate_coils_and_sigma(
-    image: np.ndarray, *, quantile: float = 0.9, neighbourhood: int = 5, max_iter: int = 30
+    image: np.ndarray,
+    *,
+    quantile: float = 0.9,
+    neighbourhood: int = 5,
+    max_iter: int = 30,
+    starts: tuple[float, ...] = (1.0, 4.0, 16.0),
 ) -> tuple[float, float]:
     """The effective number of coils and the noise level, fitted together to the air of an RSS magnitude image.
 
     In air an RSS magnitude of ``N`` coils is ``sigma`` times a central chi(2N) variable: its
     level sets ``sigma`` and its relative spread sets ``N`` (correlated or unequal coils act as
-    fewer, noisier effective ones, so ``N`` need not be an integer). Starting from one coil,
+    fewer, noisier effective ones, so ``N`` need not be an integer). From a starting ``N``,
     :func:`estimate_sigma_background` gives ``sigma`` for the current ``N`` and the air pixels it
     used; ``N`` is then solved from the ratio ``mean**2 / mean(R**2)`` of those pixels, which for
     the truncated chi law depends on ``N`` only; the two steps alternate until ``N`` changes by
     less than 0.1%.
+
+    The alternation runs from each of ``starts`` in turn, and the first fit that converged and
+    describes an image with air and an object is kept (``N`` below the largest, 128; at least 1% of
+    the pixels below the air's 90% quantile and at least 1% above its 99.9% quantile); without one,
+    the first such fit that did not converge, else the first fit.
+    From one coil alone the fit can settle on dark tissue: on MNI152 volumes cropped to the head
+    (46% air, 8 coils) it gave ``N = 1.34`` and 4.4 times the level with nothing left above its
+    "air", where a start of 4 gives 8.0 and the level within 0.1%; with 16 coils it had not
+    converged after 30 steps (13.5 coils, the level 10% high; from 4: 15.9 and 0.3%). The starts go in order rather
+    than by the darkest air, because on integer-valued images at a low level the later starts can
+    fit a few pixels of the lowest grey values (up to 128 coils on the pixels of value 1 of a real
+    scan).
 
     Parameters
     ----------
@@ -195,7 +212,10 @@ def estimate_coils_and_sigma(
     quantile, neighbourhood
         As in :func:`estimate_sigma_background`.
     max_iter : int, default=30
-        Alternations at most.
+        Alternations at most, from each start.
+    starts : tuple of float, default=(1.0, 4.0, 16.0)
+        Coil numbers the alternation starts from, in order; a start whose background estimate
+        fails (no pixels below its cut-off) is skipped.
 
     Returns
     -------
@@ -207,11 +227,48 @@ def estimate_coils_and_sigma(
     Raises
     ------
     ValueError
-        As :func:`estimate_sigma_background`: no air to fit.
+        As :func:`estimate_sigma_background`: no air to fit from any start.
     """
     values, local_max = _unmasked_magnitudes(image, neighbourhood)
+    fits, error = [], None
+    for start in starts:
+        try:
+            n_coils, converged = _alternate(image, values, local_max, float(start), quantile, neighbourhood, max_iter)
+            sigma = estimate_sigma_background(image, n_coils, quantile=quantile, neighbourhood=neighbourhood)
+        except ValueError as failure:
+            error = error or failure
+            continue
+        fits.append((not converged, n_coils, sigma))
+    if not fits:
+        raise error if error is not None else ValueError("no start to fit the coil number from")
+    plausible = [fit for fit in fits if _air_and_object(values, fit[1], fit[2], quantile)]
+    _, n_coils, sigma = min(plausible, key=lambda fit: fit[0]) if plausible else fits[0]  # converged first, in order
+    return n_coils, sigma
+
+
+def _air_and_object(values: np.ndarray, n_coils: float, sigma: float, quantile: float) -> bool:
+    """Whether a fit describes air and an object: ``N`` below the largest, and at least 1% of ``values``
+    below the air's ``quantile`` and 1% above its 99.9% quantile."""
+    if n_coils >= MAX_EFFECTIVE_COILS:
+        return False
+    cutoff, _ = _chi_truncation(n_coils, quantile)
+    wide = math.sqrt(2.0 * float(gammaincinv(n_coils, _NEIGHBOUR_QUANTILE)))
+    least = 0.01 * values.size
+    return bool(np.count_nonzero(values < cutoff * sigma) >= least and np.count_nonzero(values > wide * sigma) >= least)
+
+
+def _alternate(
+    image: np.ndarray,
+    values: np.ndarray,
+    local_max: np.ndarray,
+    n_coils: float,
+    quantile: float,
+    neighbourhood: int,
+    max_iter: int,
+) -> tuple[float, bool]:
+    """The coil number after alternating the background level and the moment ratio from ``n_coils``, and
+    whether it converged (changed by less than 0.1% in the last step)."""
     lowest, highest = _truncated_moment_ratio(1.0, quantile), _truncated_moment_ratio(MAX_EFFECTIVE_COILS, quantile)
-    n_coils = 1.0
     for _ in range(max_iter):
         sigma = estimate_sigma_background(image, n_coils, quantile=quantile, neighbourhood=neighbourhood)
         cutoff, _ = _chi_truncation(n_coils, quantile)
@@ -229,8 +286,8 @@ def estimate_coils_and_sigma(
         converged = abs(updated - n_coils) <= 1e-3 * n_coils
         n_coils = updated
         if converged:
-            break
-    return n_coils, estimate_sigma_background(image, n_coils, quantile=quantile, neighbourhood=neighbourhood)
+            return n_coils, True
+    return n_coils, False
 
 
 def air_correlation(image: np.ndarray, n_coils: float, sigma: float, *, min_pairs: int = 500) -> float | None:
