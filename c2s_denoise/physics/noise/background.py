@@ -194,16 +194,15 @@ def estimate_coils_and_sigma(
     less than 0.1%.
 
     The alternation runs from each of ``starts`` in turn, and the first fit that converged and
-    describes an image with air and an object is kept (``N`` below the largest, 128; at least 1% of
-    the pixels below the air's 90% quantile and at least 1% above its 99.9% quantile); without one,
-    the first such fit that did not converge, else the first fit.
-    From one coil alone the fit can settle on dark tissue: on MNI152 volumes cropped to the head
-    (46% air, 8 coils) it gave ``N = 1.34`` and 4.4 times the level with nothing left above its
-    "air", where a start of 4 gives 8.0 and the level within 0.1%; with 16 coils it had not
-    converged after 30 steps (13.5 coils, the level 10% high; from 4: 15.9 and 0.3%). The starts go in order rather
-    than by the darkest air, because on integer-valued images at a low level the later starts can
-    fit a few pixels of the lowest grey values (up to 128 coils on the pixels of value 1 of a real
-    scan).
+    describes an image with air and an object is kept (``N`` below the largest, 128; at least 1%
+    of the pixels below the air's 90% quantile and at least 1% above its 99.9% quantile); without
+    one, the first such fit that did not converge, else the first fit. From one coil alone the fit
+    can settle on dark tissue: on MNI152 volumes cropped to the head (46% air, 8 coils) it gave
+    ``N = 1.34`` and 4.4 times the level with nothing left above its "air", where a start of 4
+    gives 8.0 and the level within 0.1%; with 16 coils it had not converged after 30 steps (13.5
+    coils, the level 10% high; from 4: 15.9 and 0.3%). The starts go in order rather than by the
+    darkest air, because on integer-valued images at a low level the later starts can fit a few
+    pixels of the lowest grey values (up to 128 coils on the pixels of value 1 of a real scan).
 
     Parameters
     ----------
@@ -230,7 +229,7 @@ def estimate_coils_and_sigma(
         As :func:`estimate_sigma_background`: no air to fit from any start.
     """
     values, local_max = _unmasked_magnitudes(image, neighbourhood)
-    fits, error = [], None
+    fits, unconverged, error = [], [], None
     for start in starts:
         try:
             n_coils, converged = _alternate(image, values, local_max, float(start), quantile, neighbourhood, max_iter)
@@ -238,12 +237,14 @@ def estimate_coils_and_sigma(
         except ValueError as failure:
             error = error or failure
             continue
-        fits.append((not converged, n_coils, sigma))
+        fits.append((n_coils, sigma))
+        if _air_and_object(values, n_coils, sigma, quantile):
+            if converged:
+                return n_coils, sigma  # the later starts are not needed
+            unconverged.append((n_coils, sigma))
     if not fits:
         raise error if error is not None else ValueError("no start to fit the coil number from")
-    plausible = [fit for fit in fits if _air_and_object(values, fit[1], fit[2], quantile)]
-    _, n_coils, sigma = min(plausible, key=lambda fit: fit[0]) if plausible else fits[0]  # converged first, in order
-    return n_coils, sigma
+    return (unconverged or fits)[0]
 
 
 def _air_and_object(values: np.ndarray, n_coils: float, sigma: float, quantile: float) -> bool:
