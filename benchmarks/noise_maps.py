@@ -6,6 +6,7 @@ Usage::
     python benchmarks/noise_maps.py                       # R2, R3, R4 and bias, seed 0 (see docs/benchmarks.md)
     python benchmarks/noise_maps.py --quick               # smoke run: 2 slices, 200 C2S steps
     python benchmarks/noise_maps.py --cases R3 bias --seeds 0 1 --threads 2
+    python benchmarks/noise_maps.py --methods bm3d-local c2s-local --merge   # rerun two rows, keep the others
 
 Data: the 6 held-out axial MNI152 T1 slices of ``load_mni152_axial`` (233 x 197, intensities in
 [0, 1], zero background; ``--slices all`` adds the 30 training slices), whose noise level varies
@@ -310,12 +311,34 @@ def cell(values: list, fmt: str) -> str:
     return text + (f" +- {np.std(values):{fmt}}" if len(values) > 1 else "")
 
 
-def report(infos: list[dict], rows: list[dict], args, data, elapsed: float) -> str:
+def merged(name: str, infos: list[dict], rows: list[dict], args) -> tuple[list[dict], list[dict], list[str]]:
+    """The rows and cases of ``name``'s JSON record with this run's in place of the same (case, seed, method)."""
+    path = RESULTS / f"{name}.json"
+    if not path.exists():
+        return infos, rows, [command()]
+    old = json.loads(path.read_text())
+    new_rows = {(r["case"], r["seed"], r["method"]) for r in rows}
+    new_cases = {(i["case"], i["seed"]) for i in infos}
+    rows = [r for r in old["rows"] if (r["case"], r["seed"], r["method"]) not in new_rows] + rows
+    infos = [i for i in old["cases"] if (i["case"], i["seed"]) not in new_cases] + infos
+    present = {r["method"] for r in rows}
+    args.methods = [m for m in METHODS if m in present]
+    args.cases = [c for c in CASES if any(i["case"] == c for i in infos)]
+    args.seeds = sorted({i["seed"] for i in infos})
+    return infos, rows, old.get("commands", [old["command"]]) + [command()]
+
+
+def report(infos: list[dict], rows: list[dict], args, data, elapsed: float, commands: list[str] | None = None) -> str:
     steps = "the estimator's default (8000)" if args.max_iter is None else str(args.max_iter)
+    commands = commands or [command()]
     lines = [
         "# Noise maps: SENSE (R = 2, 3, 4) and a bias-field-corrected image",
         "",
-        f"Command: `{command()}`  ",
+        *(
+            [f"Command: `{commands[0]}`  "]
+            if len(commands) == 1
+            else ["Commands (each later one replaced the rows it ran): " + "; ".join(f"`{c}`" for c in commands) + "  "]
+        ),
         f"Machine: {machine()}  ",
         f"Date: {datetime.date.today()}, c2s-denoise {__version__}, seeds {list(args.seeds)}, C2S steps {steps}, "
         f"{len(data.indices)} MNI152 slices {list(data.indices)}, total {elapsed / 60:.1f} min.",
@@ -374,6 +397,9 @@ def main() -> None:
     parser.add_argument("--slices", choices=("test", "all"), default="test", help="6 held-out, or all 36 slices")
     parser.add_argument("--quick", action="store_true", help="smoke run: 2 slices, 200 C2S steps")
     parser.add_argument("--calibrate", action="store_true", help="print the noise levels that give 20/255")
+    parser.add_argument(
+        "--merge", action="store_true", help="replace only the rows run (case, seed, method) in the saved results"
+    )
     args = parser.parse_args()
     if args.calibrate:
         calibrate()
@@ -393,12 +419,16 @@ def main() -> None:
             infos.append(info)
             rows += case_rows
     name = "noise_maps_quick" if args.quick else "noise_maps"
-    if sorted(args.cases) != sorted(CASES):  # a partial run does not overwrite the whole one
+    if sorted(args.cases) != sorted(CASES) and not args.merge:  # a partial run does not overwrite the whole one
         name += "_" + "_".join(args.cases)
     RESULTS.mkdir(exist_ok=True)
-    text = report(infos, rows, args, data, time.perf_counter() - start)
+    commands = [command()]
+    if args.merge:
+        infos, rows, commands = merged(name, infos, rows, args)
+    text = report(infos, rows, args, data, time.perf_counter() - start, commands)
     (RESULTS / f"{name}.md").write_text(text)
-    record = {"command": command(), "machine": machine(), "seeds": args.seeds, "max_iter": args.max_iter}
+    record = {"command": command(), "commands": commands, "machine": machine(), "seeds": args.seeds}
+    record["max_iter"] = args.max_iter
     record.update(slices=list(data.indices), coil_sigma=COIL_SIGMA, bias_sigma0=BIAS_SIGMA0, cases=infos, rows=rows)
     (RESULTS / f"{name}.json").write_text(json.dumps(record, indent=1, default=float))
     print(text)

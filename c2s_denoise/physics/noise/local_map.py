@@ -28,11 +28,19 @@ measures it where :func:`~c2s_denoise.physics.noise.estimate_sigma_wavelet` meas
 Steps 2-5 repeat until the cell map moves by less than 0.2% on average (10 passes at most).
 
 6. Steps (the g-factor of SENSE jumps where the rows that fold together change): the last pass's
-   coefficients are also taken in cells of 4 x 4 pixels, and each cell's log median is averaged
-   over windows it chooses by intersecting confidence intervals
-   (:mod:`~c2s_denoise.physics.noise.adaptive_windows`). Where that average departs from the
-   smooth map by more than 1.5 standard errors it replaces it (fully from 3); elsewhere the
-   smooth map stays. A Gaussian of half a fine cell and bilinear interpolation give the pixels.
+   coefficients are also taken in cells of 4 x 4 pixels, and each cell's departure from the
+   smooth map (its log median minus the smooth map's log) is averaged over windows it chooses by
+   intersecting confidence intervals (:mod:`~c2s_denoise.physics.noise.adaptive_windows`).
+   Where that average is more than 1.5 standard errors from 0 it is added to the smooth map
+   (fully from 3); elsewhere the smooth map stays. A Gaussian of half a fine cell and bilinear
+   interpolation give the pixels.
+7. Steps across the whole image (the fold boundaries of uniform undersampling) are tested row by
+   row and column by column (:func:`~c2s_denoise.physics.noise.map_steps.find_steps`); where
+   there are some, steps 1-6 run again on each rectangle between them.
+
+At the image's edges the filters see the cell map continued by odd reflection and the
+interpolation continues the line through the two end cells: a level rising toward the edge (the
+g-factor's does) is not pulled toward the interior's.
 
 The choices were measured on MNI152 and dipy's T1 slice; docs/method.md ("Noise maps from the
 image alone") gives the numbers.
@@ -47,7 +55,9 @@ from scipy import ndimage
 
 from ..magnitude import _background_mean, _check_n_coils, unbias_magnitude
 from .adaptive_windows import ici_average
+from .cell_grid import cell_medians, upsample
 from .foreground import _ncchi_std_factor
+from .map_steps import find_steps
 from .wavelet import _MAD_TO_STD, _as_slices, _constant_mask, _haar_finest
 
 __all__ = ["estimate_noise_map"]
@@ -128,32 +138,28 @@ def _check_image(image: np.ndarray, noise_model: str, n_coils: float) -> tuple[n
     return _as_slices(array, allow_complex=True), n
 
 
-def _cell_medians(values: np.ndarray, cell: int) -> tuple[np.ndarray, np.ndarray]:
-    """Median and count of the finite ``values`` ``(P, D, h, w)`` in cells of ``cell x cell``, pooled over P.
+def _smooth_cells(log_sigma: np.ndarray, valid: np.ndarray, smooth: float, *, odd_edges: bool = False) -> np.ndarray:
+    """Fill invalid cells from the nearest valid ones, then median filter and Gaussian (in 3-D).
 
-    Returns two arrays ``(D, ceil(h / cell), ceil(w / cell))``; the median is NaN where the count is 0.
+    With ``odd_edges`` the filters see the map continued beyond its edges by odd reflection
+    (``2 f(edge) - f(edge - i)``), which keeps a linear trend: a level that rises toward the
+    image's edge (the g-factor's does) is not pulled toward the interior's there. Otherwise the
+    edge values are repeated (stable, for the passes that decide which blocks count).
     """
-    parts, depth, height, width = values.shape
-    ny, nx = -(-height // cell), -(-width // cell)
-    padded = np.full((parts, depth, ny * cell, nx * cell), np.nan)
-    padded[:, :, :height, :width] = values
-    cells = padded.reshape(parts, depth, ny, cell, nx, cell).transpose(1, 2, 4, 0, 3, 5)
-    cells = np.sort(cells.reshape(depth, ny, nx, -1), axis=-1)  # NaN sorts last
-    count = np.count_nonzero(np.isfinite(cells), axis=-1)
-    low = np.take_along_axis(cells, np.maximum(count - 1, 0)[..., None] // 2, axis=-1)[..., 0]
-    high = np.take_along_axis(cells, (count // 2)[..., None], axis=-1)[..., 0]
-    median = np.where(count > 0, (low + high) / 2.0, np.nan)
-    return median, count
-
-
-def _smooth_cells(log_sigma: np.ndarray, valid: np.ndarray, smooth: float) -> np.ndarray:
-    """Fill invalid cells from the nearest valid ones, then median filter and Gaussian (in 3-D)."""
     _, indices = ndimage.distance_transform_edt(~valid, return_indices=True)
     filled = log_sigma[tuple(indices)]
     depth = filled.shape[0]
-    filled = ndimage.median_filter(filled, size=(3 if depth >= 3 else 1, 3, 3), mode="nearest")
     widths = (_SMOOTH_SLICES if depth > 1 else 0.0, smooth, smooth)
-    return ndimage.gaussian_filter(filled, sigma=widths, mode="nearest")
+    pad = [(0, 0)] * 3
+    if odd_edges:
+        pad = [
+            (0, 0) if w == 0 or n < 2 else (min(n - 1, int(np.ceil(4 * w)) + 1),) * 2
+            for w, n in zip(widths, filled.shape)
+        ]
+        filled = np.pad(filled, pad, mode="reflect", reflect_type="odd")
+    filled = ndimage.median_filter(filled, size=(3 if depth >= 3 else 1, 3, 3), mode="nearest")
+    smoothed = ndimage.gaussian_filter(filled, sigma=widths, mode="nearest")
+    return smoothed[tuple(slice(before, smoothed.shape[k] - after) for k, (before, after) in enumerate(pad))]
 
 
 def _adaptive_cells(log_sigma: np.ndarray, count: np.ndarray, smooth_log: np.ndarray) -> np.ndarray:
@@ -162,49 +168,27 @@ def _adaptive_cells(log_sigma: np.ndarray, count: np.ndarray, smooth_log: np.nda
     ``count`` is the number of coefficients behind each fine cell's median, ``smooth_log`` the
     smooth map on the fine cells. Slice by slice,
     :func:`~c2s_denoise.physics.noise.adaptive_windows.ici_average` with the precision
-    ``count / _LOG_MEDIAN_VARIANCE`` (0 below ``_FINE_MIN_COUNT``) gives an average over
-    adaptive windows and the summed precision ``P`` of the chosen windows; where it departs from
-    the smooth map by ``z = |ici - smooth| sqrt(P / 4)`` (the four directions' windows overlap
-    near the cell) of more than ``_DEPARTURE[0]``, it replaces it (fully from ``_DEPARTURE[1]`` on). Cells without data keep the smooth map; then a Gaussian of
+    ``count / _LOG_MEDIAN_VARIANCE`` (0 below ``_FINE_MIN_COUNT``) averages the cells'
+    departure from the smooth map over adaptive windows (with ``P``, the summed precision of the
+    chosen windows); where that average ``d`` is ``z = |d| sqrt(P / 4)`` (the four directions' windows overlap
+    near the cell) standard errors from 0 by more than ``_DEPARTURE[0]``, ``smooth + d`` replaces the smooth map (fully from ``_DEPARTURE[1]`` on). Cells without data keep the smooth map; then a Gaussian of
     ``_FINE_SMOOTH_CELLS`` cells (and ``_SMOOTH_SLICES`` slices in volumes).
     """
     precision = np.where(count >= _FINE_MIN_COUNT, count, 0) / _LOG_MEDIAN_VARIANCE
+    # the windows average the departure from the smooth map, not the map: a trend the smooth map
+    # follows (a level rising toward the image's edge) does not bias the one-sided windows there
+    departure = log_sigma - smooth_log
     averaged, window_precision = (
         np.stack(parts)
-        for parts in zip(*(ici_average(f, w, _WINDOWS, _ICI_GAMMA) for f, w in zip(log_sigma, precision)))
+        for parts in zip(*(ici_average(f, w, _WINDOWS, _ICI_GAMMA) for f, w in zip(departure, precision)))
     )
     start, full = _DEPARTURE
-    z = np.abs(np.nan_to_num(averaged - smooth_log)) * np.sqrt(window_precision / 4.0)
+    averaged = np.nan_to_num(averaged)
+    z = np.abs(averaged) * np.sqrt(window_precision / 4.0)
     weight = np.where(precision > 0, np.clip((z - start) / (full - start), 0.0, 1.0), 0.0)
-    blended = smooth_log + weight * np.nan_to_num(averaged - smooth_log)
+    blended = smooth_log + weight * averaged
     widths = (_SMOOTH_SLICES if blended.shape[0] > 1 else 0.0, _FINE_SMOOTH_CELLS, _FINE_SMOOTH_CELLS)
     return ndimage.gaussian_filter(blended, sigma=widths, mode="nearest")
-
-
-def _interpolation(n_out: int, n_cells: int, offset: float, step: float) -> np.ndarray:
-    """Matrix ``(n_out, n_cells)`` of linear interpolation from cell centres, clamped at the ends.
-
-    Output index ``i`` sits at cell coordinate ``(i - offset) / step``.
-    """
-    position = np.clip((np.arange(n_out) - offset) / step, 0.0, n_cells - 1.0)
-    lower = np.minimum(np.floor(position).astype(int), max(n_cells - 2, 0))
-    weight = position - lower
-    matrix = np.zeros((n_out, n_cells))
-    rows = np.arange(n_out)
-    matrix[rows, lower] += 1.0 - weight
-    if n_cells > 1:
-        matrix[rows, lower + 1] += weight
-    else:
-        matrix[rows, 0] = 1.0
-    return matrix
-
-
-def _upsample(cells: np.ndarray, shape: tuple[int, int], offset: float, step: float) -> np.ndarray:
-    """Bilinear interpolation of cell values ``(D, ny, nx)`` onto a grid ``(D, *shape)``."""
-    rows = _interpolation(shape[0], cells.shape[1], offset, step)
-    columns = _interpolation(shape[1], cells.shape[2], offset, step)
-    along_columns = np.tensordot(cells, columns, axes=([2], [1]))  # (D, ny, W)
-    return np.ascontiguousarray(np.tensordot(rows, along_columns, axes=([1], [1])).transpose(1, 0, 2))
 
 
 def _every_shift(part: np.ndarray, masked: np.ndarray) -> list[np.ndarray]:
@@ -235,8 +219,14 @@ def _local_sigma(
     iterations: int = _ITERATIONS,
     fine: int = _FINE_CELL,
     amp_window: int = _AMPLITUDE_WINDOW,
+    steps: bool = True,
 ) -> np.ndarray:
-    """The noise map of slices ``(D, H, W)``; the keywords are the tuning of :func:`estimate_noise_map`."""
+    """The noise map of slices ``(D, H, W)``; the keywords are the tuning of :func:`estimate_noise_map`.
+
+    With ``steps``, where the noise level steps across whole rows or columns
+    (:func:`~c2s_denoise.physics.noise.map_steps.find_steps`), the map is estimated again on each
+    rectangle between the steps, so that no cell or smoothing reaches across one.
+    """
     masked = _constant_mask(slices)
     parts = (slices.real, slices.imag) if np.iscomplexobj(slices) else (slices,)
     haar = [_every_shift(part, masked) for part in parts]
@@ -255,7 +245,7 @@ def _local_sigma(
     log_cells = None
     values = np.where(selected, np.abs(coefficients) / scale, np.nan)
     for _ in range(iterations):
-        median, count = _cell_medians(values, cell)
+        median, count = cell_medians(values, cell)
         valid = (count >= _MIN_COUNT) & (median > 0)
         if not np.any(valid):
             if log_cells is None:
@@ -267,7 +257,7 @@ def _local_sigma(
         log_cells = _smooth_cells(np.log(np.where(valid, median, 1.0) / _MAD_TO_STD), valid, smooth)
         if previous is not None and np.mean(np.abs(log_cells - previous)) < _TOLERANCE:
             break
-        sigma_blocks = _upsample(np.exp(log_cells), grid, (cell - 1) / 2.0, float(cell))[None]
+        sigma_blocks = upsample(np.exp(log_cells), grid, (cell - 1) / 2.0, float(cell))[None]
         if magnitude:
             amplitude = np.asarray(unbias_magnitude(means, sigma_blocks, n_coils)) / sigma_blocks
             # within a standard error of the air's mean, a block is read as air (A = 0): the
@@ -277,14 +267,50 @@ def _local_sigma(
             scale = _std_factor(amplitude, n_coils)
         selected = usable & (details < gate * sigma_blocks * scale)
         values = np.where(selected, np.abs(coefficients) / scale, np.nan)
-    # the final map: the last pass's coefficients in fine cells, over adaptive windows (steps stay sharp)
-    median, count = _cell_medians(values, fine)
+    # the smooth map of the last pass's coefficients, now continued at the edges by its trend (in the
+    # passes above, a magnitude image's low edge cell would lower its own air floor and drift)
+    median, count = cell_medians(values, cell)
+    valid = (count >= _MIN_COUNT) & (median > 0)
+    if np.any(valid):
+        log_cells = _smooth_cells(np.log(np.where(valid, median, 1.0) / _MAD_TO_STD), valid, smooth, odd_edges=True)
+    sigma = _final_map(values, log_cells, (height, width), cell, fine)
+    if steps:
+        rows, columns = find_steps(values)
+        if rows or columns:
+            tuning = {"cell": cell, "gate": gate, "smooth": smooth, "iterations": iterations, "fine": fine}
+            sigma = _between_steps(slices, model, n_coils, rows, columns, sigma, {**tuning, "amp_window": amp_window})
+    return sigma
+
+
+def _final_map(values: np.ndarray, log_cells: np.ndarray, shape: tuple[int, int], cell: int, fine: int) -> np.ndarray:
+    """The map on the pixels: the last pass's coefficients in fine cells over adaptive windows (local steps stay sharp)."""
+    median, count = cell_medians(values, fine)
     kept = (count >= _FINE_MIN_COUNT) & (median > 0)
     if not np.any(kept):  # too few coefficients for fine cells: the smooth map
-        return _upsample(np.exp(log_cells), (height, width), cell / 2.0, float(cell))
-    smooth_log = _upsample(log_cells, median.shape[1:], (cell - fine) / (2.0 * fine), cell / fine)
+        return upsample(np.exp(log_cells), shape, cell / 2.0, float(cell))
+    smooth_log = upsample(log_cells, median.shape[1:], (cell - fine) / (2.0 * fine), cell / fine)
     fine_log = _adaptive_cells(np.log(np.where(kept, median, 1.0) / _MAD_TO_STD), np.where(kept, count, 0), smooth_log)
-    return _upsample(np.exp(fine_log), (height, width), fine / 2.0, float(fine))
+    return upsample(np.exp(fine_log), shape, fine / 2.0, float(fine))
+
+
+def _between_steps(
+    slices: np.ndarray, model: str, n_coils: float, rows: list[int], columns: list[int], sigma: np.ndarray, tuning: dict
+) -> np.ndarray:
+    """``sigma`` estimated again on each rectangle between the step ``rows`` and ``columns`` (a new array).
+
+    A rectangle without enough noise to map (masked air) keeps the map of the whole image.
+    """
+    out = sigma.copy()
+    row_edges = [0, *rows, slices.shape[1]]
+    column_edges = [0, *columns, slices.shape[2]]
+    for top, bottom in zip(row_edges[:-1], row_edges[1:]):
+        for left, right in zip(column_edges[:-1], column_edges[1:]):
+            try:
+                part = _local_sigma(slices[:, top:bottom, left:right], model, n_coils, steps=False, **tuning)
+            except ValueError:  # no noise there (masked or constant)
+                continue
+            out[:, top:bottom, left:right] = part
+    return out
 
 
 def estimate_noise_map(image: np.ndarray, *, noise_model: str = "gaussian", n_coils: float = 1.0) -> np.ndarray:
@@ -293,10 +319,12 @@ def estimate_noise_map(image: np.ndarray, *, noise_model: str = "gaussian", n_co
     The noise level may vary across the image, smoothly (bias-field correction) or with steps
     (the g-factor of parallel imaging); the map is the robust wavelet MAD of the finest diagonal
     Haar detail in cells of 16 x 16 pixels, without edge blocks, smoothed, and where finer cells
-    of 4 x 4 pixels averaged over adaptive windows show a step, those (see the module
-    docstring). On MNI152 and dipy's T1 slice its median absolute relative error inside the
-    head is 1-4.4% for Gaussian, complex, Rician and 4-coil noncentral-chi noise and smooth
-    maps, 4-6% for SENSE at R = 3 (``benchmarks/results/noise_map_accuracy.md``).
+    of 4 x 4 pixels averaged over adaptive windows show a step, those; steps that run across
+    the whole image (the fold boundaries of SENSE) are found at their row or column and the map
+    is estimated on each side separately (see the module docstring). On MNI152 and dipy's T1
+    slice its median absolute relative error inside the head is 1-4.2% for Gaussian, complex,
+    Rician and 4-coil noncentral-chi noise and smooth maps, 3.6-3.9% for SENSE at R = 3
+    (``benchmarks/results/noise_map_accuracy.md``).
 
     Parameters
     ----------
