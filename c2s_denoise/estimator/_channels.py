@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..physics.phase import smooth_phase
 from .rules import min_depth
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "as_parts",
     "channel_plan",
     "complex_channel_plan",
+    "demodulated",
     "neighbour_index",
     "network_inputs",
     "resolve_context_slices",
@@ -133,6 +135,20 @@ def as_parts(
         return items, sigmas, scales
     parts = [np.concatenate([item.real, item.imag]) for item in items]
     return parts, np.repeat(sigmas, 2, axis=1), np.repeat(scales, 2, axis=1)
+
+
+def demodulated(items: list[np.ndarray], sigmas: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Complex items ``(C, D, H, W)`` rotated by their smooth phase, and the phases that put it back.
+
+    Each contrast of each item gets :func:`~c2s_denoise.physics.phase.smooth_phase` at its noise
+    level ``sigmas[i, c]``: the anatomy then lies in the real part, the imaginary part holds little
+    besides noise (docs/method.md, "Complex images: the smooth phase"). New arrays.
+    """
+    phases = [
+        np.stack([smooth_phase(item[c], float(sigma[c])) for c in range(item.shape[0])])
+        for item, sigma in zip(items, sigmas)
+    ]
+    return [item * np.conj(phase) for item, phase in zip(items, phases)], phases
 
 
 def network_inputs(

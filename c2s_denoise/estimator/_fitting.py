@@ -25,7 +25,7 @@ from ..engine import (
 )
 from ..engine.distributed import rank_seed, ranks_agree
 from ..physics.noise import resolve_noise_model
-from ._channels import as_parts, resolve_context_slices
+from ._channels import as_parts, demodulated, resolve_context_slices
 from ._layouts import check_kind, item_scales
 from ._lazy_layouts import lazy_statistics, lazy_volumes, volume_depth
 from ._magnitude_path import air_factor
@@ -67,6 +67,7 @@ class FittingMixin:
                 self.n_coils_ = self._resolve_coils(volumes, pool=False)
                 stats = lazy_statistics(volumes, self.sigma, self.noise_model, self.n_coils_, self.context_slices_)
                 parts, is_complex, self.noise_model_ = volumes, stats.is_complex, stats.noise_model
+                self.phase_demodulated_ = is_complex  # each patch with its slice's smooth phase (LazySlice)
                 sigmas, methods, scales = stats.sigmas, stats.methods, stats.scales
                 part_sigmas, part_scales = sigmas, scales
             else:
@@ -85,7 +86,10 @@ class FittingMixin:
                 warn_if_correlated(items, sigmas, self.noise_model_, self.n_coils_)
                 if maps is None:
                     warn_if_noise_varies(items, self.noise_model_, self.n_coils_)
-                scales = item_scales(items)
+                scales = item_scales(items)  # of the magnitude: the phase does not change it
+                self.phase_demodulated_ = is_complex
+                if is_complex:  # the anatomy into the real part (physics.phase)
+                    items, _ = demodulated(items, sigmas)
                 parts, part_sigmas, part_scales = as_parts(items, sigmas, scales, is_complex)
             denoised_contrasts = self._denoised_contrasts(names)
             start = self._warm_networks(names, is_complex, denoised_contrasts)

@@ -14,7 +14,7 @@ import torch
 from ..engine import denoise_images, resolve_device
 from ..metrics import data_range, psnr, sure_psnr
 from ..physics.complex_floor import complex_floor_error, shrink_complex_floor
-from ._channels import as_parts
+from ._channels import as_parts, demodulated
 from ._layouts import is_label_vector, split_contrast_items, split_volumes
 from ._magnitude_path import from_network
 from ._noise_levels import MIN_RELATIVE_SIGMA, effective_coils, noise_level, sigma_rule
@@ -137,6 +137,9 @@ class InferenceMixin:
         denoising to those contrast indices.
         """
         is_complex = self.complex_input_
+        phases = None
+        if is_complex and self.phase_demodulated_:  # as in fit (physics.phase)
+            items, phases = demodulated(items, sigmas)
         parts, part_sigmas, part_scales = as_parts(items, sigmas, scales, is_complex)
         outputs = [item.astype(np.float64, copy=True) for item in parts]
         n_denoised_channels = 2 if is_complex else 1
@@ -172,10 +175,11 @@ class InferenceMixin:
                 )
                 position += depth
         if is_complex:  # the air of a complex image comes out flat too (physics.complex_floor)
-            return [
+            complex_outputs = [
                 _without_floor(output[0] + 1j * output[1], float(sigma[0]), float(self.floor_shrinkage))[None]
                 for output, sigma in zip(outputs, part_sigmas)
             ]
+            return complex_outputs if phases is None else [out * phase for out, phase in zip(complex_outputs, phases)]
         return outputs
 
     def _read_references(self, y, items: list[np.ndarray], names: tuple[str, ...] | None) -> list[np.ndarray]:

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from ..physics.noise import resolve_noise_model
+from ..physics.phase import PHASE_MARGIN, smooth_phase
 from ._channels import channel_plan, complex_channel_plan, neighbour_index
 from ._layouts import _check_image_array, intensity_scale
 from ._noise_levels import noise_level, noise_levels
@@ -142,6 +143,10 @@ class LazySlice:
     to_network : callable, optional
         Applied to each window as read, before the scale (the variance stabilisation of magnitude
         volumes: a pixel-wise map, so windows give what the whole volume would).
+    phase_sigma : float, optional
+        For complex volumes: rotate each window by the smooth phase of its slice
+        (:func:`~c2s_denoise.physics.phase.smooth_phase` at this noise level), read with a margin
+        of :data:`~c2s_denoise.physics.phase.PHASE_MARGIN` pixels so that it is the whole slice's.
     """
 
     def __init__(
@@ -151,9 +156,11 @@ class LazySlice:
         plan: list[tuple[int, int]],
         scale: float,
         to_network: Callable[[np.ndarray], np.ndarray] | None = None,
+        phase_sigma: float | None = None,
     ) -> None:
         self.volume = volume
         self.to_network = to_network
+        self.phase_sigma = phase_sigma
         self.depth = volume_depth(volume)
         self.slices = [(part, neighbour_index(z, offset, self.depth)) for part, offset in plan]
         self.scale = np.float64(scale)
@@ -167,7 +174,7 @@ class LazySlice:
         planes = []
         for part, z in self.slices:
             if z not in windows:
-                windows[z] = _read_slice(self.volume, z, rows, cols)
+                windows[z] = self._read(z, rows, cols)
                 if self.to_network is not None:
                     windows[z] = self.to_network(windows[z])
             window = windows[z]
@@ -175,6 +182,19 @@ class LazySlice:
                 window = window.imag if part else window.real
             planes.append((window / self.scale).astype(np.float32))  # float64 division, as for arrays
         return torch.from_numpy(np.ascontiguousarray(np.stack(planes)))
+
+    def _read(self, z: int, rows: slice, cols: slice) -> np.ndarray:
+        """The window of slice ``z``, rotated by the slice's smooth phase when ``phase_sigma`` is set."""
+        if self.phase_sigma is None:
+            return _read_slice(self.volume, z, rows, cols)
+        height, width = self.shape[-2:]
+        (r0, r1, _), (c0, c1, _) = rows.indices(height), cols.indices(width)
+        top, left = max(r0 - PHASE_MARGIN, 0), max(c0 - PHASE_MARGIN, 0)
+        wide = _read_slice(
+            self.volume, z, slice(top, min(r1 + PHASE_MARGIN, height)), slice(left, min(c1 + PHASE_MARGIN, width))
+        )
+        inner = (slice(r0 - top, r1 - top), slice(c0 - left, c1 - left))
+        return wide[inner] * np.conj(smooth_phase(wide, self.phase_sigma)[inner])
 
 
 def lazy_network_inputs(
@@ -185,12 +205,14 @@ def lazy_network_inputs(
     context_slices: int,
     min_relative_sigma: float,
     to_network: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
+    demodulate: bool = False,
 ) -> tuple[list[LazySlice], list[float], int]:
     """:func:`~c2s_denoise.estimator._channels.network_inputs` for lazily read volumes: one :class:`LazySlice` per slice.
 
     ``sigmas`` and ``scales`` are ``(n_volumes, 1)`` (or with the complex parts repeated: only
     the first column is used). ``to_network(window, sigma_row)`` maps a window read from a
-    volume (as ``(1, 1, h, w)``) with that volume's noise levels ``(1, 1)``.
+    volume (as ``(1, 1, h, w)``) with that volume's noise levels ``(1, 1)``. ``demodulate``: complex
+    windows are rotated by their slice's smooth phase (``LazySlice(phase_sigma=...)``).
     """
     plan = complex_channel_plan(context_slices) if is_complex else channel_plan(1, 0, context_slices)
     inputs, levels = [], []
@@ -198,7 +220,8 @@ def lazy_network_inputs(
         mapping = None
         if to_network is not None:
             mapping = functools.partial(_map_window, to_network=to_network, sigma_row=np.array([[sigma]]))
-        stacks = [LazySlice(volume, z, plan, float(scale), mapping) for z in range(volume_depth(volume))]
+        phase_sigma = float(sigma) if demodulate and is_complex else None
+        stacks = [LazySlice(volume, z, plan, float(scale), mapping, phase_sigma) for z in range(volume_depth(volume))]
         inputs += stacks
         levels += [max(float(sigma) / scale, min_relative_sigma)] * len(stacks)
     return inputs, levels, len(plan)

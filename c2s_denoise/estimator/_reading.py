@@ -180,6 +180,7 @@ class ReadingMixin:
                 self.context_slices_,
                 MIN_RELATIVE_SIGMA,
                 to_network=lambda window, sigma: to_network([window], sigma, noise_model, n_coils, correction)[0],
+                demodulate=bool(getattr(self, "phase_demodulated_", False)),
             )
             return lazy, torch.tensor(levels, dtype=torch.float32), n_channels
         inputs, levels, n_channels = network_inputs(

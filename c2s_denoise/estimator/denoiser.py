@@ -193,6 +193,9 @@ class C2SDenoiser(
     complex_input_ : bool
         Whether the model was fitted on complex images (real and imaginary parts are two
         channels of one network with one noise level); it then denoises complex images only.
+    phase_demodulated_ : bool
+        Whether complex images are rotated by their smooth phase before the network and back
+        after (every model fitted on complex images since this attribute exists).
     noise_model_ : str
         The noise model used: "gaussian", "rician" or "ncchi".
     n_coils_ : float

@@ -62,6 +62,7 @@ def upgrade_fitted(model: Any) -> None:
     fitted = vars(model)
     fitted.setdefault("noise_model_", "gaussian")  # before noise models
     fitted.setdefault("complex_input_", False)  # before complex input
+    fitted.setdefault("phase_demodulated_", False)  # before complex images lost their smooth phase
     fitted.setdefault("magnitude_correction_", LEGACY_MAGNITUDE_CORRECTION)
     if "n_coils_" not in fitted:  # before n_coils="auto", n_coils was a number
         fitted["n_coils_"] = float(model.n_coils)

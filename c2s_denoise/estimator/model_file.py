@@ -51,6 +51,7 @@ _FITTED = {
     "training_dtype_": "str",
     "context_slices_": "int",
     "complex_input_": "bool",
+    "phase_demodulated_": "bool",
     "n_iter_": "int",
     "n_features_in_": "int",
     "fit_time_": "float",
