@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from c2s_denoise.physics.magnitude import unbias_magnitude
-from c2s_denoise.physics.variance_stabilisation import floor_error, stabilise, unstabilise
+from c2s_denoise.physics.variance_stabilisation import stabilise, unstabilise_denoised
 
 __all__ = ["bm3d_slices", "bm4d_volume"]
 
@@ -36,8 +36,7 @@ def bm4d_volume(
     if n_coils is not None and vst:
         stabilised = stabilise(volume, sigma, n_coils)
         denoised = np.asarray(bm4d.bm4d(stabilised, sigma), dtype=np.float64).reshape(volume.shape)
-        shrinkage = floor_shrinkage * floor_error(denoised) / sigma
-        return unstabilise(denoised, sigma, n_coils, floor_shrinkage=shrinkage)
+        return unstabilise_denoised(denoised, sigma, n_coils, floor_shrinkage=floor_shrinkage)
     return _unbias(np.asarray(bm4d.bm4d(volume, sigma), dtype=np.float64).reshape(volume.shape), sigma, n_coils)
 
 

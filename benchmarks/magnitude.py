@@ -34,9 +34,12 @@ from pathlib import Path
 import numpy as np
 
 from bench_data import load_dipy_t1_slice, load_mni152_axial
-from c2s_denoise import __version__
+from c2s_denoise import C2SDenoiser, __version__
 from report import command, machine
 from scoring import metrics
+
+#: The floor shrinkage of C2S's defaults, given to the BM3D floor row too.
+FLOOR_SHRINKAGE = C2SDenoiser().floor_shrinkage
 
 RESULTS = Path(__file__).parent / "results"
 SIGMA = 25 / 255
@@ -107,7 +110,7 @@ def run_method(method: str, n_coils: int, seed: int, steps: int, source: str = "
 
 def peer(kind: str, image: np.ndarray, sigma: float, n_coils: int) -> np.ndarray:
     from c2s_denoise.physics.magnitude import unbias_magnitude
-    from c2s_denoise.physics.variance_stabilisation import floor_error, stabilise, unstabilise
+    from c2s_denoise.physics.variance_stabilisation import stabilise, unstabilise_denoised
 
     if kind == "noisy":
         return image
@@ -121,16 +124,16 @@ def peer(kind: str, image: np.ndarray, sigma: float, n_coils: int) -> np.ndarray
     if kind == "bm3d-bias":
         return unbias_magnitude(bm3d.bm3d(image, sigma), sigma, n_coils)
     denoised = bm3d.bm3d(stabilise(image, sigma, n_coils), sigma)
-    shrinkage = 1.5 * floor_error(denoised) / sigma if kind == "bm3d-vst-floor" else 0.0
-    return unstabilise(denoised, sigma, n_coils, floor_shrinkage=shrinkage)
+    shrinkage = FLOOR_SHRINKAGE if kind == "bm3d-vst-floor" else 0.0
+    return unstabilise_denoised(denoised, sigma, n_coils, floor_shrinkage=shrinkage)
 
 
 LABELS = {
     "noisy": "noisy",
-    "c2s": "C2S defaults (VST, floor shrinkage 1.5; sigma estimated)",
+    "c2s": f"C2S defaults (VST, floor shrinkage {FLOOR_SHRINKAGE:g} in air; sigma estimated)",
     "c2s_mean": "C2S magnitude_correction='mean' (before; sigma estimated)",
     "bm3d-vst": "BM3D on the VST image + exact unbiased inverse",
-    "bm3d-vst-floor": "BM3D on the VST image + inverse with floor shrinkage 1.5",
+    "bm3d-vst-floor": f"BM3D on the VST image + inverse with floor shrinkage {FLOOR_SHRINKAGE:g} in air",
     "bm3d-bias": "BM3D + bias removal (inverse of E[M|A])",
     "nlmeans": "dipy nlmeans, Rician correction",
 }

@@ -17,7 +17,7 @@ Rows:
 
 - ``bm4d``: BM4D given the true sigma (magnitude rows: then the magnitude bias removed);
   ``bm4d-vst`` (magnitude): BM4D on the variance-stabilised volume with the exact unbiased
-  inverse; ``bm4d-vst-floor``: the same with the floor shrinkage (1.5) that C2S applies; ``-est``:
+  inverse; ``bm4d-vst-floor``: the same with the floor shrinkage that C2S applies (its default, in air only); ``-est``:
   given the sigma C2S estimates itself (``C2SDenoiser().noise_level``: wavelet MAD for Gaussian
   noise, background/foreground fit for magnitude noise; the peers get the true number of coils);
   ``bm3d``: BM3D slice by slice, true sigma.
@@ -72,7 +72,7 @@ RESULTS = Path(__file__).parent / "results"
 JSONL = RESULTS / "volumes.jsonl"
 CLASSICAL = ("bm4d", "bm4d-est", "bm4d-vst", "bm4d-vst-est", "bm4d-vst-floor", "bm4d-vst-floor-est", "bm3d")
 #: Floor shrinkage of the ``bm4d-vst-floor`` rows: C2S's default ``floor_shrinkage``.
-FLOOR_SHRINKAGE = 1.5
+FLOOR_SHRINKAGE = C2SDenoiser().floor_shrinkage
 C2S_VARIANTS = {
     "c2s-2d": {"spatial_dims": 2, "context_slices": 0},
     "c2s-2.5d": {"spatial_dims": 2, "context_slices": 1},

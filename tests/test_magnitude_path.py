@@ -14,7 +14,7 @@ from c2s_denoise.estimator.model_file import save_model_file
 from c2s_denoise.physics.magnitude import unbias_magnitude
 from c2s_denoise.physics.phantom import brain_phantom
 from c2s_denoise.physics.simulate import magnitude_noise
-from c2s_denoise.physics.variance_stabilisation import stabilise, stabilised_mean, unstabilise
+from c2s_denoise.physics.variance_stabilisation import floor_error, stabilise, stabilised_mean, unstabilise
 
 SIGMA = 0.06
 TINY = dict(max_iter=8, width=8, patch_size=24, batch_size=4, random_state=0, context_slices=0)
@@ -68,6 +68,20 @@ def test_stabilised_fit_flattens_the_air_against_clean_references(rician_slices)
     assert mse["vst"] < mse["mean"]
 
 
+def test_the_output_floor_is_shrunk_in_air_and_not_over_dark_tissue():
+    """``from_network`` measures the output's own error and shrinks the floor where the neighbourhood is air."""
+    rng = np.random.default_rng(1)
+    amplitude = np.zeros((3, 48, 48))
+    amplitude[:, 24:] = 2.0 * SIGMA  # dark tissue (2 sigma) below the air
+    denoised = SIGMA * (stabilised_mean(amplitude / SIGMA, 1.0, 4) + 0.1 * rng.standard_normal(amplitude.shape))
+    out = from_network(denoised, SIGMA, "ncchi", 4, "vst", floor_shrinkage=1.5)
+    exact = unstabilise(denoised, SIGMA, 4)
+    everywhere = unstabilise(denoised, SIGMA, 4, floor_shrinkage=1.5 * floor_error(denoised) / SIGMA)
+    np.testing.assert_allclose(out[:, 28:], exact[:, 28:])  # dark tissue: the exact, unbiased inverse
+    np.testing.assert_allclose(out[:, :20], everywhere[:, :20])  # air: the whole shrinkage
+    assert np.mean(out[:, :20] > 0) < 0.5 * np.mean(exact[:, :20] > 0)
+
+
 def test_floor_shrinkage_acts_at_transform_and_zero_is_the_exact_inverse(rician_slices, monkeypatch):
     _, noisy = rician_slices
     model = C2SDenoiser(sigma=SIGMA, **TINY).fit(noisy)
@@ -82,7 +96,7 @@ def test_floor_shrinkage_acts_at_transform_and_zero_is_the_exact_inverse(rician_
         captured.append(floor_shrinkage)
         return original(values, sigma, n_coils, floor_shrinkage=floor_shrinkage)
 
-    monkeypatch.setattr("c2s_denoise.estimator._magnitude_path.unstabilise", spy)
+    monkeypatch.setattr("c2s_denoise.physics.variance_stabilisation.unstabilise", spy)
     model.transform(noisy)
     assert captured == [0.0] * len(noisy)
 
@@ -198,6 +212,13 @@ def test_spatially_correlated_noise_is_said_and_white_noise_is_not():
     correlated = np.hypot(head + SIGMA * smooth[0], SIGMA * smooth[1])
     assert abs(air_correlation(white, 1, SIGMA)) < 0.03
     assert air_correlation(correlated, 1, SIGMA) > 0.3
+    # a level that drifts from slice to slice (0.6 to 1.1 sigma, as on dipy's aniso_vox) is not correlation
+    drift = np.linspace(0.6, 1.1, len(head))[:, None, None]
+    drifting = np.hypot(head + SIGMA * drift * noise[0], SIGMA * drift * noise[1])
+    assert abs(air_correlation(drifting, 1, SIGMA)) < 0.03
+    air = (head == 0)[:, 1:]
+    pooled = np.corrcoef(drifting[:, 1:][air], drifting[:, :-1][air])[0, 1]
+    assert pooled > 0.05  # what a correlation coefficient of the pooled pairs reads
     params = dict(sigma=SIGMA, n_coils=1, **{**TINY, "max_iter": 1})
     with pytest.warns(UserWarning, match="spatially correlated"):
         C2SDenoiser(**params).fit(correlated)

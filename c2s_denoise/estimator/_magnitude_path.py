@@ -14,7 +14,7 @@ import math
 import numpy as np
 
 from ..physics.magnitude import unbias_magnitude
-from ..physics.variance_stabilisation import floor_error, stabilise, stabilised_mean, unstabilise
+from ..physics.variance_stabilisation import stabilise, stabilised_mean, unstabilise_denoised
 from ._noise_levels import coils
 
 __all__ = ["MAGNITUDE_CORRECTIONS", "air_factor", "from_network", "to_network"]
@@ -51,16 +51,17 @@ def from_network(
     """The amplitude estimate from the network's output (input units) for one item's channel.
 
     Gaussian noise: the output itself; magnitude noise: the inverse of the stabilised mean
-    ("vst"; near the air's level the estimate of ``A**2`` is soft-thresholded by
-    ``floor_shrinkage`` times the output's own error spread there, measured on this output by
-    :func:`~c2s_denoise.physics.variance_stabilisation.floor_error`) or of the magnitude mean ("mean").
+    ("vst"; in the air the estimate of ``A**2`` is soft-thresholded by ``floor_shrinkage`` times
+    the output's own error spread, measured on this output by
+    :func:`~c2s_denoise.physics.variance_stabilisation.floor_error`; over dark tissue
+    :func:`~c2s_denoise.physics.variance_stabilisation.floor_weights` lifts it) or of the
+    magnitude mean ("mean"). ``denoised`` is ``(D, H, W)``: whole slices, which the weights need.
     """
     if noise_model == "gaussian":
         return denoised
     n = coils(noise_model, n_coils)
     if correction == "vst":
-        shrinkage = floor_shrinkage * floor_error(denoised) / sigma if sigma > 0 else 0.0
-        return unstabilise(denoised, sigma, n, floor_shrinkage=shrinkage)
+        return unstabilise_denoised(denoised, sigma, n, floor_shrinkage=floor_shrinkage)
     return unbias_magnitude(denoised, sigma, n)
 
 

@@ -72,13 +72,13 @@ class C2SDenoiser(
         unbiased inverse of the stabilised mean; ``"mean"``: the network denoises the magnitude
         itself and the mean ``E[M | A]`` of its output is inverted (docs/method.md section 10).
         Ignored for Gaussian noise.
-    floor_shrinkage : float, default=1.5
+    floor_shrinkage : float, default=2.0
         With ``magnitude_correction="vst"``: near the air's level the exact inverse is a square
         root that turns the denoised image's small residual errors into scattered bright pixels;
         the estimate of ``A**2`` there is soft-thresholded by this many spreads of that error,
-        measured on each denoised item from its values below the air's level (docs/method.md
-        section 10). 0 keeps the exact unbiased inverse; the bias it leaves at amplitude ``A``
-        falls as ``1 / A``. For complex images the same removes the floor that the remaining
+        measured on each denoised item from its values below the air's level, where a 5 x 5
+        median is near the floor (air, not dark tissue; docs/method.md section 10). 0 keeps the
+        exact unbiased inverse. For complex images it removes the floor that the remaining
         error leaves in the magnitude of the air: ``|x|**2`` is estimated as
         ``max(|z|**2 - t 2 s**2, 0)``, the error's spread ``s`` measured from the pixels below the
         noise level. Applied at ``transform``, so it can be changed after ``fit``.
@@ -270,7 +270,7 @@ class C2SDenoiser(
         noise_model="auto",
         n_coils="auto",
         magnitude_correction="vst",
-        floor_shrinkage=1.5,
+        floor_shrinkage=2.0,
         refinement=0.0,
         tau_max=1.5,
         noise_schedule="added",

@@ -41,7 +41,20 @@ from scipy.stats import chi2, ncx2
 
 from .magnitude import _check_n_coils, _check_sigma, _in_sigma_units, ncchi_mean, unbias_magnitude
 
-__all__ = ["floor_error", "stabilise", "stabilised_mean", "stabilised_std", "unstabilise"]
+__all__ = [
+    "FLOOR_GATE",
+    "floor_error",
+    "floor_weights",
+    "stabilise",
+    "stabilised_mean",
+    "stabilised_std",
+    "unstabilise",
+    "unstabilise_denoised",
+]
+
+#: ``(low, high, size)`` of :func:`floor_weights`: full shrinkage where the in-plane ``size x size``
+#: median of the estimate is below ``low`` error spreads, none above ``high``.
+FLOOR_GATE = (2.0, 4.0, 5)
 
 _KNOTS = 30
 _QUANTILES = 200  # quantile levels (i + 1/2) / 200 matched to the Gaussian's
@@ -243,8 +256,58 @@ def floor_error(stabilised_estimate: np.ndarray, min_count: int = 100) -> float:
     return float(np.sqrt(np.mean(below**2))) if below.size >= min_count else 0.0
 
 
+def floor_weights(stabilised_estimate: np.ndarray, error: float) -> np.ndarray:
+    """Where the floor shrinkage applies: 1 in air, 0 in tissue, from the estimate's neighbourhood.
+
+    The soft threshold of :func:`unstabilise` is meant for the air, where the true amplitude is 0
+    and any positive estimate is error. Dark tissue (cerebrospinal fluid in a T1 image, a few
+    ``sigma`` above the floor) is near the floor too, and the threshold would pull it down
+    (``t sigma**2 / (2 k A)`` at amplitude ``A``). Air is a region, not a pixel: the median of the
+    estimate over each in-plane ``size x size`` neighbourhood is near 0 in air (within the error's
+    spread) and stands several spreads above 0 over dark tissue; the median keeps air next to
+    the head at its own level. The weight is 1 where that median is at most ``low`` spreads,
+    0 from ``high`` spreads on, linear between (``FLOOR_GATE``).
+
+    Parameters
+    ----------
+    stabilised_estimate : ndarray, at least 2-D
+        A denoised stabilised image or stack (slices along the leading axes), in the units of ``error``.
+    error : float
+        The estimate's error spread (:func:`floor_error`); 0 gives weights 0 (nothing to remove).
+
+    Returns
+    -------
+    ndarray of float64, the shape of ``stabilised_estimate``
+        Weights in ``[0, 1]``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> estimate = np.zeros((12, 12))
+    >>> estimate[:, 6:] = 1.0  # air on the left, dark tissue at 10 error spreads on the right
+    >>> weights = floor_weights(estimate, 0.1)
+    >>> float(weights[:, :4].min()), float(weights[:, 8:].max())
+    (1.0, 0.0)
+    """
+    from scipy.ndimage import median_filter
+
+    low, high, size = FLOOR_GATE
+    values = np.asarray(stabilised_estimate, dtype=np.float64)
+    if values.ndim < 2:
+        raise ValueError(f"floor_weights needs an image (2-D or more), got shape {values.shape}")
+    if not error > 0:
+        return np.zeros(values.shape)
+    local = median_filter(values, size=(1,) * (values.ndim - 2) + (size, size), mode="nearest")
+    weights = np.clip((high * error - local) / ((high - low) * error), 0.0, 1.0)
+    return np.where(np.isnan(weights), 0.0, weights)  # next to NaN: no shrinkage
+
+
 def unstabilise(
-    stabilised: float | np.ndarray, sigma: float | np.ndarray, n_coils: float = 1, *, floor_shrinkage: float = 0.0
+    stabilised: float | np.ndarray,
+    sigma: float | np.ndarray,
+    n_coils: float = 1,
+    *,
+    floor_shrinkage: float | np.ndarray = 0.0,
 ) -> float | np.ndarray:
     """The exact unbiased inverse: the amplitude ``A`` whose :func:`stabilised_mean` is the given value.
 
@@ -267,8 +330,9 @@ def unstabilise(
         An estimate of the stabilised mean (a denoised stabilised image); not modified.
     sigma, n_coils
         As in :func:`stabilise`; where ``sigma`` is 0 the input comes back unchanged.
-    floor_shrinkage : float, default=0.0
-        ``t >= 0``, in units of ``sigma``; 0 is the exact inverse.
+    floor_shrinkage : float or ndarray, default=0.0
+        ``t >= 0``, in units of ``sigma``; 0 is the exact inverse. An array (broadcast against
+        ``stabilised``) gives each value its own ``t`` (see :func:`floor_weights`).
 
     Returns
     -------
@@ -283,20 +347,52 @@ def unstabilise(
     array([ 0. ,  0.5,  2. , 40. ])
     """
     transform = _transform(_check_n_coils(n_coils))
-    if floor_shrinkage < 0 or not math.isfinite(floor_shrinkage):
-        raise ValueError(f"floor_shrinkage must be finite and >= 0, got {floor_shrinkage!r}")
-    return _in_sigma_units(
-        stabilised, _check_sigma(sigma), lambda ratio: _unit_inverse(ratio, transform, floor_shrinkage)
-    )
+    shrinkage = np.asarray(floor_shrinkage, dtype=np.float64)
+    if not np.all(np.isfinite(shrinkage)) or np.any(shrinkage < 0):
+        shown = repr(floor_shrinkage) if shrinkage.ndim == 0 else "an array with negative or non-finite values"
+        raise ValueError(f"floor_shrinkage must be finite and >= 0, got {shown}")
+    return _in_sigma_units(stabilised, _check_sigma(sigma), lambda ratio: _unit_inverse(ratio, transform, shrinkage))
 
 
-def _unit_inverse(ratio: np.ndarray, transform: _Transform, floor_shrinkage: float) -> np.ndarray:
+def _unit_inverse(ratio: np.ndarray, transform: _Transform, floor_shrinkage: np.ndarray) -> np.ndarray:
     """``a`` with ``g(a) = ratio`` (unit sigma), ``a**2`` soft-thresholded by ``floor_shrinkage / k``; NaN stays NaN."""
     a2 = np.asarray(np.maximum(np.interp(ratio, transform.mean_table, transform.a_table**2), 0.0))
     tail = ratio > transform.mean_table[-1]
     if np.any(tail):
         a2[tail] = unbias_magnitude(ratio[tail] - transform.offset, 1.0, transform.n_coils) ** 2
     a2 = np.where(ratio <= transform.mean_table[0], 0.0, a2)
-    if floor_shrinkage > 0:
-        a2 = np.maximum(a2 - floor_shrinkage / transform.floor_slope, 0.0)
+    if np.any(floor_shrinkage > 0):
+        a2 = np.maximum(a2 - np.broadcast_to(floor_shrinkage, a2.shape) / transform.floor_slope, 0.0)
     return np.where(np.isnan(ratio), np.nan, np.sqrt(a2))
+
+
+def unstabilise_denoised(
+    denoised: np.ndarray, sigma: float, n_coils: float = 1, *, floor_shrinkage: float = 0.0
+) -> np.ndarray:
+    """The amplitude from a denoised stabilised image or stack, with the floor of its own error removed in the air.
+
+    :func:`floor_error` measures the estimate's error spread ``s`` (input units), and
+    :func:`unstabilise` soft-thresholds ``a**2`` by ``floor_shrinkage * s / sigma`` times
+    :func:`floor_weights`: the whole threshold in air, none over tissue. Any denoiser's
+    stabilised output goes back this way (C2S's and the benchmark's BM3D/BM4D rows alike).
+
+    Parameters
+    ----------
+    denoised : ndarray, at least 2-D
+        The denoised stabilised image(s), in input units (slices along the leading axes).
+    sigma : float
+        The noise level the image was stabilised with; 0 returns the input unchanged.
+    n_coils : float, default=1
+    floor_shrinkage : float, default=0.0
+        ``t >= 0`` in spreads of the measured error; 0 is the exact inverse.
+
+    Returns
+    -------
+    ndarray
+        The amplitude estimate ``A >= 0``.
+    """
+    error = floor_error(denoised)
+    shrinkage: float | np.ndarray = 0.0
+    if sigma > 0 and floor_shrinkage > 0 and error > 0:
+        shrinkage = floor_shrinkage * error / sigma * floor_weights(denoised, error)
+    return unstabilise(denoised, sigma, n_coils, floor_shrinkage=shrinkage)
