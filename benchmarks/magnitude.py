@@ -34,12 +34,10 @@ from pathlib import Path
 import numpy as np
 
 from bench_data import load_dipy_t1_slice, load_mni152_axial
-from c2s_denoise import C2SDenoiser, __version__
+from c2s_denoise import __version__
+from classical import FLOOR_SHRINKAGE, bm3d_slices
 from report import command, machine
 from scoring import metrics
-
-#: The floor shrinkage of C2S's defaults, given to the BM3D floor row too.
-FLOOR_SHRINKAGE = C2SDenoiser().floor_shrinkage
 
 RESULTS = Path(__file__).parent / "results"
 SIGMA = 25 / 255
@@ -109,9 +107,6 @@ def run_method(method: str, n_coils: int, seed: int, steps: int, source: str = "
 
 
 def peer(kind: str, image: np.ndarray, sigma: float, n_coils: int) -> np.ndarray:
-    from c2s_denoise.physics.magnitude import unbias_magnitude
-    from c2s_denoise.physics.variance_stabilisation import stabilise, unstabilise_denoised
-
     if kind == "noisy":
         return image
     if kind == "nlmeans":
@@ -119,13 +114,9 @@ def peer(kind: str, image: np.ndarray, sigma: float, n_coils: int) -> np.ndarray
 
         # dipy's sigma is the noise of the magnitude's Gaussian parts, as here; its Rician correction is for 1 coil
         return nlmeans(image[..., None], sigma, rician=True)[..., 0]
-    import bm3d
-
-    if kind == "bm3d-bias":
-        return unbias_magnitude(bm3d.bm3d(image, sigma), sigma, n_coils)
-    denoised = bm3d.bm3d(stabilise(image, sigma, n_coils), sigma)
     shrinkage = FLOOR_SHRINKAGE if kind == "bm3d-vst-floor" else 0.0
-    return unstabilise_denoised(denoised, sigma, n_coils, floor_shrinkage=shrinkage)
+    vst = kind != "bm3d-bias"
+    return bm3d_slices(image[None], sigma, n_coils=n_coils, vst=vst, floor_shrinkage=shrinkage)[0]
 
 
 LABELS = {

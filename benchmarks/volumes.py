@@ -60,7 +60,7 @@ import torch
 from bench_data import add_noise
 from bench_data.volumes import load_mni152_volumes
 from c2s_denoise import C2SDenoiser
-from classical import bm3d_slices, bm4d_volume
+from classical import FLOOR_SHRINKAGE, bm3d_slices, bm4d_volume
 from report import command, machine
 from scoring import metrics
 from volumes_report import write_report
@@ -71,8 +71,6 @@ REFERENCE = {"spatial_dims": 2}
 RESULTS = Path(__file__).parent / "results"
 JSONL = RESULTS / "volumes.jsonl"
 CLASSICAL = ("bm4d", "bm4d-est", "bm4d-vst", "bm4d-vst-est", "bm4d-vst-floor", "bm4d-vst-floor-est", "bm3d")
-#: Floor shrinkage of the ``bm4d-vst-floor`` rows: C2S's default ``floor_shrinkage``.
-FLOOR_SHRINKAGE = C2SDenoiser().floor_shrinkage
 C2S_VARIANTS = {
     "c2s-2d": {"spatial_dims": 2, "context_slices": 0},
     "c2s-2.5d": {"spatial_dims": 2, "context_slices": 1},

@@ -35,6 +35,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.ndimage import median_filter
 from scipy.optimize import nnls
 from scipy.special import gammaln, ive, ndtri
 from scipy.stats import chi2, ncx2
@@ -289,8 +290,6 @@ def floor_weights(stabilised_estimate: np.ndarray, error: float) -> np.ndarray:
     >>> float(weights[:, :4].min()), float(weights[:, 8:].max())
     (1.0, 0.0)
     """
-    from scipy.ndimage import median_filter
-
     low, high, size = FLOOR_GATE
     values = np.asarray(stabilised_estimate, dtype=np.float64)
     if values.ndim < 2:
