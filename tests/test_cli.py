@@ -435,3 +435,13 @@ def test_max_time_rejects_what_is_not_a_positive_duration(text, tmp_path):
     result = runner.invoke(app, ["fit", str(tmp_path / "x.npy"), "-o", str(tmp_path / "m.c2s"), "--max-time", text])
     assert result.exit_code == 2
     assert "positive duration" in result.output
+
+
+def test_fit_takes_init_and_names_a_bad_value(data: dict[str, Path], tmp_path: Path) -> None:
+    from c2s_denoise import C2SDenoiser
+
+    result = invoke("fit", data["b"], "-o", tmp_path / "bad.c2s", *TINY, "--init", "nonsense")
+    assert result.exit_code == 1 and "'init' parameter" in result.output and "nonsense" in result.output
+    result = invoke("fit", data["b"], "-o", tmp_path / "m.c2s", *TINY, "--init", "random")
+    assert result.exit_code == 0, result.output
+    assert C2SDenoiser.load(tmp_path / "m.c2s").init == "random"

@@ -97,7 +97,7 @@ def test_bad_parameters_raise_an_informative_error(name: str) -> None:
 
 def test_the_error_is_a_value_and_a_type_error() -> None:
     with pytest.raises(ValueError, match=re.escape("an int in the range [1, inf). Got 0 instead.")):
-        C2SDenoiser(max_iter=0)._validate_params()
+        C2SDenoiser(batch_size=0)._validate_params()
     with pytest.raises(TypeError, match=r"'depth' parameter .* an int in the range \[1, 8\]\. Got 2\.5 instead"):
         C2SDenoiser(depth=2.5)._validate_params()
 

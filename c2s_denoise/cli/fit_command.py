@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ..estimator.rules import SIGMA_METHODS
+from ..estimator.rules import INITS, SIGMA_METHODS
 from ..io.options import ReadOptions
 from .machine import DeviceOpt, ThreadsOpt
 from .options import (
@@ -99,7 +99,17 @@ def fit(
     refinement: Annotated[
         float | None, typer.Option(help="Detail refinement rho in [0, 1); 0 = full denoising.")
     ] = None,
-    max_iter: Annotated[int | None, typer.Option("--max-iter", help="Training steps.")] = None,
+    max_iter: Annotated[
+        int | None, typer.Option("--max-iter", help="Training steps (unset: more with more data, see the docs).")
+    ] = None,
+    init: Annotated[
+        str | None,
+        typer.Option(
+            "--init",
+            metavar="|".join(INITS),
+            help="Where training starts: prior (the shipped network fitted on noisy brain MRI) or random.",
+        ),
+    ] = None,
     max_time: Annotated[
         str | None,
         typer.Option(
@@ -160,6 +170,7 @@ def fit(
         "spatial_dims": parse_dims(dims),
         "refinement": refinement,
         "max_iter": max_iter,
+        "init": init,
         "max_time": parse_duration(max_time),
         "batch_size": batch_size,
         "patch_size": patch_size,

@@ -114,6 +114,7 @@ class TrainingResult:
     """What :func:`train_network` returns."""
 
     network: nn.Module
+    planned_steps: int = 0
     loss_curve: list[float] = field(default_factory=list)
     n_iter: int = 0
     interrupted: bool = False
@@ -313,7 +314,7 @@ def train_network(
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_multiplier)
     guarded = {"network": network, "optimizer": optimizer, "ema": ema.network}
-    result = TrainingResult(network=ema.network)
+    result = TrainingResult(network=ema.network, planned_steps=config.max_iter)
     progress = None
     if verbose and rank() == 0:
         from tqdm.auto import tqdm

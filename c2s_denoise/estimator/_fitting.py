@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import numpy as np
@@ -24,6 +25,7 @@ from ..engine import (
     train_gdsm,
 )
 from ..engine.distributed import rank_seed, ranks_agree
+from ..engine.prior import initialise_from_prior, prior_steps
 from ..physics.noise import resolve_noise_model
 from ._channels import as_parts, demodulated, resolve_context_slices
 from ._layouts import check_kind, item_scales
@@ -35,7 +37,10 @@ from ._reading import Items, Names
 from ._volumes import check_volumes, resolve_spatial_dims
 from .rules import kind_mismatch
 
-__all__ = ["FittingMixin"]
+__all__ = ["AUTO_STEPS", "FittingMixin"]
+
+#: Steps of a fit with ``max_iter="auto"`` from random weights, and the most from trained ones.
+AUTO_STEPS = 8000
 
 
 def _warn(message: str) -> None:
@@ -93,7 +98,7 @@ class FittingMixin:
                 parts, part_sigmas, part_scales = as_parts(items, sigmas, scales, is_complex)
             denoised_contrasts = self._denoised_contrasts(names)
             start = self._warm_networks(names, is_complex, denoised_contrasts)
-            history = (self.n_iter_, list(self.loss_curve_), self.fit_time_) if start else None
+            history = (self.n_iter_, list(self.loss_curve_), self.fit_time_, self.init_) if start else None
         results = self._train_networks(
             parts, part_sigmas, part_scales, denoised_contrasts, names, is_complex, start, dims
         )
@@ -160,7 +165,8 @@ class FittingMixin:
 
     def _continue_fit(self, start: dict[int, torch.nn.Module], history: tuple, names: Names) -> None:
         """After a warm start: add up steps, losses and time; keep the networks an interrupted fit did not reach."""
-        n_iter, loss_curve, fit_time = history
+        n_iter, loss_curve, fit_time, init = history
+        self.init_ = init
         self.n_iter_ += n_iter
         self.loss_curve_ = loss_curve + self.loss_curve_
         self.fit_time_ += fit_time
@@ -176,9 +182,22 @@ class FittingMixin:
         wanted = names if self.target_contrasts is None else tuple(self.target_contrasts)
         return [index for index, name in enumerate(names) if name in wanted]
 
-    def _training_config(self, device: torch.device) -> TrainingConfig:
+    def _steps(self, inputs: list, adapting: bool) -> int:
+        """Steps of this network's training: ``max_iter``, or for ``"auto"`` :data:`AUTO_STEPS` from random
+        weights and :func:`~c2s_denoise.engine.prior.prior_steps` when ``adapting`` trained ones (prior, warm start)."""
+        if self.max_iter != "auto":
+            return int(self.max_iter)
+        if not adapting:
+            return AUTO_STEPS
+        pixels = sum(math.prod(item.shape[1:]) for item in inputs)
+        patch = math.prod(min(self.patch_size, min(item.shape[axis] for item in inputs)) for axis in (-2, -1))
+        if inputs and len(inputs[0].shape) == 4:  # volumes: patch_depth slices per patch
+            patch *= min(self.patch_depth, min(item.shape[1] for item in inputs))
+        return prior_steps(pixels, patch, self.batch_size, AUTO_STEPS)
+
+    def _training_config(self, device: torch.device, steps: int = AUTO_STEPS) -> TrainingConfig:
         return TrainingConfig(
-            max_iter=self.max_iter,
+            max_iter=steps,
             max_time=None if self.max_time is None else float(self.max_time),
             batch_size=self.batch_size,
             patch_size=self.patch_size,
@@ -208,6 +227,7 @@ class FittingMixin:
         """
         random_state = check_random_state(self.random_state)
         results: dict[int, TrainingResult] = {}
+        self._started_from_prior: list[bool] = []
         for contrast in denoised_contrasts:
             seed = int(random_state.randint(np.iinfo(np.int32).max))
             initial = (start or {}).get(contrast)
@@ -228,7 +248,7 @@ class FittingMixin:
             if result.interrupted:
                 left = [names[c] for c in denoised_contrasts if c not in results] if names else []
                 warnings.warn(
-                    f"fit interrupted after {result.n_iter} of {self.max_iter} steps; keeping the averaged (EMA) "
+                    f"fit interrupted after {result.n_iter} of {result.planned_steps} steps; keeping the averaged (EMA) "
                     "weights reached so far"
                     + (f"; contrasts {left} were not trained and are returned unchanged" if left else ""),
                     UserWarning,
@@ -269,12 +289,15 @@ class FittingMixin:
                     f"and X build {network.config}"
                 )
             network.load_state_dict(initial.state_dict())
+        from_prior = initial is None and self.init == "prior" and initialise_from_prior(network)
+        self._started_from_prior.append(from_prior)
         device = resolve_device(self.device)
+        steps = self._steps(inputs, adapting=initial is not None or from_prior)
         return train_gdsm(
             network,
             inputs,
             levels,
-            config=self._training_config(device),
+            config=self._training_config(device, steps),
             schedule=NoiseSchedule(self.noise_schedule, self.tau_max),
             loss_fn=GDSMLoss(alpha=self.loss_alpha, lambda_out_power=LOSS_WEIGHTINGS[self.loss_weighting]),
             generator=torch.Generator().manual_seed(rank_seed(seed)),  # its own patches on each rank
@@ -303,6 +326,8 @@ class FittingMixin:
             self.target_contrasts_ = tuple(self.networks_)
             self.sigma_, self.scales_, self.sigma_methods_ = sigmas, scales, methods
         self.complex_input_ = is_complex
+        started = self.__dict__.pop("_started_from_prior", [])
+        self.init_ = "prior" if started and all(started) else "random"
         self.interrupted_ = any(result.interrupted for result in results.values())
         self.n_iter_ = sum(result.n_iter for result in results.values())
         self.loss_curve_ = [value for result in results.values() for value in result.loss_curve]

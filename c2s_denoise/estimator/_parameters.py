@@ -21,7 +21,7 @@ import numpy as np
 
 from ..engine import LOSS_WEIGHTINGS, NOISE_SCHEDULES, PRECISIONS
 from ._magnitude_path import MAGNITUDE_CORRECTIONS
-from .rules import MAP_METHODS, NOISE_MODELS, SIGMA_METHODS
+from .rules import INITS, MAP_METHODS, NOISE_MODELS, SIGMA_METHODS
 
 __all__ = [
     "PARAMETER_CONSTRAINTS",
@@ -152,7 +152,7 @@ PARAMETER_CONSTRAINTS: dict[str, list[Constraint]] = {
     "depth": [Interval(Integral, 1, 8, "both")],
     "attention": [BOOLEAN],
     "noise_conditioning": [BOOLEAN],
-    "max_iter": [Interval(Integral, 1, None, "left")],
+    "max_iter": [Interval(Integral, 1, None, "left"), _options(["auto"])],
     "max_time": [Interval(Real, 0, None, "neither"), NONE],
     "batch_size": [Interval(Integral, 1, None, "left")],
     "patch_size": [Interval(Integral, 1, None, "left")],
@@ -170,6 +170,7 @@ PARAMETER_CONSTRAINTS: dict[str, list[Constraint]] = {
     "patch_depth": [Interval(Integral, 1, None, "left")],
     "conv3d": [_options(["full", "separable"])],
     "warm_start": [BOOLEAN],
+    "init": [_options(INITS)],
     "device": [_instance(str)],
     "random_state": RANDOM_STATE,
     "verbose": [Interval(Integral, 0, None, "left"), BOOLEAN],

@@ -43,6 +43,15 @@ Names = tuple[str, ...] | None
 class ReadingMixin:
     """How ``X`` reaches the networks, and the fitted networks by contrast index."""
 
+    def __sklearn_tags__(self):
+        """What ``X`` may be: 3-D arrays (images), no NaN, float64/float32 kept; no ``y``."""
+        tags = super().__sklearn_tags__()
+        tags.input_tags.three_d_array = True
+        tags.input_tags.allow_nan = False
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        tags.target_tags.required = False
+        return tags
+
     @property
     def network_(self) -> NoiseConditionedUNet:
         """The network of a model with one network: the only entry of ``networks_``."""

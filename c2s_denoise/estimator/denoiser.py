@@ -109,9 +109,11 @@ class C2SDenoiser(
         Self-attention at the U-Net's lowest resolution.
     noise_conditioning : bool, default=True
         Condition the network on the noise level (False: plain U-Net, for ablations).
-    max_iter : int, default=8000
-        Optimiser steps, at least 1 (about 3 minutes on 2 CPU cores with the default network in
-        bfloat16, see ``precision``; ``benchmarks/results/throughput_cpu.md``).
+    max_iter : int or "auto", default="auto"
+        Optimiser steps per network, at least 1. ``"auto"``: 8000 from random weights (about 3
+        minutes on 2 CPU cores in bfloat16, see ``precision``); from the prior or a warm start,
+        about 500 passes over the training pixels, at most 8000 (1778 for one 256 x 256 slice):
+        longer, a fit on few slices memorises their noise (docs/method.md section 4).
     max_time : float, default=None
         Training time budget in seconds (per network): training stops at ``max_iter`` steps or
         ``max_time`` seconds, whichever comes first, with the learning-rate schedule laid out over
@@ -177,6 +179,12 @@ class C2SDenoiser(
     conv3d : {"full", "separable"}, default="full"
         The 3-D network's residual convolutions: 3x3x3, or a 1x3x3 followed by a 3x1x1
         ("(2+1)-D", less arithmetic per voxel); unused with 2-D networks.
+    init : {"prior", "random"}, default="prior"
+        Where training starts: ``"prior"``, the weights of the network fitted once (self-supervised)
+        on noisy brain MRI that ships with the package, for networks of its shape (2-D, one real
+        channel in and out: no context slices or other contrasts; the default ``width``, ``depth``,
+        ``attention``, conditioning); others, and ``"random"``, from random weights
+        (docs/method.md section 4). Which one a fit used: ``init_``.
     warm_start : bool, default=False
         When fitted, ``fit`` continues training the fitted networks (``n_iter_`` and ``loss_curve_``
         add up; noise levels are measured on the new X, of the same contrasts and kind).
@@ -196,6 +204,8 @@ class C2SDenoiser(
     phase_demodulated_ : bool
         Whether complex images are rotated by their smooth phase before the network and back
         after (every model fitted on complex images since this attribute exists).
+    init_ : str
+        ``"prior"`` if the networks started from the shipped prior, ``"random"`` otherwise.
     noise_model_ : str
         The noise model used: "gaussian", "rician" or "ncchi".
     n_coils_ : float
@@ -280,7 +290,7 @@ class C2SDenoiser(
         depth=3,
         attention=False,
         noise_conditioning=True,
-        max_iter=8000,
+        max_iter="auto",
         max_time=None,
         batch_size=8,
         patch_size=48,
@@ -297,6 +307,7 @@ class C2SDenoiser(
         spatial_dims=2,
         patch_depth=16,
         conv3d="full",
+        init="prior",
         warm_start=False,
         device="auto",
         random_state=None,
@@ -333,25 +344,14 @@ class C2SDenoiser(
         self.spatial_dims = spatial_dims
         self.patch_depth = patch_depth
         self.conv3d = conv3d
+        self.init = init
         self.warm_start = warm_start
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
 
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.three_d_array = True
-        tags.input_tags.allow_nan = False
-        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
-        tags.target_tags.required = False
-        return tags
-
     def _validate_params(self) -> None:
-        """Check every parameter, and each value of a per-contrast ``sigma`` dict like ``sigma``.
-
-        Raises :class:`~c2s_denoise.estimator._parameters.InvalidParameterError` (a ``ValueError``
-        and a ``TypeError``) naming the parameter, its value and what it may be.
-        """
+        """Check every parameter (:func:`._parameters.validate_params`): an ``InvalidParameterError`` names the bad one."""
         validate_params(self)
 
     def fit(self, X, y=None):

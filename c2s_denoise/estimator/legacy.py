@@ -39,6 +39,7 @@ _PARAMS_BEFORE_THEY_EXISTED: dict[str, Any] = {
     "spatial_dims": 2,  # before volumes: slice by slice
     "patch_depth": 16,
     "conv3d": "full",
+    "init": "random",  # before the prior: every fit started from random weights
 }
 
 
@@ -71,6 +72,7 @@ def upgrade_fitted(model: Any) -> None:
     fitted.setdefault("contrasts_", None)  # single-contrast models had no contrasts_
     fitted.setdefault("target_contrasts_", None)
     fitted.setdefault("interrupted_", False)  # before interrupted fits were kept
+    fitted.setdefault("init_", "random")  # before the prior
 
 
 def upgrade_pickled_networks(state: dict[str, Any]) -> dict[Any, dict] | None:

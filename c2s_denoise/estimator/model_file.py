@@ -53,6 +53,7 @@ _FITTED = {
     "complex_input_": "bool",
     "phase_demodulated_": "bool",
     "n_iter_": "int",
+    "init_": "str",
     "n_features_in_": "int",
     "fit_time_": "float",
     "loss_curve_": "floats",

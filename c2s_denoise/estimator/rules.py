@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from ..physics.names import NOISE_ESTIMATORS
 
 __all__ = [
+    "INITS",
     "MAP_METHODS",
     "NOISE_MODELS",
     "SIGMA_METHODS",
@@ -38,6 +39,8 @@ NOISE_MODELS = ("auto", "gaussian", "rician", "ncchi")
 SIGMA_METHODS = ("auto", *NOISE_ESTIMATORS)
 #: Names ``sigma`` may take to estimate a noise map per item instead of one level ("local": the local estimator).
 MAP_METHODS = ("local",)
+#: Where training starts (``init``): the shipped prior where the network fits it, or random weights.
+INITS = ("prior", "random")
 
 
 def image_kind(kinds: Sequence[bool], expected: bool | None = None) -> bool:
