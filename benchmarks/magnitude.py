@@ -83,7 +83,9 @@ def run_method(method: str, n_coils: int, seed: int, steps: int, source: str = "
         from c2s_denoise import C2SDenoiser
 
         correction = "mean" if method == "c2s_mean" else "vst"
-        model = C2SDenoiser(magnitude_correction=correction, max_iter=steps, random_state=seed, context_slices=0)
+        model = C2SDenoiser(
+            magnitude_correction=correction, max_iter=steps or "auto", random_state=seed, context_slices=0
+        )
         output = model.fit(train).transform(test)
         sigma_used, coils_used = float(np.mean(model.sigma_)), float(model.n_coils_)
     else:
@@ -152,7 +154,7 @@ def write(rows: list[dict], n_coils: int, steps: int, seeds: list[int], elapsed:
         "",
         f"Command: `{command()}`  ",
         f"Machine: {machine()}  ",
-        f"c2s-denoise {__version__}, C2S {steps} steps, seeds {seeds}, total {elapsed / 60:.1f} min "
+        f"c2s-denoise {__version__}, C2S {steps or 'max_iter=auto'} steps, seeds {seeds}, total {elapsed / 60:.1f} min "
         "(processes of one torch thread, side by side: seconds are not idle-machine timings).",
         "",
         "Brain = PSNR inside the brain mask; whole = PSNR over the slice; SSIM over the slice "
@@ -183,7 +185,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--coils", type=int, nargs="+", default=[1, 4, 8])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
-    parser.add_argument("--steps", type=int, default=8000, help="C2S training steps (8000 is the default fit)")
+    parser.add_argument(
+        "--steps", type=int, default=None, help="C2S training steps (unset: the default, max_iter='auto')"
+    )
     parser.add_argument("--jobs", type=int, default=2, help="processes side by side, one torch thread each")
     parser.add_argument("--suffix", default="", help="appended to the result files' names (partial runs)")
     parser.add_argument("--data", choices=("mni", "dipy"), default="mni", help="MNI152 slices or dipy's T1 slice")
