@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench_data import load_dipy_t1_slice
+from bench_data import add_noise, load_dipy_t1_slice
 from c2s_denoise import C2SDenoiser, __version__
 from report import command, machine
 from scoring import metrics
@@ -41,10 +41,6 @@ LABELS = {
     "c2s": "**C2S defaults** (prior, sigma estimated)",
     "c2s-random": "C2S from random weights (8000 steps)",
 }
-
-
-def noisy_slice(image: np.ndarray, sigma255: int, seed: int) -> np.ndarray:
-    return image + sigma255 / 255 * np.random.default_rng([seed, sigma255]).standard_normal(image.shape)
 
 
 def denoise(method: str, noisy: np.ndarray, sigma: float, seed: int, options: dict) -> tuple[np.ndarray, dict]:
@@ -111,7 +107,7 @@ def main() -> None:
     rows = []
     for sigma255 in args.sigmas:
         for seed in args.seeds:
-            noisy = noisy_slice(image, sigma255, seed)
+            noisy = add_noise(image, sigma255 / 255, seed=[seed, sigma255])
             for method in args.methods:
                 out, measured = denoise(method, noisy, sigma255 / 255, seed, args.options)
                 row = {"sigma255": sigma255, "seed": seed, "method": method, **measured}

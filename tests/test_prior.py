@@ -76,10 +76,12 @@ def test_auto_steps_grow_with_the_data_from_the_prior_only() -> None:
     """``max_iter="auto"``: about PRIOR_PASSES passes over the pixels from the prior (at least 500), 8000 from random weights."""
     import doctest
 
+    import c2s_denoise.engine.patches as patches_module
     import c2s_denoise.engine.prior as prior_module
 
-    result = doctest.testmod(prior_module, raise_on_error=False)
-    assert result.attempted > 0 and result.failed == 0
+    for module in (prior_module, patches_module):  # the steps, and the patch they count in
+        result = doctest.testmod(module, raise_on_error=False)
+        assert result.attempted > 0 and result.failed == 0
     noisy = brain_phantom((4, 48, 48), seed=1) + 0.05 * np.random.default_rng(2).standard_normal((4, 48, 48))
     model = C2SDenoiser(random_state=0, batch_size=2, noise_model="gaussian").fit(noisy)  # 500 passes
     assert model.init_ == "prior" and model.n_iter_ == 500 * 4 // 2

@@ -5,7 +5,22 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["PatchSampler"]
+__all__ = ["PatchSampler", "patch_shape"]
+
+
+def patch_shape(shapes: list[tuple[int, ...]], patch_size: int, patch_depth: int | None = None) -> tuple[int, ...]:
+    """The training patch for images ``(C, H, W)`` (or volumes ``(C, D, H, W)`` with ``patch_depth``) of these shapes.
+
+    Each side is the requested one or the smallest image's, whichever is less: ``(h, w)``, or
+    ``(d, h, w)`` with ``patch_depth``.
+
+    >>> patch_shape([(1, 256, 256), (1, 40, 300)], 48)
+    (40, 48)
+    """
+    sides = [min(patch_size, min(int(shape[axis]) for shape in shapes)) for axis in (-2, -1)]
+    if patch_depth is not None:
+        sides.insert(0, min(patch_depth, min(int(shape[-3]) for shape in shapes)))
+    return tuple(sides)
 
 
 class PatchSampler:
@@ -58,8 +73,7 @@ class PatchSampler:
             raise ValueError(f"air_weight must be in (0, 1], got {air_weight}")
         self.images = images
         self.noise_levels = noise_levels
-        self.patch_height = min(patch_size, min(int(image.shape[-2]) for image in images))
-        self.patch_width = min(patch_size, min(int(image.shape[-1]) for image in images))
+        self.patch_height, self.patch_width = patch_shape([tuple(image.shape) for image in images], patch_size)
         areas = torch.tensor([float(image.shape[-2] * image.shape[-1]) for image in images], dtype=torch.float64)
         self.weights = areas / areas.sum()
         self.augment = augment

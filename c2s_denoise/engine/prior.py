@@ -35,6 +35,7 @@ __all__ = [
     "prior_fits",
     "prior_bytes",
     "prior_steps",
+    "takes_prior",
 ]
 
 #: The prior shipped with the package.
@@ -93,12 +94,16 @@ def prior_fits(config: dict, prior_config: dict) -> bool:
     return dict(config) == dict(prior_config)
 
 
+def takes_prior(config: dict, path: str | os.PathLike[str] = PRIOR_PATH) -> bool:
+    """Whether a network of ``config`` starts from the prior at ``path`` (:func:`prior_fits`)."""
+    return prior_fits(config, load_prior(path)[0])
+
+
 def initialise_from_prior(network: nn.Module, path: str | os.PathLike[str] = PRIOR_PATH) -> bool:
-    """Load the prior's weights into ``network`` where it fits (:func:`prior_fits`); return whether it did."""
-    prior_config, weights, _ = load_prior(path)
-    if not prior_fits(network.config, prior_config):
+    """Load the prior's weights into ``network`` where it fits (:func:`takes_prior`); return whether it did."""
+    if not takes_prior(network.config, path):
         return False
-    network.load_state_dict(weights)
+    network.load_state_dict(load_prior(path)[1])
     return True
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .patches import PatchSampler
+from .patches import PatchSampler, patch_shape
 
 __all__ = ["VolumePatchSampler"]
 
@@ -50,7 +50,7 @@ class VolumePatchSampler(PatchSampler):
         super().__init__(images, noise_levels, patch_size, augment, air_rms, air_weight, signal_channels)
         if any(image.dim() != 4 for image in images):
             raise ValueError("volume patches need volumes (C, D, H, W)")
-        self.patch_depth = min(patch_depth, min(int(image.shape[-3]) for image in images))
+        self.patch_depth = patch_shape([tuple(image.shape) for image in images], patch_size, patch_depth)[0]
         voxels = torch.tensor([float(image[0].numel()) for image in images], dtype=torch.float64)
         self.weights = voxels / voxels.sum()
 

@@ -25,7 +25,8 @@ from ..engine import (
     train_gdsm,
 )
 from ..engine.distributed import rank_seed, ranks_agree
-from ..engine.prior import initialise_from_prior, prior_steps
+from ..engine.patches import patch_shape
+from ..engine.prior import initialise_from_prior, prior_steps, takes_prior
 from ..physics.noise import resolve_noise_model
 from ._channels import as_parts, demodulated, resolve_context_slices
 from ._layouts import check_kind, item_scales
@@ -189,13 +190,12 @@ class FittingMixin:
             return int(self.max_iter)
         if not adapting:
             return AUTO_STEPS
-        pixels = sum(math.prod(item.shape[1:]) for item in inputs)
-        patch = math.prod(min(self.patch_size, min(item.shape[axis] for item in inputs)) for axis in (-2, -1))
-        if inputs and len(inputs[0].shape) == 4:  # volumes: patch_depth slices per patch
-            patch *= min(self.patch_depth, min(item.shape[1] for item in inputs))
-        return prior_steps(pixels, patch, self.batch_size, AUTO_STEPS)
+        shapes = [tuple(item.shape) for item in inputs]
+        depth = self.patch_depth if len(shapes[0]) == 4 else None  # volumes: patch_depth slices per patch
+        pixels = sum(math.prod(shape[1:]) for shape in shapes)
+        return prior_steps(pixels, math.prod(patch_shape(shapes, self.patch_size, depth)), self.batch_size, AUTO_STEPS)
 
-    def _training_config(self, device: torch.device, steps: int = AUTO_STEPS) -> TrainingConfig:
+    def _training_config(self, device: torch.device, steps: int) -> TrainingConfig:
         return TrainingConfig(
             max_iter=steps,
             max_time=None if self.max_time is None else float(self.max_time),
@@ -227,7 +227,6 @@ class FittingMixin:
         """
         random_state = check_random_state(self.random_state)
         results: dict[int, TrainingResult] = {}
-        self._started_from_prior: list[bool] = []
         for contrast in denoised_contrasts:
             seed = int(random_state.randint(np.iinfo(np.int32).max))
             initial = (start or {}).get(contrast)
@@ -290,7 +289,6 @@ class FittingMixin:
                 )
             network.load_state_dict(initial.state_dict())
         from_prior = initial is None and self.init == "prior" and initialise_from_prior(network)
-        self._started_from_prior.append(from_prior)
         device = resolve_device(self.device)
         steps = self._steps(inputs, adapting=initial is not None or from_prior)
         return train_gdsm(
@@ -326,13 +324,13 @@ class FittingMixin:
             self.target_contrasts_ = tuple(self.networks_)
             self.sigma_, self.scales_, self.sigma_methods_ = sigmas, scales, methods
         self.complex_input_ = is_complex
-        started = self.__dict__.pop("_started_from_prior", [])
-        self.init_ = "prior" if started and all(started) else "random"
+        from_prior = self.init == "prior" and all(takes_prior(r.network.config) for r in results.values())
+        self.init_ = "prior" if from_prior else "random"  # a warm start keeps its own (_continue_fit)
         self.interrupted_ = any(result.interrupted for result in results.values())
         self.n_iter_ = sum(result.n_iter for result in results.values())
         self.loss_curve_ = [value for result in results.values() for value in result.loss_curve]
         self.fit_time_ = sum((result.seconds for result in results.values()), 0.0)
         self.device_ = str(resolve_device(self.device))
-        self.training_dtype_ = str(self._training_config(resolve_device(self.device)).compute_dtype).removeprefix(
+        self.training_dtype_ = str(resolve_training_dtype(self.precision, resolve_device(self.device))).removeprefix(
             "torch."
         )
