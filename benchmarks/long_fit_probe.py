@@ -29,10 +29,11 @@ from c2s_denoise.engine import (
     denoise_images,
     train_gdsm,
 )
+from c2s_denoise.engine.prior import FROM_RANDOM_WEIGHTS
 from scoring import metrics
 
-#: The estimator's defaults: the probe trains as a default fit does.
-DEFAULTS = C2SDenoiser().get_params()
+#: The estimator's defaults: the probe trains as a default fit from random weights does.
+DEFAULTS = {**C2SDenoiser().get_params(), **FROM_RANDOM_WEIGHTS}
 
 
 def main() -> None:

@@ -46,6 +46,7 @@ from c2s_denoise.engine import (
     resolve_training_dtype,
     train_gdsm,
 )
+from c2s_denoise.engine.prior import FROM_RANDOM_WEIGHTS
 from report import command, cpu_model
 
 
@@ -189,7 +190,7 @@ def main() -> None:
     args = parser.parse_args()
 
     device = resolve_device(args.device)
-    params = C2SDenoiser().get_params()
+    params = {**C2SDenoiser().get_params(), **FROM_RANDOM_WEIGHTS}  # a fit of 30 slices from random weights
     network = NoiseConditionedUNet(width=params["width"], depth=params["depth"], attention=params["attention"])
     macs = multiply_adds_per_pixel(network)
     rates = measure(params, device, args.steps, args.repeats)

@@ -8,7 +8,8 @@ from conftest import training_config
 from torch import nn
 
 from c2s_denoise.engine import GDSMLoss, GDSMStep, NoiseConditionedUNet, NoiseSchedule, train_network
-from c2s_denoise.engine.guard import DivergenceGuard
+from c2s_denoise.engine import guard as guard_module
+from c2s_denoise.engine.guard import FROZEN_STEPS, DivergenceGuard
 
 
 class Holder(nn.Module):
@@ -88,7 +89,7 @@ def test_the_gradient_reference_follows_the_last_healthy_window():
     assert module.w.item() == 24.0
 
 
-def _train(sabotage_at=None, nan_at=None, spike_at=None):
+def _train(sabotage_at=None, nan_at=None, spike_at=None, kill_at=None):
     torch.manual_seed(0)
     network = NoiseConditionedUNet(width=4, depth=2)
     gdsm = GDSMStep(NoiseSchedule("added", 1.5), GDSMLoss())
@@ -98,6 +99,9 @@ def _train(sabotage_at=None, nan_at=None, spike_at=None):
             with torch.no_grad():  # a blow-up: every weight multiplied by 50
                 for parameter in net.parameters():
                     parameter.mul_(50.0)
+        if kill_at is not None and round(progress * 300) == kill_at:
+            with torch.no_grad():  # a dead head: every input of its SiLU at -1e9, no gradient below it
+                net.decoder[0].conv2.bias.fill_(-1e9)
         loss = gdsm(net, patches, sigma, generator, progress)
         if spike_at is not None and round(progress * 300) == spike_at:
             loss = loss * 1e5  # a gradient 1e5 times its size (clipped, but Adam's step still jumps)
@@ -138,6 +142,41 @@ def test_a_gradient_spike_right_after_the_warm_up_is_rolled_back_by_the_trainer(
     result = _train(spike_at=30)
     assert result.rollbacks == 1 and result.n_iter == 300
     assert _train().rollbacks == 0
+
+
+def test_a_frozen_kernel_is_seen_and_never_snapshotted():
+    conv = nn.Conv2d(1, 1, 3)
+    guard = DivergenceGuard(window=10, start=0, network=conv)
+    conv.weight.grad = torch.ones_like(conv.weight)
+    for step in range(10):  # a healthy window: snapshotted
+        assert not guard.check(step, 1.0, {"m": conv}, gradient_norm=1.0)
+    conv.weight.grad.zero_()
+    with torch.no_grad():
+        conv.weight.fill_(7.0)
+    rolled = [guard.check(10 + i, 1.0, {"m": conv}, gradient_norm=1.0) for i in range(FROZEN_STEPS)]
+    assert rolled[-1] and not any(rolled[:-1])  # the loss never moved: only the kernel's gradient tells
+    assert not (conv.weight == 7.0).any() and guard.rollbacks == 1
+    guard = DivergenceGuard(window=5, start=0, network=conv)
+    for step in range(5):  # a window with a frozen step is not kept as a state to return to
+        with torch.no_grad():
+            conv.weight.fill_(step)
+        conv.weight.grad = torch.zeros_like(conv.weight) if step == 2 else torch.ones_like(conv.weight)
+        guard.check(step, 1.0, {"m": conv}, gradient_norm=1.0)
+    assert (guard._snapshot["m"]["weight"] == 0.0).all()  # the state of step 0 (the start), not of step 4
+    conv.weight.grad = None  # no gradient at all (a skipped step) is not a frozen one
+    assert not guard._frozen()
+
+
+def test_a_dead_head_is_rolled_back_by_the_trainer(monkeypatch):
+    """A dead network's loss stays within the loss tolerance; the frozen first kernel gives it away."""
+    healthy = _train()
+    killed = _train(kill_at=200)
+    assert killed.rollbacks >= 1
+    assert killed.network.decoder[0].conv2.bias.abs().max() < 1e3  # the weights before the kill
+    assert sum(killed.loss_curve[-50:]) < 1.2 * sum(healthy.loss_curve[-50:])
+    monkeypatch.setattr(guard_module, "FROZEN_STEPS", 10**9)  # without the frozen rule it stays dead
+    unwatched = _train(kill_at=200)
+    assert unwatched.rollbacks == 0 and unwatched.network.decoder[0].conv2.bias.max() < -1e5
 
 
 def test_a_nan_loss_after_the_warm_up_is_rolled_back_by_the_trainer():

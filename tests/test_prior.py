@@ -90,3 +90,27 @@ def test_auto_steps_grow_with_the_data_from_the_prior_only() -> None:
     assert C2SDenoiser()._steps(slices * 10, adapting=True) == 8000
     assert C2SDenoiser()._steps(slices, adapting=False) == 8000
     assert C2SDenoiser(max_iter=7)._steps(slices, adapting=True) == 7
+
+
+def test_auto_learning_rate_and_air_weight_follow_where_the_fit_starts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """From trained weights (prior, warm start) a gentler rate and uniform patches; explicit values win."""
+    import c2s_denoise.estimator._fitting as fitting
+    from c2s_denoise.engine.prior import FROM_RANDOM_WEIGHTS, FROM_TRAINED_WEIGHTS
+
+    seen = []
+    train = fitting.train_gdsm
+    monkeypatch.setattr(fitting, "train_gdsm", lambda *a, **k: seen.append(k["config"]) or train(*a, **k))
+    noisy = brain_phantom((2, 48, 48), seed=1) + 0.05 * np.random.default_rng(2).standard_normal((2, 48, 48))
+
+    def settings(**params) -> tuple[float, float]:
+        C2SDenoiser(max_iter=1, random_state=0, noise_model="gaussian", **params).fit(noisy)
+        return seen[-1].learning_rate, seen[-1].air_weight
+
+    assert FROM_TRAINED_WEIGHTS["learning_rate"] < FROM_RANDOM_WEIGHTS["learning_rate"]
+    assert settings() == (FROM_TRAINED_WEIGHTS["learning_rate"], FROM_TRAINED_WEIGHTS["air_weight"])
+    assert settings(init="random") == (FROM_RANDOM_WEIGHTS["learning_rate"], FROM_RANDOM_WEIGHTS["air_weight"])
+    assert settings(width=8) == (FROM_RANDOM_WEIGHTS["learning_rate"], FROM_RANDOM_WEIGHTS["air_weight"])
+    assert settings(learning_rate=2e-3, air_weight=0.5) == (2e-3, 0.5)
+    model = C2SDenoiser(max_iter=1, random_state=0, noise_model="gaussian", init="random").fit(noisy)
+    model.set_params(warm_start=True).fit(noisy)  # continues trained weights
+    assert (seen[-1].learning_rate, seen[-1].air_weight) == tuple(FROM_TRAINED_WEIGHTS.values())

@@ -27,6 +27,7 @@ from c2s_denoise.engine import (
     resolve_training_dtype,
     train_network,
 )
+from c2s_denoise.engine.prior import FROM_RANDOM_WEIGHTS
 
 from .base import PeerLoss
 from .blind_spot import Noise2SelfLoss, Noise2VoidLoss
@@ -34,8 +35,9 @@ from .neighbor2neighbor import Neighbor2NeighborLoss
 from .paired import Noisier2NoiseLoss, R2RLoss
 from .supervised import Noise2CleanLoss
 
-#: C2S's defaults: the peers train with the same batch, patch, learning rate and EMA unless told otherwise.
-_C2S_DEFAULTS = C2SDenoiser().get_params()
+#: C2S's defaults from random weights: the peers train with the same batch, patch, learning rate and EMA
+#: unless told otherwise.
+_C2S_DEFAULTS = {**C2SDenoiser().get_params(), **FROM_RANDOM_WEIGHTS}
 
 __all__ = ["PEERS", "UNetWithoutSkip", "denoise_peer", "make_peer", "make_peer_network", "train_peer"]
 

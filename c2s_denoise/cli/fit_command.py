@@ -118,7 +118,9 @@ def fit(
     ] = None,
     batch_size: Annotated[int | None, typer.Option("--batch-size", help="Patches per step.")] = None,
     patch_size: Annotated[int | None, typer.Option("--patch-size", help="Side of the square patches.")] = None,
-    learning_rate: Annotated[float | None, typer.Option("--learning-rate", help="Peak learning rate.")] = None,
+    learning_rate: Annotated[
+        float | None, typer.Option("--learning-rate", help="Peak learning rate (unset: lower from the prior).")
+    ] = None,
     width: Annotated[int | None, typer.Option(help="U-Net channels at the first level.")] = None,
     tau_max: Annotated[
         float | None, typer.Option("--tau-max", help="Largest added training noise, in multiples of sigma.")

@@ -24,6 +24,11 @@ noisy input) and the loss settles only 1.3-1.5 times above the healthy one, insi
 tolerance, and, right after the warm-up, inside the first window, which has no reference yet. In a
 3000-step C2S control in the same loop the largest gradient norm was 0.040 (the peers' spikes: 454
 to 13,000).
+
+A dead head that comes without a spike large enough to see (a 24,000-step C2S fit on 281 varied
+slices ended with every input of the head's SiLU below -2.7e6) is seen by its consequence: no
+gradient reaches the network's first convolution. :data:`FROZEN_STEPS` such steps in a row roll
+back too, and a window holding one is never snapshotted.
 """
 
 from __future__ import annotations
@@ -31,7 +36,12 @@ from __future__ import annotations
 import copy
 import math
 
-__all__ = ["DivergenceGuard"]
+from torch import nn
+
+__all__ = ["FROZEN_STEPS", "DivergenceGuard"]
+
+#: Steps in a row in which no gradient reached the watched kernel before the guard calls the network dead.
+FROZEN_STEPS = 20
 
 
 class DivergenceGuard:
@@ -53,6 +63,9 @@ class DivergenceGuard:
     gradient_spike : float, default=100.0
         A step whose gradient norm exceeds ``gradient_spike`` times the reference norm diverged at
         once (the reference: the mean norm of the last snapshotted window, or of the warm-up).
+    network : nn.Module, optional
+        The trained network: its first convolution kernel is watched, and :data:`FROZEN_STEPS`
+        updates in a row whose gradient left it exactly zero mean a dead network (None: not watched).
     """
 
     def __init__(
@@ -63,6 +76,7 @@ class DivergenceGuard:
         spike: float = 20.0,
         healthy: float = 1.2,
         gradient_spike: float = 100.0,
+        network: nn.Module | None = None,
     ) -> None:
         self.window = max(1, int(window))
         self.start = int(start)
@@ -79,6 +93,9 @@ class DivergenceGuard:
         self._norm_count = 0
         self._norm_reference = math.inf
         self._snapshot: dict | None = None
+        self._kernel = None if network is None else next((p for p in network.parameters() if p.dim() >= 3), None)
+        self._frozen_run = 0
+        self._frozen_in_window = False
 
     def check(self, step: int, loss: float, modules: dict[str, object], gradient_norm: float | None = None) -> bool:
         """Record ``loss`` (and ``gradient_norm``) of ``step``; return True if the state in ``modules`` was rolled
@@ -101,6 +118,13 @@ class DivergenceGuard:
             self._close_norm_window()
         if self._snapshot is not None and math.isfinite(self.best) and not loss <= self.spike * self.best:
             return self._rollback(modules)
+        if watch_norm and self._frozen():
+            self._frozen_run += 1
+            self._frozen_in_window = True
+            if self._frozen_run >= FROZEN_STEPS:
+                return self._rollback(modules)
+        else:
+            self._frozen_run = 0
         if watch_norm:
             if gradient_norm > self.gradient_spike * self._norm_reference:
                 return self._rollback(modules)
@@ -114,14 +138,20 @@ class DivergenceGuard:
         self._sum, self._count = 0.0, 0
         if not mean <= self.tolerance * self.best:
             return self._rollback(modules)
-        if mean <= self.healthy * self.best:
+        if mean <= self.healthy * self.best and not self._frozen_in_window:
             # only clearly healthy windows are snapshotted, so that a run drifting towards a dead
             # network (between healthy and tolerance) is never saved as the state to return to
             self._snapshot = self._copy(modules)
             self._close_norm_window()
         self._norm_sum, self._norm_count = 0.0, 0
+        self._frozen_in_window = False
         self.best = min(self.best, mean)
         return False
+
+    def _frozen(self) -> bool:
+        """Whether this step's gradient left the watched kernel exactly zero (a dead head passes none)."""
+        grad = None if self._kernel is None else self._kernel.grad
+        return grad is not None and not bool(grad.any())
 
     def _close_norm_window(self) -> None:
         """The mean gradient norm of the steps since the last snapshot becomes the reference (if there were any)."""
@@ -140,4 +170,5 @@ class DivergenceGuard:
         self.lr_scale *= 0.5
         self._sum, self._count = 0.0, 0
         self._norm_sum, self._norm_count = 0.0, 0
+        self._frozen_run, self._frozen_in_window = 0, False
         return True

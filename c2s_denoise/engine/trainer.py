@@ -302,7 +302,7 @@ def train_network(
     optimizer = make_optimizer(network, config, device)
     ema = ExponentialMovingAverage(network, config.ema_decay)
     warmup_steps = max(1, int(round(config.warmup_fraction * config.max_iter)))
-    guard = DivergenceGuard(window=min(500, max(50, config.max_iter // 20)), start=warmup_steps)
+    guard = DivergenceGuard(window=min(500, max(50, config.max_iter // 20)), start=warmup_steps, network=network)
     used = [1.0 / config.max_iter]  # fraction of the budget used so far, updated each step (time budgets)
 
     def lr_multiplier(step: int) -> float:

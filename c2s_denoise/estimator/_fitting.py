@@ -26,7 +26,13 @@ from ..engine import (
 )
 from ..engine.distributed import rank_seed, ranks_agree
 from ..engine.patches import patch_shape
-from ..engine.prior import initialise_from_prior, prior_steps, takes_prior
+from ..engine.prior import (
+    FROM_RANDOM_WEIGHTS,
+    FROM_TRAINED_WEIGHTS,
+    initialise_from_prior,
+    prior_steps,
+    takes_prior,
+)
 from ..physics.noise import resolve_noise_model
 from ._channels import as_parts, demodulated, resolve_context_slices
 from ._layouts import check_kind, item_scales
@@ -195,16 +201,18 @@ class FittingMixin:
         pixels = sum(math.prod(shape[1:]) for shape in shapes)
         return prior_steps(pixels, math.prod(patch_shape(shapes, self.patch_size, depth)), self.batch_size, AUTO_STEPS)
 
-    def _training_config(self, device: torch.device, steps: int) -> TrainingConfig:
+    def _training_config(self, device: torch.device, steps: int, adapting: bool) -> TrainingConfig:
+        """The engine's settings; ``"auto"`` learning rate and air weight follow ``adapting`` trained weights."""
+        auto = FROM_TRAINED_WEIGHTS if adapting else FROM_RANDOM_WEIGHTS
         return TrainingConfig(
             max_iter=steps,
             max_time=None if self.max_time is None else float(self.max_time),
             batch_size=self.batch_size,
             patch_size=self.patch_size,
-            learning_rate=self.learning_rate,
+            learning_rate=auto["learning_rate"] if self.learning_rate == "auto" else float(self.learning_rate),
             ema_decay=self.ema_decay,
             refinement=float(self.refinement),
-            air_weight=float(self.air_weight),
+            air_weight=auto["air_weight"] if self.air_weight == "auto" else float(self.air_weight),
             compute_dtype=resolve_training_dtype(self.precision, device),
             patch_depth=self.patch_depth,
         )
@@ -290,12 +298,12 @@ class FittingMixin:
             network.load_state_dict(initial.state_dict())
         from_prior = initial is None and self.init == "prior" and initialise_from_prior(network)
         device = resolve_device(self.device)
-        steps = self._steps(inputs, adapting=initial is not None or from_prior)
+        adapting = initial is not None or from_prior
         return train_gdsm(
             network,
             inputs,
             levels,
-            config=self._training_config(device, steps),
+            config=self._training_config(device, self._steps(inputs, adapting), adapting),
             schedule=NoiseSchedule(self.noise_schedule, self.tau_max),
             loss_fn=GDSMLoss(alpha=self.loss_alpha, lambda_out_power=LOSS_WEIGHTINGS[self.loss_weighting]),
             generator=torch.Generator().manual_seed(rank_seed(seed)),  # its own patches on each rank

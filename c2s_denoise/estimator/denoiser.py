@@ -122,17 +122,18 @@ class C2SDenoiser(
         Training patches per step.
     patch_size : int, default=48
         Side of the square training patches.
-    learning_rate : float, default=5e-3
-        Peak learning rate (AdamW, linear warm-up then cosine decay), in ``(0, 1]``. A loss that
-        becomes non-finite is rolled back by the divergence guard once it holds a healthy state
-        (after the warm-up); before that, ``fit`` raises a ``FloatingPointError`` naming the step.
+    learning_rate : float or "auto", default="auto"
+        Peak learning rate (AdamW, linear warm-up then cosine decay), in ``(0, 1]``; ``"auto"``:
+        5e-3 from random weights, 1e-3 from the prior or a warm start. A non-finite loss is rolled
+        back by the divergence guard once it holds a healthy state (after the warm-up); before
+        that, ``fit`` raises a ``FloatingPointError`` naming the step.
     ema_decay : float, default=0.999
         Decay of the exponential moving average of the weights used for inference (with warm-up).
-    air_weight : float, default=0.125
+    air_weight : float or "auto", default="auto"
         Probability of keeping a drawn training patch that holds only background noise (air):
         patches whose root-mean-square is below the noise's own plus one ``sigma``
-        (docs/method.md section 3). The default spends the training steps on tissue; 1 draws
-        patches uniformly over the field of view.
+        (docs/method.md section 3); 1 draws patches uniformly over the field of view. ``"auto"``:
+        0.125 from random weights (the steps go to tissue), 1 from the prior or a warm start.
     precision : {"auto", "float32", "bfloat16"}, default="auto"
         Arithmetic of training: ``"bfloat16"`` runs the network's convolutions in bfloat16 mixed
         precision (weights, optimiser, EMA and loss stay float32); ``"auto"`` uses it where the
@@ -294,9 +295,9 @@ class C2SDenoiser(
         max_time=None,
         batch_size=8,
         patch_size=48,
-        learning_rate=5e-3,
+        learning_rate="auto",
         ema_decay=0.999,
-        air_weight=0.125,
+        air_weight="auto",
         precision="auto",
         self_ensemble=True,
         inference_batch_size=8,
