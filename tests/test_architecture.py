@@ -21,6 +21,7 @@ LAYERS = {
     "physics": 0,
     "engine": 0,
     "metrics": 0,
+    "sure_weights": 0,
     "io": 1,
     "estimator": 2,
     "workflows": 3,

@@ -14,11 +14,13 @@ import torch
 from ..engine import denoise_images, resolve_device
 from ..metrics import data_range, psnr, sure_psnr
 from ..physics.complex_floor import complex_floor_error, shrink_complex_floor
-from ._channels import as_parts, demodulated
+from ._channels import as_parts, demodulated, network_inputs
 from ._layouts import is_label_vector, split_contrast_items, split_volumes
-from ._magnitude_path import from_network
+from ._lazy_layouts import is_lazy
+from ._magnitude_path import from_network, to_network
 from ._noise_levels import MIN_RELATIVE_SIGMA, effective_coils, noise_level, sigma_rule
 from ._noise_maps import is_map_rule
+from ._planes import MIN_SLICES, multiplanar_volume
 from ._reading import Items
 from ._volumes import volumes_to_slices
 
@@ -147,24 +149,10 @@ class InferenceMixin:
         for contrast, network in self._fitted_networks().items():
             if contrasts is not None and contrast not in contrasts:
                 continue
-            dims = network.config.get("spatial_dims", 2)
-            inputs, levels, _ = self._network_inputs(parts, part_sigmas, part_scales, contrast, is_complex, dims)
-            denoised = denoise_images(
-                network,
-                inputs,
-                levels,
-                device=resolve_device(self.device, or_cpu=True),  # a model fitted on a GPU denoises here
-                batch_size=self.inference_batch_size,
-                self_ensemble=self.self_ensemble,
-            )
-            if dims == 3:
-                denoised = volumes_to_slices(denoised)
-            position = 0
-            for output, scale, sigma in zip(outputs, part_scales, part_sigmas):
-                depth = output.shape[1]
-                stack = torch.stack(denoised[position : position + depth], dim=1).numpy()  # (channels, D, H, W)
-                channels = slice(contrast, contrast + n_denoised_channels)
-                output[channels] = stack * scale[channels, None, None, None]
+            channels = slice(contrast, contrast + n_denoised_channels)
+            stacks = self._network_outputs(network, parts, part_sigmas, part_scales, contrast, is_complex)
+            for output, stack, sigma in zip(outputs, stacks, part_sigmas):
+                output[channels] = stack
                 output[contrast] = from_network(
                     output[contrast],
                     float(sigma[contrast]),
@@ -173,13 +161,73 @@ class InferenceMixin:
                     self.magnitude_correction_,
                     float(self.floor_shrinkage),
                 )
-                position += depth
         if is_complex:  # the air of a complex image comes out flat too (physics.complex_floor)
             complex_outputs = [
                 _without_floor(output[0] + 1j * output[1], float(sigma[0]), float(self.floor_shrinkage))[None]
                 for output, sigma in zip(outputs, part_sigmas)
             ]
             return complex_outputs if phases is None else [out * phase for out, phase in zip(complex_outputs, phases)]
+        return outputs
+
+    def _network_outputs(
+        self, network, parts: Items, sigmas: np.ndarray, scales: np.ndarray, contrast: int, is_complex: bool
+    ) -> list[np.ndarray]:
+        """The network's estimate of the denoised channels of each part, ``(channels, D, H, W)``, in input units.
+
+        Magnitude parts stay in the network's (stabilised) domain. With ``multiplanar``, the
+        volumes of at least ``MIN_SLICES`` slices that a 2-D network denoises are denoised along
+        their three axes and mixed by SURE (:func:`~c2s_denoise.estimator._planes.multiplanar_volume`);
+        lazily read volumes, whose slices are read one at a time, keep their acquired slices.
+        """
+        dims = network.config.get("spatial_dims", 2)
+        channels = slice(contrast, contrast + (2 if is_complex else 1))
+        run = functools.partial(
+            denoise_images,
+            network,
+            device=resolve_device(self.device, or_cpu=True),  # a model fitted on a GPU denoises here
+            batch_size=self.inference_batch_size,
+        )
+        planar = [
+            self.multiplanar and dims == 2 and not is_lazy(part) and part.shape[1] >= MIN_SLICES and sigma[contrast] > 0
+            for part, sigma in zip(parts, sigmas)
+        ]
+        outputs: list[np.ndarray] = [np.empty(0)] * len(parts)
+        acquired = [index for index, is_planar in enumerate(planar) if not is_planar]
+        if acquired:
+            inputs, levels, _ = self._network_inputs(
+                [parts[i] for i in acquired], sigmas[acquired], scales[acquired], contrast, is_complex, dims
+            )
+            denoised = run(inputs, levels, self_ensemble=self.self_ensemble)
+            if dims == 3:
+                denoised = volumes_to_slices(denoised)
+            position = 0
+            for index in acquired:
+                depth = parts[index].shape[1]
+                stack = torch.stack(denoised[position : position + depth], dim=1).numpy()  # (channels, D, H, W)
+                outputs[index] = stack * scales[index][channels, None, None, None]
+                position += depth
+        for index in (index for index, is_planar in enumerate(planar) if is_planar):
+            volume = to_network(
+                [parts[index]], sigmas[index : index + 1], self.noise_model_, self.n_coils_, self.magnitude_correction_
+            )[0]
+
+            def denoise(slices: np.ndarray, ensemble: bool, index: int = index) -> np.ndarray:
+                inputs, levels, _ = network_inputs(
+                    [slices],
+                    sigmas[index : index + 1],
+                    scales[index : index + 1],
+                    contrast,
+                    self.context_slices_,
+                    is_complex=is_complex,
+                    min_relative_sigma=MIN_RELATIVE_SIGMA,
+                )
+                tensors = [torch.from_numpy(array) for array in inputs]
+                denoised = run(tensors, torch.tensor(levels, dtype=torch.float32), self_ensemble=ensemble)
+                return torch.stack(denoised, dim=1).numpy() * scales[index][channels, None, None, None]
+
+            once = functools.partial(denoise, ensemble=False)
+            full = functools.partial(denoise, ensemble=True) if self.self_ensemble else once
+            outputs[index] = multiplanar_volume(full, once, volume, channels, float(sigmas[index][contrast]))[0]
         return outputs
 
     def _read_references(self, y, items: list[np.ndarray], names: tuple[str, ...] | None) -> list[np.ndarray]:

@@ -161,6 +161,7 @@ PARAMETER_CONSTRAINTS: dict[str, list[Constraint]] = {
     "air_weight": [Interval(Real, 0, 1, "right"), _options(["auto"])],
     "precision": [_options(PRECISIONS)],
     "self_ensemble": [BOOLEAN],
+    "multiplanar": [BOOLEAN],
     "inference_batch_size": [Interval(Integral, 1, None, "left")],
     "image_shape": [_instance(tuple), _instance(list), NONE],
     "contrasts": [_instance(tuple), _instance(list), NONE],

@@ -1,9 +1,8 @@
 """The scikit-learn estimator :class:`C2SDenoiser`: its parameters, their reference, ``fit`` and ``transform``.
 
-Its other methods and private steps are mixins in this package: :mod:`._reading`,
-:mod:`._fitting`, :mod:`._inference`, :mod:`._persistence`, :mod:`._table_output`; its
-parameters' constraints are :data:`._parameters.PARAMETER_CONSTRAINTS`, checked by
-:func:`._parameters.validate_params`.
+Its other methods and private steps are mixins in this package: :mod:`._reading`, :mod:`._fitting`,
+:mod:`._inference`, :mod:`._persistence`, :mod:`._table_output`; its parameters' constraints are
+:data:`._parameters.PARAMETER_CONSTRAINTS`, checked by :func:`._parameters.validate_params`.
 """
 
 from __future__ import annotations
@@ -43,52 +42,45 @@ class C2SDenoiser(
         (the choice is kept in ``sigma_methods_``). With ``contrasts``, a dict
         ``{contrast: float or method}`` sets it per contrast; a single value applies to every
         contrast (a method is then applied to each contrast separately).
-        Noise that varies across the image (parallel imaging's g-factor, a bias-field
-        correction): a noise map per item, an array of the item's shape holding the local level
-        (a list with one map per item, or an array in the layout of ``X``), or ``"local"`` to
-        estimate a map per item from the image alone. The item is divided by the map relative
-        to its median, denoised at that one level and multiplied back (docs/method.md section
-        11); for new images give their maps with ``set_params(sigma=[...])`` before
-        :meth:`transform`. Maps take one contrast and images held in memory. With one level
-        per item, ``fit`` warns when an item's local noise map spans more than a factor 1.25
-        (its 10th to 90th percentile).
+        Noise that varies across the image (g-factor, bias-field correction): a noise map per
+        item of the item's shape (a list, or an array in the layout of ``X``), or ``"local"``
+        to estimate one per item. The item is divided by the map relative to its median,
+        denoised at that level and multiplied back (docs/method.md section 11); for new images
+        give their maps with ``set_params(sigma=[...])`` before :meth:`transform`. Maps take one
+        contrast and images held in memory. With one level per item, ``fit`` warns when an
+        item's local noise map spans more than a factor 1.25 (10th to 90th percentile).
     noise_model : {"auto", "gaussian", "rician", "ncchi"}, default="auto"
         Distribution of the noise. ``"gaussian"``: additive white Gaussian noise (complex data,
-        real images with negative values). ``"rician"`` / ``"ncchi"``: magnitude images from
-        one / ``n_coils`` coils combined by root-sum-of-squares, handled as ``magnitude_correction``
-        says (docs/method.md section 10). ``"auto"``: Gaussian for complex input or input with
-        negative values, otherwise noncentral chi with ``n_coils`` coils (Rician for 1, fitted to
-        the air with the default ``n_coils="auto"``).
+        real images with negative values). ``"rician"`` / ``"ncchi"``: magnitude images of one /
+        ``n_coils`` root-sum-of-squares coils (``magnitude_correction``; docs/method.md section
+        10). ``"auto"``: Gaussian for complex input or input with negative values, otherwise
+        noncentral chi with ``n_coils`` coils (Rician for 1; fitted to the air by default).
     n_coils : float or "auto", default="auto"
-        Coils behind a root-sum-of-squares magnitude image (``noise_model`` "ncchi" or "auto"); an
-        effective, non-integer number is accepted (correlated coils act as fewer, noisier ones).
+        Coils behind a root-sum-of-squares magnitude image (``noise_model`` "ncchi" or "auto"); a
+        non-integer, effective number is accepted (correlated coils act as fewer, noisier ones).
         ``"auto"``: the effective number and ``sigma`` are fitted together to the air of the
         magnitude images (median over the items, below 1.1 read as one coil; one coil, with a
         warning, where there is no air); the number used is in ``n_coils_``.
     magnitude_correction : {"vst", "mean"}, default="vst"
-        How magnitude noise (``noise_model_`` "rician"/"ncchi") is handled. ``"vst"``: the network
-        trains on and denoises the variance-stabilised magnitude (noise close to Gaussian of level
-        ``sigma`` at every signal level, air included), and its output goes through the exact
-        unbiased inverse of the stabilised mean; ``"mean"``: the network denoises the magnitude
-        itself and the mean ``E[M | A]`` of its output is inverted (docs/method.md section 10).
-        Ignored for Gaussian noise.
+        Magnitude noise (``noise_model_`` "rician"/"ncchi"). ``"vst"``: the network denoises the
+        variance-stabilised magnitude (noise close to Gaussian of level ``sigma`` at every signal
+        level, air included), its output goes through the exact unbiased inverse of the stabilised
+        mean; ``"mean"``: it denoises the magnitude and the mean ``E[M | A]`` of its output is
+        inverted (docs/method.md section 10). Ignored for Gaussian noise.
     floor_shrinkage : float, default=2.0
         With ``magnitude_correction="vst"``: near the air's level the exact inverse is a square
         root that turns the denoised image's small residual errors into scattered bright pixels;
         the estimate of ``A**2`` there is soft-thresholded by this many spreads of that error,
-        measured on each denoised item from its values below the air's level, where a 5 x 5
-        median is near the floor (air, not dark tissue; docs/method.md section 10). 0 keeps the
-        exact unbiased inverse. For complex images it removes the floor that the remaining
-        error leaves in the magnitude of the air: ``|x|**2`` is estimated as
-        ``max(|z|**2 - t 2 s**2, 0)``, the error's spread ``s`` measured from the pixels below the
-        noise level. Applied at ``transform``, so it can be changed after ``fit``.
+        measured on each denoised item below the air's level where a 5 x 5 median is near the
+        floor (air, not dark tissue; docs/method.md section 10). 0 keeps the exact unbiased
+        inverse. Complex images: ``|x|**2`` is estimated as ``max(|z|**2 - t 2 s**2, 0)``, ``s``
+        the error's spread below the noise level. Applied at ``transform`` (changeable after ``fit``).
     refinement : float, default=0.0
         Detail refinement ``rho = sigma_target / sigma_data`` in ``[0, 1)``. 0 gives the MMSE
         denoiser; larger values keep a fraction ``rho**2`` of the noisy image's fine texture.
     tau_max : float, default=1.5
-        Largest added training noise, in ``(0, 100]``, as a multiple of the data noise level
-        ``sigma_data``. Larger values cover more noise levels but need longer training (1.5 was
-        best for 1-minute CPU fits in our measurements; 5 lost 3 dB there).
+        Largest added training noise, in ``(0, 100]``, in units of the data noise level ``sigma_data``.
+        Larger values cover more levels but need longer training (1.5 was best for 1-minute CPU fits; 5 lost 3 dB).
     noise_schedule : {"added", "total", "fixed"}, default="added"
         ``"added"`` samples the added noise ``tau ~ U(0, tau_max sigma_data]`` (the paper's
         reparameterisation); ``"total"`` samples the total level uniformly (ablation);
@@ -143,6 +135,12 @@ class C2SDenoiser(
     self_ensemble : bool, default=True
         Average the output over the 8 flips/rotations (8x the inference cost, small next to the
         fit; +0.2 to +0.4 dB on the benchmarks). False: one forward pass.
+    multiplanar : bool, default=True
+        A 2-D network also denoises volumes of 16 slices or more along their other two axes
+        (coronal, sagittal for axial slices), the three results mixed with the weights minimising
+        Stein's unbiased risk estimate on each volume: near the mean for near-isotropic voxels, the
+        acquired slices for thick or distant ones (docs/method.md section 6, with its cost: several
+        times the inference of the acquired slices); lazily read volumes keep theirs. False: off.
     inference_batch_size : int, default=8
         Slices per forward pass in ``transform`` on a GPU; on the CPU one at a time, so that a
         slice's result does not depend on the slices denoised with it.
@@ -300,6 +298,7 @@ class C2SDenoiser(
         air_weight="auto",
         precision="auto",
         self_ensemble=True,
+        multiplanar=True,
         inference_batch_size=8,
         image_shape=None,
         contrasts=None,
@@ -337,6 +336,7 @@ class C2SDenoiser(
         self.air_weight = air_weight
         self.precision = precision
         self.self_ensemble = self_ensemble
+        self.multiplanar = multiplanar
         self.inference_batch_size = inference_batch_size
         self.image_shape = image_shape
         self.contrasts = contrasts

@@ -40,6 +40,7 @@ _PARAMS_BEFORE_THEY_EXISTED: dict[str, Any] = {
     "patch_depth": 16,
     "conv3d": "full",
     "init": "random",  # before the prior: every fit started from random weights
+    "multiplanar": False,  # before the three slicing planes: volumes were denoised along their slices
 }
 
 
