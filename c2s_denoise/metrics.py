@@ -27,6 +27,7 @@ import numpy as np
 __all__ = [
     "DEFAULT_SSIM",
     "SSIM_CONVENTIONS",
+    "SURE_PROBE_STEP",
     "data_range",
     "psnr",
     "psnr_from_mse",
@@ -145,6 +146,10 @@ def psnr_scorer(estimator, X, y) -> float:
     return float(np.mean(reference_psnrs(X, y)))
 
 
+#: Step of the Monte-Carlo divergence probe of SURE, in units of sigma (Ramani et al. 2008).
+SURE_PROBE_STEP = 1e-2
+
+
 def sure_psnr(
     noisy: np.ndarray,
     denoised: np.ndarray,
@@ -180,7 +185,7 @@ def sure_psnr(
     float
         In dB; the identity map ``f(y) = y`` scores ``10 log10(peak**2 / (2 sigma**2))``.
     """
-    epsilon = 1e-2 * sigma
+    epsilon = SURE_PROBE_STEP * sigma
     is_complex = np.iscomplexobj(noisy)
     probe = rng.standard_normal(noisy.shape)
     if is_complex:

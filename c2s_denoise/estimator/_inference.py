@@ -14,10 +14,10 @@ import torch
 from ..engine import denoise_images, resolve_device
 from ..metrics import data_range, psnr, sure_psnr
 from ..physics.complex_floor import complex_floor_error, shrink_complex_floor
-from ._channels import as_parts, demodulated, network_inputs
+from ._channels import as_parts, demodulated
 from ._layouts import is_label_vector, split_contrast_items, split_volumes
 from ._lazy_layouts import is_lazy
-from ._magnitude_path import from_network, to_network
+from ._magnitude_path import from_network
 from ._noise_levels import MIN_RELATIVE_SIGMA, effective_coils, noise_level, sigma_rule
 from ._noise_maps import is_map_rule
 from ._planes import MIN_SLICES, multiplanar_volume
@@ -207,23 +207,13 @@ class InferenceMixin:
                 outputs[index] = stack * scales[index][channels, None, None, None]
                 position += depth
         for index in (index for index, is_planar in enumerate(planar) if is_planar):
-            volume = to_network(
-                [parts[index]], sigmas[index : index + 1], self.noise_model_, self.n_coils_, self.magnitude_correction_
-            )[0]
+            rows = slice(index, index + 1)
+            volume = self._stabilised([parts[index]], sigmas[rows])[0]
 
-            def denoise(slices: np.ndarray, ensemble: bool, index: int = index) -> np.ndarray:
-                inputs, levels, _ = network_inputs(
-                    [slices],
-                    sigmas[index : index + 1],
-                    scales[index : index + 1],
-                    contrast,
-                    self.context_slices_,
-                    is_complex=is_complex,
-                    min_relative_sigma=MIN_RELATIVE_SIGMA,
-                )
-                tensors = [torch.from_numpy(array) for array in inputs]
-                denoised = run(tensors, torch.tensor(levels, dtype=torch.float32), self_ensemble=ensemble)
-                return torch.stack(denoised, dim=1).numpy() * scales[index][channels, None, None, None]
+            def denoise(slices: np.ndarray, ensemble: bool, rows: slice = rows) -> np.ndarray:
+                inputs, levels, _ = self._slice_inputs([slices], sigmas[rows], scales[rows], contrast, is_complex)
+                denoised = run(inputs, levels, self_ensemble=ensemble)
+                return torch.stack(denoised, dim=1).numpy() * scales[rows][0][channels, None, None, None]
 
             once = functools.partial(denoise, ensemble=False)
             full = functools.partial(denoise, ensemble=True) if self.self_ensemble else once

@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from ..metrics import SURE_PROBE_STEP
 from ..sure_weights import sure_weights
 
 __all__ = ["MIN_SLICES", "SLICING_PLANES", "multiplanar_volume"]
@@ -28,8 +29,6 @@ SLICING_PLANES = ((0, 1, 2), (1, 0, 2), (2, 1, 0))
 MIN_SLICES = 16
 #: Seed of the divergence probe: fixed, so that ``transform`` is deterministic and each item's result is its own.
 PROBE_SEED = 0
-#: Step of the divergence probe in units of sigma (as :func:`~c2s_denoise.metrics.sure_psnr`).
-PROBE_STEP = 1e-2
 
 Denoise = Callable[[np.ndarray], np.ndarray]
 
@@ -73,7 +72,7 @@ def multiplanar_volume(
     """
     noisy = volume[channels]
     probe = np.random.default_rng(PROBE_SEED).standard_normal(noisy.shape).astype(volume.dtype)
-    epsilon = PROBE_STEP * sigma
+    epsilon = SURE_PROBE_STEP * sigma
     perturbed = volume.copy()
     perturbed[channels] += epsilon * probe
     singles, divergences = [], []

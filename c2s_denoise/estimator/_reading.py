@@ -178,8 +178,6 @@ class ReadingMixin:
 
         Lazily read volumes give a :class:`~c2s_denoise.estimator._lazy_layouts.LazySlice` per slice instead.
         """
-        noise_model = self.noise_model_
-        correction, n_coils = self.magnitude_correction_, self.n_coils_
         if parts and is_lazy(parts[0]):
             lazy, levels, n_channels = lazy_network_inputs(
                 parts,
@@ -188,12 +186,22 @@ class ReadingMixin:
                 is_complex,
                 self.context_slices_,
                 MIN_RELATIVE_SIGMA,
-                to_network=lambda window, sigma: to_network([window], sigma, noise_model, n_coils, correction)[0],
+                to_network=lambda window, sigma: self._stabilised([window], sigma)[0],
                 demodulate=bool(getattr(self, "phase_demodulated_", False)),
             )
             return lazy, torch.tensor(levels, dtype=torch.float32), n_channels
+        return self._slice_inputs(self._stabilised(parts, sigmas), sigmas, scales, contrast, is_complex, dims)
+
+    def _stabilised(self, parts: Items, sigmas: np.ndarray) -> Items:
+        """``parts`` as the network sees them (:func:`~._magnitude_path.to_network`); new arrays, or ``parts``."""
+        return to_network(parts, sigmas, self.noise_model_, self.n_coils_, self.magnitude_correction_)
+
+    def _slice_inputs(
+        self, parts: Items, sigmas: np.ndarray, scales: np.ndarray, contrast: int, is_complex: bool, dims: int = 2
+    ) -> tuple[list[torch.Tensor], torch.Tensor, int]:
+        """:meth:`_network_inputs` of parts already in the network's domain (:meth:`_stabilised`), held in memory."""
         inputs, levels, n_channels = network_inputs(
-            to_network(parts, sigmas, noise_model, n_coils, correction),
+            parts,
             sigmas,
             scales,
             contrast,
