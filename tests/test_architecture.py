@@ -22,6 +22,7 @@ LAYERS = {
     "engine": 0,
     "metrics": 0,
     "sure_weights": 0,
+    "sure_filter": 0,
     "io": 1,
     "estimator": 2,
     "workflows": 3,

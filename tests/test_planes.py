@@ -17,21 +17,13 @@ import itertools
 
 import numpy as np
 import pytest
+from conftest import smooth_periodic as _smooth
 
 from c2s_denoise import C2SDenoiser
 from c2s_denoise import sure_weights as sure_weights_module
 from c2s_denoise.estimator import _planes
 from c2s_denoise.estimator._planes import MIN_SLICES, SLICING_PLANES, multiplanar_volume
 from c2s_denoise.sure_weights import sure_weights
-
-
-def _smooth(volume: np.ndarray, axes: tuple[int, ...], passes: int = 1) -> np.ndarray:
-    """``passes`` times the [1, 2, 1] / 4 filter along each of ``axes`` (periodic): linear, symmetric."""
-    out = volume
-    for _ in range(passes):
-        for axis in axes:
-            out = 0.5 * out + 0.25 * (np.roll(out, 1, axis) + np.roll(out, -1, axis))
-    return out
 
 
 def _filter_trace(passes: int, n_axes: int) -> float:
@@ -117,7 +109,7 @@ def test_near_isotropic_volumes_mix_the_planes_and_layered_ones_keep_their_slice
 
     def errors(clean):
         noisy = clean + sigma * rng.standard_normal(clean.shape)
-        mix, weights = multiplanar_volume(in_plane, in_plane, noisy, slice(0, 1), sigma)
+        mix, weights = multiplanar_volume(in_plane, in_plane, noisy, slice(0, 1), sigma, sure_filter=False)
         planes = [_planes._along(in_plane, noisy, order) for order in SLICING_PLANES]
         return float(np.mean((mix - clean) ** 2)), [float(np.mean((p - clean) ** 2)) for p in planes], weights
 
@@ -138,12 +130,29 @@ def test_the_full_denoiser_runs_only_along_planes_with_weight():
         shapes.append(v.shape)
         return once(v)
 
-    mix, weights = multiplanar_volume(full, once, noisy, slice(0, 1), 0.5)
+    mix, weights = multiplanar_volume(full, once, noisy, slice(0, 1), 0.5, sure_filter=False)
     weighted = [plane for plane in range(3) if weights[plane] > 0]
     assert weights[0] > 0.99 and len(weighted) < 3
     assert shapes == [tuple(noisy.shape[i] for i in (0, *(1 + a for a in SLICING_PLANES[p]))) for p in weighted]
     expected = sum(weights[p] * _planes._along(once, noisy, SLICING_PLANES[p]) for p in weighted)
     np.testing.assert_allclose(mix, expected, rtol=1e-12)
+
+
+def test_with_the_sure_filter_the_weighted_planes_are_filtered_together():
+    rng = np.random.default_rng(10)
+    clean = _isotropic_volume((24, 32, 32), seed=11)[None]
+    noisy = clean + 0.5 * rng.standard_normal(clean.shape)
+    in_plane = lambda v: _smooth(v, (2, 3), passes=3)  # noqa: E731
+    filtered, weights = multiplanar_volume(in_plane, in_plane, noisy, slice(0, 1), 0.5)
+    convex, same = multiplanar_volume(in_plane, in_plane, noisy, slice(0, 1), 0.5, sure_filter=False)
+    np.testing.assert_array_equal(weights, same)
+    perturbed, probe, epsilon = _planes.probed(noisy, slice(0, 1), 0.5)
+    planes = [p for p in range(3) if weights[p] > 0]
+    singles = [_planes._along(in_plane, noisy, SLICING_PLANES[p]) for p in planes]
+    responses = [_planes._along(in_plane, perturbed, SLICING_PLANES[p]) for p in planes]
+    expected = _planes.sure_filtered(singles, singles, responses, probe, epsilon, noisy, 0.5)
+    np.testing.assert_allclose(filtered, expected, rtol=1e-10)
+    assert np.mean((filtered - clean) ** 2) < 0.95 * np.mean((convex - clean) ** 2)
 
 
 @pytest.fixture(scope="module")
@@ -159,9 +168,10 @@ def test_the_estimator_sends_the_volume_through_each_plane(volume_model, monkeyp
     model, noisy = volume_model
     for plane, order in enumerate(SLICING_PLANES):
         monkeypatch.setattr(_planes, "sure_weights", lambda r, d, s, plane=plane: np.eye(3)[plane])
-        forced = model.set_params(multiplanar=True).transform([noisy])[0]
+        forced = model.set_params(multiplanar=True, sure_filter=False).transform([noisy])[0]
         along = model.set_params(multiplanar=False).transform([noisy.transpose(order)])[0]
         np.testing.assert_allclose(forced, along.transpose(np.argsort(order)), atol=1e-6)
+    model.set_params(sure_filter=True)
 
 
 def test_images_and_multiplanar_false_are_unchanged_and_results_repeat(volume_model):

@@ -176,7 +176,8 @@ class InferenceMixin:
 
         Magnitude parts stay in the network's (stabilised) domain. With ``multiplanar``, the
         volumes of at least ``MIN_SLICES`` slices that a 2-D network denoises are denoised along
-        their three axes and mixed by SURE (:func:`~c2s_denoise.estimator._planes.multiplanar_volume`);
+        their three axes and mixed by SURE (:func:`~c2s_denoise.estimator._planes.multiplanar_volume`; with
+        ``sure_filter``, by the SURE filter over the planes);
         lazily read volumes, whose slices are read one at a time, keep their acquired slices.
         """
         dims = network.config.get("spatial_dims", 2)
@@ -217,7 +218,8 @@ class InferenceMixin:
 
             once = functools.partial(denoise, ensemble=False)
             full = functools.partial(denoise, ensemble=True) if self.self_ensemble else once
-            outputs[index] = multiplanar_volume(full, once, volume, channels, float(sigmas[index][contrast]))[0]
+            sigma = float(sigmas[index][contrast])
+            outputs[index] = multiplanar_volume(full, once, volume, channels, sigma, self.sure_filter)[0]
         return outputs
 
     def _read_references(self, y, items: list[np.ndarray], names: tuple[str, ...] | None) -> list[np.ndarray]:

@@ -162,6 +162,7 @@ PARAMETER_CONSTRAINTS: dict[str, list[Constraint]] = {
     "precision": [_options(PRECISIONS)],
     "self_ensemble": [BOOLEAN],
     "multiplanar": [BOOLEAN],
+    "sure_filter": [BOOLEAN],
     "inference_batch_size": [Interval(Integral, 1, None, "left")],
     "image_shape": [_instance(tuple), _instance(list), NONE],
     "contrasts": [_instance(tuple), _instance(list), NONE],

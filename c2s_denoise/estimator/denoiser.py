@@ -136,11 +136,12 @@ class C2SDenoiser(
         Average the output over the 8 flips/rotations (8x the inference cost, small next to the
         fit; +0.2 to +0.4 dB on the benchmarks). False: one forward pass.
     multiplanar : bool, default=True
-        A 2-D network also denoises volumes of 16 slices or more along their other two axes
-        (coronal, sagittal for axial slices), the three results mixed with the weights minimising
-        Stein's unbiased risk estimate on each volume: near the mean for near-isotropic voxels, the
-        acquired slices for thick or distant ones (docs/method.md section 6, with its cost: several
-        times the inference of the acquired slices); lazily read volumes keep theirs. False: off.
+        A 2-D network also denoises volumes of 16 slices or more along their other two axes, the
+        planes weighted by Stein's unbiased risk estimate (SURE) on each volume (docs/method.md
+        section 6; several times the inference); lazily read volumes keep their slices. False: off.
+    sure_filter : bool, default=True
+        With ``multiplanar``, mix the planes by the 3 x 3 x 3 linear filter over each that minimises SURE on the
+        volume (fitted on the same single passes as the weights; docs/method.md section 6). False: the weights.
     inference_batch_size : int, default=8
         Slices per forward pass in ``transform`` on a GPU; on the CPU one at a time, so that a
         slice's result does not depend on the slices denoised with it.
@@ -160,12 +161,10 @@ class C2SDenoiser(
     context_slices : int or "auto", default="auto"
         ``k > 0`` gives the network slices ``z - k .. z + k`` of every contrast as conditioning
         channels when it denoises slice ``z`` of a volume (2.5-D context; the loss acts on slice
-        ``z`` only). Needs volumes of at least ``2k`` slices; a neighbour beyond the volume's
-        end is replaced by its mirror about ``z``. ``0``: each slice alone. ``"auto"``: 1 when
-        every item is a volume of at least 2 slices and the network is 2-D, 0 otherwise (single
-        images, 3-D networks); on every MNI152 volume case of the benchmark the 2.5-D network
-        beat slice-by-slice at the same training budget (docs/method.md section 6). Which one a
-        fitted model uses: ``context_slices_``.
+        ``z`` only). Needs volumes of at least ``2k`` slices; a neighbour beyond the volume's end
+        is replaced by its mirror about ``z``. ``0``: each slice alone. ``"auto"``: 1 when every
+        item is a volume of at least 2 slices and the network is 2-D (it beat slice-by-slice on
+        every MNI152 volume case, docs/method.md section 6), 0 otherwise. Fitted: ``context_slices_``.
     spatial_dims : {2, 3, "auto"}, default=2
         2: one 2-D network denoises every slice (images and volumes alike). 3: a 3-D U-Net
         trained on ``(patch_depth, patch_size, patch_size)`` patches denoises whole volumes
@@ -299,6 +298,7 @@ class C2SDenoiser(
         precision="auto",
         self_ensemble=True,
         multiplanar=True,
+        sure_filter=True,
         inference_batch_size=8,
         image_shape=None,
         contrasts=None,
@@ -337,6 +337,7 @@ class C2SDenoiser(
         self.precision = precision
         self.self_ensemble = self_ensemble
         self.multiplanar = multiplanar
+        self.sure_filter = sure_filter
         self.inference_batch_size = inference_batch_size
         self.image_shape = image_shape
         self.contrasts = contrasts
@@ -390,11 +391,10 @@ class C2SDenoiser(
         Returns
         -------
         ndarray, list of ndarray or dict
-            Denoised images, same layout, shape and dtype as ``X`` (float64 for integer input),
-            in the input's units; contrasts that are not targets come back unchanged. ``X`` is
-            not modified. With ``set_output(transform="pandas")``, 2-D rows come back as a
-            DataFrame with the columns :meth:`get_feature_names_out` names; images and volumes
-            then raise a ``ValueError`` (a table holds rows only).
+            Denoised images, same layout, shape and dtype as ``X`` (float64 for integer input), in
+            the input's units; contrasts that are not targets come back unchanged; ``X`` is not modified.
+            With ``set_output(transform="pandas")``, 2-D rows come back as a DataFrame with the columns
+            :meth:`get_feature_names_out` names; images and volumes raise a ``ValueError`` (tables hold rows).
         """
         self._check_table_output(X)
         return self.denoise(X)[0]

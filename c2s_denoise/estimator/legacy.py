@@ -41,6 +41,7 @@ _PARAMS_BEFORE_THEY_EXISTED: dict[str, Any] = {
     "conv3d": "full",
     "init": "random",  # before the prior: every fit started from random weights
     "multiplanar": False,  # before the three slicing planes: volumes were denoised along their slices
+    "sure_filter": False,  # before the SURE filter: the network's output (or the planes' convex mix) as it was
 }
 
 
